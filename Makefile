@@ -1,0 +1,37 @@
+# Makefile: thin wrapper over CMake. `make demo` and `make check` do all set-up on Debian.
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps build demo check check-unit check-kvm bench format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps
+
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS)
+
+# Boot the built-in default guest: prints a line on the serial console and exits 0.
+demo: build
+	$(BUILD)/kiln run --kernel $(BUILD)/guests/hello.elf --timeout 60
+
+check: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+check-unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+check-kvm: build
+	cd $(BUILD) && ctest --output-on-failure -L kvm
+
+bench: build
+	$(BUILD)/bench/bench_startup $(BUILD)/kiln $(BUILD)/guests/hello.elf
+
+format:
+	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] bench/*.c guests/*.c guests/lib/*.[ch]
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,143 @@
+/* kiln.h: public API of libkiln, a userspace virtual machine monitor on Linux KVM. */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_VERSION_MAJOR 0
+#define KILN_VERSION_MINOR 1
+#define KILN_VERSION_PATCH 0
+#define KILN_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define KILN_API __attribute__((visibility("default")))
+#else
+#define KILN_API
+#endif
+
+/* Size of the buffer kiln_vm_create() fills with a one-line error message. */
+#define KILN_ERRMSG_MAX 256
+
+/* Limits enforced by kiln_vm_create(). */
+#define KILN_MIN_MEMORY (8ULL << 20)
+#define KILN_MAX_CPUS 255
+
+/* Log levels passed to a kiln_log_fn. */
+enum kiln_log_level {
+    KILN_LOG_ERROR = 0,
+    KILN_LOG_WARN = 1,
+    KILN_LOG_INFO = 2,
+    KILN_LOG_DEBUG = 3,
+};
+
+/*
+ * Receives one log line (no trailing newline). Called from any kiln thread, possibly several at
+ * once; it must be thread-safe. The default writes "kiln: LEVEL: MSG" to stderr.
+ */
+typedef void (*kiln_log_fn)(void *ctx, enum kiln_log_level level, const char *msg);
+
+/* Everything needed to build a VM. Initialise with kiln_config_init(), then set fields. */
+struct kiln_config {
+    const char *kernel_path; /* bzImage or ELF64 (vmlinux, PVH or plain 64-bit); required */
+    const char *initrd_path; /* optional */
+    const char *cmdline;     /* kernel command line; NULL means "" */
+    unsigned cpus;           /* 1..KILN_MAX_CPUS and at most KVM's limit; default 1 */
+    uint64_t memory_bytes;   /* guest RAM; default 256 MiB, at least KILN_MIN_MEMORY */
+
+    /*
+     * Serial console (COM1). Bytes the guest transmits are written to serial_out_fd, bytes read
+     * from serial_in_fd are received by the guest. Either may be -1 (none). kiln never closes
+     * them, never changes their flags or terminal mode: the caller owns them.
+     */
+    int serial_in_fd;
+    int serial_out_fd;
+    /* When true, the input byte sequence Ctrl-A x stops the VM (Ctrl-A Ctrl-A sends Ctrl-A). */
+    bool serial_escape;
+
+    uint64_t timeout_ms; /* 0: none; otherwise kiln_vm_run() ends with KILN_EXIT_TIMEOUT */
+
+    kiln_log_fn log_fn; /* NULL: the default stderr logger */
+    void *log_ctx;
+    enum kiln_log_level log_level; /* default KILN_LOG_WARN */
+};
+
+/* Why kiln_vm_run() returned. */
+enum kiln_exit_reason {
+    KILN_EXIT_POWEROFF = 0, /* the guest powered off */
+    KILN_EXIT_REBOOT,       /* the guest asked for a reset (treated as the end of the VM) */
+    KILN_EXIT_STATUS,       /* the guest wrote a status byte to the exit device; see status */
+    KILN_EXIT_TIMEOUT,      /* config.timeout_ms elapsed; the VM was stopped */
+    KILN_EXIT_CRASH,        /* the guest crashed (triple fault, KVM shutdown or crash event) */
+    KILN_EXIT_STOPPED,      /* kiln_vm_stop() was called, or the serial escape was typed */
+    KILN_EXIT_ERROR,        /* kiln or KVM failed while running; see error and message */
+};
+
+struct kiln_exit {
+    enum kiln_exit_reason reason;
+    int status; /* KILN_EXIT_STATUS: the byte written (0-255) */
+    int error;  /* KILN_EXIT_ERROR: a positive errno-style code */
+    char message[KILN_ERRMSG_MAX]; /* human-readable detail, "" if none */
+};
+
+/* Statistics a caller may read after kiln_vm_run() returns. */
+struct kiln_stats {
+    uint64_t first_run_cpu_ns;      /* process CPU time at the first KVM_RUN (0 if never ran) */
+    uint64_t guest_resident_bytes;  /* guest RAM pages the VM touched */
+    uint64_t vcpu_exits;            /* exits to userspace over all vCPUs */
+};
+
+struct kiln_vm;
+
+/* Fill *cfg with defaults. */
+KILN_API void kiln_config_init(struct kiln_config *cfg);
+
+/*
+ * Build a VM from *cfg: open /dev/kvm, allocate guest RAM, load the kernel, create devices and
+ * vCPUs. Nothing runs yet. On success returns 0 and stores the VM in *out. On failure returns
+ * -errno, stores NULL, and writes a one-line message naming the input at fault into errmsg
+ * (which must hold KILN_ERRMSG_MAX bytes). The strings in *cfg are copied.
+ */
+KILN_API int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
+                            char errmsg[KILN_ERRMSG_MAX]);
+
+/*
+ * Run the VM on the calling thread (vCPUs get their own threads) until it ends, then fill *exit.
+ * Returns 0 when *exit was filled (whatever the guest did), -errno if the VM could not start.
+ * A VM runs once.
+ */
+KILN_API int kiln_vm_run(struct kiln_vm *vm, struct kiln_exit *exit);
+
+/*
+ * Ask a running VM to stop; kiln_vm_run() then returns KILN_EXIT_STOPPED unless the VM already
+ * ended for another reason. Callable from any thread and from a signal handler.
+ */
+KILN_API void kiln_vm_stop(struct kiln_vm *vm);
+
+/*
+ * Pause all vCPUs of a running VM and return once none is executing guest code; resume lets them
+ * continue. Devices keep servicing their back ends while paused. Callable from any thread except
+ * a vCPU thread. Return 0, or -EINVAL if the VM is not running.
+ */
+KILN_API int kiln_vm_pause(struct kiln_vm *vm);
+KILN_API int kiln_vm_resume(struct kiln_vm *vm);
+
+/* Copy the VM's statistics into *stats. */
+KILN_API void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats);
+
+/* Release every resource of the VM. It must not be running. NULL is accepted. */
+KILN_API void kiln_vm_destroy(struct kiln_vm *vm);
+
+/* Library version string, e.g. "0.1.0". */
+KILN_API const char *kiln_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,55 @@
+/* cli.h: the kiln command line: option parsing, validation and exit-code mapping. */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln.h"
+
+/* Process exit codes (documented in the README). */
+#define EXIT_CODE_STATUS_MAX 123
+#define EXIT_CODE_TIMEOUT 124
+#define EXIT_CODE_KILN_ERROR 125
+#define EXIT_CODE_CRASH 126
+
+enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION };
+enum cli_serial { CLI_SERIAL_STDIO, CLI_SERIAL_FILE, CLI_SERIAL_NONE };
+
+struct cli_options {
+    enum cli_command command;
+    const char *kernel;
+    const char *initrd;
+    const char *cmdline;
+    unsigned cpus;
+    uint64_t memory;
+    enum cli_serial serial;
+    const char *serial_path;
+    uint64_t timeout_ms;
+    bool stats;
+};
+
+/*
+ * Parse argv into *o. Returns 0, or -EINVAL with a one-line message (without the "kiln: "
+ * prefix) naming the offending argument in errmsg (KILN_ERRMSG_MAX bytes). host_ram is the
+ * host's physical memory in bytes (0: unknown), used to refuse absurd --memory values.
+ */
+int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg);
+
+/* SIZE: plain bytes or a K/M/G suffix (powers of 1024). Returns 0 or -EINVAL / -ERANGE. */
+int parse_size(const char *s, uint64_t *out);
+/* SECONDS: a positive decimal number with up to 3 decimals, at most a year. Into ms. */
+int parse_seconds(const char *s, uint64_t *ms);
+
+/* Usage text for --help. */
+extern const char cli_usage[];
+
+/*
+ * The process exit code for how the VM ended. stop_signal is the signal that made the CLI stop
+ * the VM (0 if none). If the code hides something the user should know (a status above 123),
+ * a one-line warning is written to warn (KILN_ERRMSG_MAX bytes), else warn is "".
+ */
+int cli_exit_code(const struct kiln_exit *e, int stop_signal, char *warn);
+
+#endif

@@ -1,0 +1,394 @@
+/* serial.c: COM1 adapter: locks the UART model, pulses its IRQ line, moves bytes via libuv. */
+#include "serial.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "uart16550.h"
+
+/* Output waiting for the host fd. Bounded: when full, the UART stops draining (THRE stays 0). */
+#define SERIAL_OUT_RING 65536
+#define SERIAL_IN_BUF 4096
+/* Writes of at most PIPE_BUF never block on a pipe the poller found writable. */
+#define SERIAL_WRITE_CHUNK 4096
+#define CTRL_A 0x01
+
+struct serial {
+    pthread_mutex_t lock; /* guards uart, ring, in_buf, irq_level */
+    struct uart16550 uart;
+    struct serial_config cfg;
+    bool irq_level;
+
+    uint8_t *ring;
+    size_t ring_head, ring_len;
+    uint8_t in_buf[SERIAL_IN_BUF];
+    size_t in_head, in_len;
+    bool esc_pending; /* saw Ctrl-A, waiting for the next byte */
+
+    /* Loop side. */
+    uv_loop_t *loop;
+    uv_async_t async; /* vCPU -> loop: output queued or input space freed */
+    uv_poll_t in_poll, out_poll;
+    bool in_pollable, out_pollable;
+    bool in_polling, out_polling;
+    bool in_eof;
+    bool started;
+};
+
+int serial_create(const struct serial_config *cfg, struct serial **out)
+{
+    struct serial *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->ring = malloc(SERIAL_OUT_RING);
+    if (!s->ring) {
+        free(s);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    uart_init(&s->uart);
+    s->cfg = *cfg;
+    *out = s;
+    return 0;
+}
+
+void serial_destroy(struct serial *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->lock);
+    free(s->ring);
+    free(s);
+}
+
+/* Pulse the interrupt on each rising edge of the UART's INTR output (ISA IRQs are edge). */
+static void update_irq_locked(struct serial *s)
+{
+    bool level = uart_irq_line(&s->uart);
+    if (level && !s->irq_level && s->cfg.irq_fd >= 0) {
+        uint64_t one = 1;
+        if (write(s->cfg.irq_fd, &one, sizeof(one)) < 0)
+            klog(s->cfg.log, KILN_LOG_DEBUG, "serial: irq eventfd write: %s", strerror(errno));
+    }
+    s->irq_level = level;
+}
+
+/* Move transmitted bytes from the UART into the output ring. Returns true if any moved. */
+static bool pump_tx_locked(struct serial *s)
+{
+    bool moved = false;
+    uint8_t byte;
+    while (uart_tx_count(&s->uart) > 0) {
+        if (s->cfg.out_fd >= 0 && s->ring_len == SERIAL_OUT_RING)
+            break;
+        uart_tx_pop(&s->uart, &byte);
+        if (s->cfg.out_fd < 0)
+            continue;
+        s->ring[(s->ring_head + s->ring_len) % SERIAL_OUT_RING] = byte;
+        s->ring_len++;
+        moved = true;
+    }
+    return moved;
+}
+
+/* Feed buffered input into the UART receiver while it has room. Returns true if any moved. */
+static bool pump_rx_locked(struct serial *s)
+{
+    bool moved = false;
+    while (s->in_len > 0 && uart_rx_space(&s->uart) > 0) {
+        uart_rx_push(&s->uart, s->in_buf[s->in_head]);
+        s->in_head = (s->in_head + 1) % SERIAL_IN_BUF;
+        s->in_len--;
+        moved = true;
+    }
+    return moved;
+}
+
+void serial_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+    struct serial *s = dev;
+    pthread_mutex_lock(&s->lock);
+    /* Wider accesses hit the addressed register only; the UART is a byte device. */
+    if (is_write) {
+        uart_write(&s->uart, (unsigned)offset, data[0]);
+    } else {
+        memset(data, 0, len);
+        data[0] = uart_read(&s->uart, (unsigned)offset);
+    }
+    bool wake = pump_tx_locked(s);
+    /* Freed input space: the loop may have stopped reading when its buffer filled. */
+    if (pump_rx_locked(s))
+        wake = true;
+    update_irq_locked(s);
+    bool started = s->started;
+    pthread_mutex_unlock(&s->lock);
+    if (wake && started)
+        uv_async_send(&s->async);
+}
+
+/* Write part of the ring to the output fd. Returns bytes written, 0 if it would block, -errno. */
+static ssize_t write_some(struct serial *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t len = s->ring_len;
+    size_t head = s->ring_head;
+    pthread_mutex_unlock(&s->lock);
+    if (len == 0)
+        return 0;
+    /* Only this thread consumes, so [head, head + len) stays valid without the lock. */
+    size_t chunk = SERIAL_OUT_RING - head < len ? SERIAL_OUT_RING - head : len;
+    if (chunk > SERIAL_WRITE_CHUNK)
+        chunk = SERIAL_WRITE_CHUNK;
+    ssize_t n = write(s->cfg.out_fd, s->ring + head, chunk);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    pthread_mutex_lock(&s->lock);
+    s->ring_head = (s->ring_head + (size_t)n) % SERIAL_OUT_RING;
+    s->ring_len -= (size_t)n;
+    pump_tx_locked(s);
+    update_irq_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static size_t pending_output(struct serial *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t len = s->ring_len;
+    pthread_mutex_unlock(&s->lock);
+    return len;
+}
+
+/* Output is broken (e.g. the reader went away): discard from now on so the guest never stalls. */
+static void drop_output(struct serial *s, int err)
+{
+    klog(s->cfg.log, KILN_LOG_WARN, "serial output: %s; discarding further output",
+         strerror(err));
+    pthread_mutex_lock(&s->lock);
+    s->cfg.out_fd = -1;
+    s->ring_len = 0;
+    pump_tx_locked(s);
+    update_irq_locked(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void out_poll_cb(uv_poll_t *h, int status, int events);
+
+static void flush_output(struct serial *s)
+{
+    if (s->cfg.out_fd < 0)
+        return;
+    if (!s->out_pollable) {
+        /* Regular files never block for long; write everything now. */
+        ssize_t n;
+        while ((n = write_some(s)) > 0)
+            ;
+        if (n < 0)
+            drop_output(s, (int)-n);
+        return;
+    }
+    ssize_t n = write_some(s);
+    if (n < 0) {
+        drop_output(s, (int)-n);
+        n = 0;
+    }
+    bool want = s->cfg.out_fd >= 0 && pending_output(s) > 0;
+    if (want && !s->out_polling) {
+        uv_poll_start(&s->out_poll, UV_WRITABLE, out_poll_cb);
+        s->out_polling = true;
+    } else if (!want && s->out_polling) {
+        uv_poll_stop(&s->out_poll);
+        s->out_polling = false;
+    }
+}
+
+static void out_poll_cb(uv_poll_t *h, int status, int events)
+{
+    struct serial *s = h->data;
+    (void)events;
+    if (status < 0) {
+        drop_output(s, -status);
+        uv_poll_stop(&s->out_poll);
+        s->out_polling = false;
+        return;
+    }
+    flush_output(s);
+}
+
+/* Queue input bytes, acting on the Ctrl-A escape. Runs on the loop thread, lock held. */
+static bool queue_input_locked(struct serial *s, const uint8_t *buf, size_t n)
+{
+    bool escape = false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = buf[i];
+        if (s->cfg.escape && s->esc_pending) {
+            s->esc_pending = false;
+            if (c == 'x' || c == 'X') {
+                escape = true;
+                continue;
+            }
+        } else if (s->cfg.escape && c == CTRL_A) {
+            s->esc_pending = true;
+            continue;
+        }
+        if (s->in_len < SERIAL_IN_BUF) {
+            s->in_buf[(s->in_head + s->in_len) % SERIAL_IN_BUF] = c;
+            s->in_len++;
+        }
+    }
+    return escape;
+}
+
+static void update_input_poll(struct serial *s);
+
+static void in_poll_cb(uv_poll_t *h, int status, int events)
+{
+    struct serial *s = h->data;
+    (void)events;
+    uint8_t buf[SERIAL_IN_BUF];
+    pthread_mutex_lock(&s->lock);
+    size_t room = SERIAL_IN_BUF - s->in_len;
+    pthread_mutex_unlock(&s->lock);
+    ssize_t n = status < 0 ? -1 : read(s->cfg.in_fd, buf, room);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        s->in_eof = true; /* end of input: the guest simply receives nothing more */
+        update_input_poll(s);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    bool escape = queue_input_locked(s, buf, (size_t)n);
+    pump_rx_locked(s);
+    update_irq_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    update_input_poll(s);
+    if (escape && s->cfg.on_escape)
+        s->cfg.on_escape(s->cfg.ctx);
+}
+
+/* Read input only while there is room for it: a guest that does not read stops the reader. */
+static void update_input_poll(struct serial *s)
+{
+    if (!s->in_pollable)
+        return;
+    pthread_mutex_lock(&s->lock);
+    bool room = s->in_len < SERIAL_IN_BUF;
+    pthread_mutex_unlock(&s->lock);
+    bool want = room && !s->in_eof;
+    if (want && !s->in_polling) {
+        uv_poll_start(&s->in_poll, UV_READABLE, in_poll_cb);
+        s->in_polling = true;
+    } else if (!want && s->in_polling) {
+        uv_poll_stop(&s->in_poll);
+        s->in_polling = false;
+    }
+}
+
+/* Regular files cannot be polled: read them in pieces as the guest makes room. */
+static void read_file_input(struct serial *s)
+{
+    if (s->in_pollable || s->in_eof || s->cfg.in_fd < 0)
+        return;
+    uint8_t buf[SERIAL_IN_BUF];
+    pthread_mutex_lock(&s->lock);
+    size_t room = SERIAL_IN_BUF - s->in_len;
+    pthread_mutex_unlock(&s->lock);
+    if (room == 0)
+        return;
+    ssize_t n = read(s->cfg.in_fd, buf, room);
+    if (n <= 0) {
+        s->in_eof = true;
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    bool escape = queue_input_locked(s, buf, (size_t)n);
+    pump_rx_locked(s);
+    update_irq_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    if (escape && s->cfg.on_escape)
+        s->cfg.on_escape(s->cfg.ctx);
+}
+
+static void async_cb(uv_async_t *h)
+{
+    struct serial *s = h->data;
+    flush_output(s);
+    update_input_poll(s);
+    read_file_input(s);
+}
+
+/* Try to set up a poller on fd; files and /dev/null refuse, which selects direct I/O instead. */
+static bool init_poll(struct serial *s, uv_poll_t *p, int fd)
+{
+    if (fd < 0)
+        return false;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        return false;
+    if (uv_poll_init(s->loop, p, fd) != 0)
+        return false;
+    p->data = s;
+    return true;
+}
+
+int serial_start(struct serial *s, uv_loop_t *loop)
+{
+    s->loop = loop;
+    int ret = uv_async_init(loop, &s->async, async_cb);
+    if (ret < 0)
+        return ret;
+    s->async.data = s;
+    s->in_pollable = init_poll(s, &s->in_poll, s->cfg.in_fd);
+    s->out_pollable = init_poll(s, &s->out_poll, s->cfg.out_fd);
+    s->in_eof = s->cfg.in_fd < 0;
+    pthread_mutex_lock(&s->lock);
+    s->started = true;
+    pthread_mutex_unlock(&s->lock);
+    update_input_poll(s);
+    read_file_input(s);
+    return 0;
+}
+
+void serial_stop(struct serial *s)
+{
+    if (!s->started)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->started = false;
+    pthread_mutex_unlock(&s->lock);
+    if (s->in_pollable)
+        uv_close((uv_handle_t *)&s->in_poll, NULL);
+    if (s->out_pollable)
+        uv_close((uv_handle_t *)&s->out_poll, NULL);
+    uv_close((uv_handle_t *)&s->async, NULL);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void serial_flush(struct serial *s, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (s->cfg.out_fd >= 0 && pending_output(s) > 0) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = {.fd = s->cfg.out_fd, .events = POLLOUT};
+        if (s->out_pollable && poll(&pfd, 1, (int)left) <= 0)
+            break;
+        ssize_t n = write_some(s);
+        if (n < 0)
+            break;
+    }
+}

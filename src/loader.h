@@ -1,0 +1,73 @@
+/* loader.h: kernel loaders (bzImage, ELF64 with or without PVH) and the boot data they build. */
+#ifndef KILN_LOADER_H
+#define KILN_LOADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memory.h"
+
+/* How the boot vCPU enters the guest. */
+enum boot_mode {
+    BOOT_MODE_LONG64, /* 64-bit long mode, kiln's identity-mapped page tables, rsi = boot_info */
+    BOOT_MODE_PVH32,  /* 32-bit protected mode, paging off, ebx = boot_info (hvm_start_info) */
+};
+
+struct boot_entry {
+    enum boot_mode mode;
+    uint64_t entry;     /* guest-physical entry point */
+    uint64_t boot_info; /* zero page (LONG64) or hvm_start_info (PVH32) address */
+};
+
+/* What to boot. */
+struct boot_request {
+    const char *kernel_path;
+    const char *initrd_path; /* NULL: none */
+    const char *cmdline;     /* never NULL */
+};
+
+/*
+ * Load the kernel named in req (format detected from its contents), the initrd and the command
+ * line into guest RAM and build the boot parameters (zero page with e820, or hvm_start_info).
+ * Returns 0, or -errno with a one-line message naming the file and the reason in errmsg
+ * (KILN_ERRMSG_MAX bytes).
+ */
+int load_kernel(const struct guest_mem *gm, const struct boot_request *req,
+                struct boot_entry *out, char *errmsg);
+
+/*
+ * The same steps on images already in memory; used by load_kernel() and by unit tests on
+ * synthesized images. name is used in messages. initrd may be NULL.
+ */
+int load_bzimage(const struct guest_mem *gm, const char *name, const uint8_t *img, size_t len,
+                 const uint8_t *initrd, size_t initrd_len, const char *cmdline,
+                 struct boot_entry *out, char *errmsg);
+int load_elf(const struct guest_mem *gm, const char *name, const uint8_t *img, size_t len,
+             const uint8_t *initrd, size_t initrd_len, const char *cmdline,
+             struct boot_entry *out, char *errmsg);
+
+/* e820 entry types. */
+#define E820_RAM 1
+#define E820_RESERVED 2
+
+struct e820_range {
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+};
+
+/*
+ * The e820 map kiln reports for guest RAM gm: usable low memory up to the EBDA, the reserved
+ * EBDA/BIOS area, RAM from 1 MiB up to the PCI hole, and RAM above 4 GiB. Returns the number of
+ * entries written (at most max).
+ */
+unsigned e820_build(const struct guest_mem *gm, struct e820_range *out, unsigned max);
+
+/*
+ * Write an Intel MultiProcessor table for cpus CPUs (APIC IDs 0..cpus-1, CPU 0 the BSP), one
+ * I/O APIC at LAYOUT_IOAPIC with ID cpus, and ISA IRQ 0-15 routes, at LAYOUT_EBDA_START.
+ * Returns 0 or -errno.
+ */
+int mptable_write(const struct guest_mem *gm, unsigned cpus);
+
+#endif

@@ -1,0 +1,50 @@
+/* util.h: logging, error messages and overflow-safe arithmetic shared by all of libkiln. */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define KILN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* Where a component sends its log lines; every VM has one and hands it to its devices. */
+struct kiln_log {
+    kiln_log_fn fn;
+    void *ctx;
+    enum kiln_log_level level;
+};
+
+void klog(const struct kiln_log *log, enum kiln_log_level level, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
+
+/* The default logger: "kiln: warning: MSG" on stderr. */
+void kiln_log_stderr(void *ctx, enum kiln_log_level level, const char *msg);
+
+/* Format a one-line message into errmsg (KILN_ERRMSG_MAX bytes) and return -errnum. */
+int kiln_fail(char *errmsg, int errnum, const char *fmt, ...) KILN_PRINTF(3, 4);
+
+/* a + b <= limit without overflow. */
+static inline bool range_within(uint64_t a, uint64_t b, uint64_t limit)
+{
+    return a <= limit && b <= limit - a;
+}
+
+static inline uint64_t align_down(uint64_t v, uint64_t align)
+{
+    return v & ~(align - 1);
+}
+
+static inline uint64_t align_up(uint64_t v, uint64_t align)
+{
+    return (v + align - 1) & ~(align - 1);
+}
+
+/* Read a whole file (at most max_size bytes) into a malloc'd buffer. Returns 0 or -errno. */
+int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
+
+#endif

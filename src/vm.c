@@ -1,0 +1,412 @@
+/* vm.c: the VM builder (kiln_vm_create, wired top to bottom) and the VM's life cycle. */
+#include "vm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "devices/exitdev.h"
+#include "devices/i8042.h"
+#include "devices/serial.h"
+#include "layout.h"
+
+#define DEFAULT_MEMORY (256ULL << 20)
+#define SERIAL_FLUSH_MS 2000
+
+void kiln_config_init(struct kiln_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->cpus = 1;
+    cfg->memory_bytes = DEFAULT_MEMORY;
+    cfg->serial_in_fd = -1;
+    cfg->serial_out_fd = -1;
+    cfg->log_level = KILN_LOG_WARN;
+}
+
+const char *kiln_version(void)
+{
+    return KILN_VERSION_STRING;
+}
+
+void vm_finish(struct kiln_vm *vm, enum kiln_exit_reason reason, int status, int error,
+               const char *fmt, ...)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (!vm->ended) {
+        vm->ended = true;
+        vm->exit.reason = reason;
+        vm->exit.status = status;
+        vm->exit.error = error;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(vm->exit.message, sizeof(vm->exit.message), fmt, ap);
+        va_end(ap);
+    }
+    atomic_store(&vm->stopping, true);
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    vm_kick_vcpus(vm);
+    if (atomic_load(&vm->wake_ready))
+        uv_async_send(&vm->wake);
+}
+
+/* Device callbacks that end the VM. */
+static void on_exit_device(void *ctx, uint8_t status)
+{
+    vm_finish(ctx, KILN_EXIT_STATUS, status, 0, "guest wrote %u to the exit device", status);
+}
+
+static void on_i8042_reset(void *ctx)
+{
+    vm_finish(ctx, KILN_EXIT_REBOOT, 0, 0, "guest reset through the i8042 controller");
+}
+
+static void on_serial_escape(void *ctx)
+{
+    vm_finish(ctx, KILN_EXIT_STOPPED, 0, 0, "stopped from the console (Ctrl-A x)");
+}
+
+static int validate_config(const struct kiln_config *cfg, int max_vcpus, char *errmsg)
+{
+    if (!cfg->kernel_path || !cfg->kernel_path[0])
+        return kiln_fail(errmsg, EINVAL, "no kernel given");
+    if (cfg->cpus == 0)
+        return kiln_fail(errmsg, EINVAL, "cpus 0: a VM needs at least one vCPU");
+    if (cfg->cpus > KILN_MAX_CPUS || (int)cfg->cpus > max_vcpus)
+        return kiln_fail(errmsg, EINVAL, "cpus %u: above the maximum of %d vCPUs", cfg->cpus,
+                         max_vcpus < KILN_MAX_CPUS ? max_vcpus : KILN_MAX_CPUS);
+    if (cfg->memory_bytes < KILN_MIN_MEMORY)
+        return kiln_fail(errmsg, EINVAL, "memory %llu bytes: below the minimum of %llu MiB",
+                         (unsigned long long)cfg->memory_bytes,
+                         (unsigned long long)(KILN_MIN_MEMORY >> 20));
+    if (cfg->memory_bytes % 4096)
+        return kiln_fail(errmsg, EINVAL, "memory %llu bytes: not a multiple of 4 KiB",
+                         (unsigned long long)cfg->memory_bytes);
+    return 0;
+}
+
+static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg)
+{
+    vm->kernel_path = strdup(cfg->kernel_path);
+    vm->initrd_path = cfg->initrd_path ? strdup(cfg->initrd_path) : NULL;
+    vm->cmdline = strdup(cfg->cmdline ? cfg->cmdline : "");
+    if (!vm->kernel_path || !vm->cmdline || (cfg->initrd_path && !vm->initrd_path))
+        return -ENOMEM;
+    vm->cfg.kernel_path = vm->kernel_path;
+    vm->cfg.initrd_path = vm->initrd_path;
+    vm->cfg.cmdline = vm->cmdline;
+    return 0;
+}
+
+static struct kiln_vm *vm_alloc(const struct kiln_config *cfg)
+{
+    struct kiln_vm *vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return NULL;
+    vm->cfg = *cfg;
+    vm->log = (struct kiln_log){cfg->log_fn, cfg->log_ctx, cfg->log_level};
+    vm->kvm_fd = vm->vm_fd = -1;
+    pthread_mutex_init(&vm->lock, NULL);
+    pthread_cond_init(&vm->cond, NULL);
+    bus_init(&vm->pio);
+    bus_init(&vm->mmio);
+    return vm;
+}
+
+static int add_pio(struct kiln_vm *vm, uint64_t base, uint64_t len, bus_io_fn io, void *dev,
+                   const char *name, char *errmsg)
+{
+    int ret = bus_insert(&vm->pio, base, len, io, dev, name);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "%s at port 0x%llx: %s", name, (unsigned long long)base,
+                         strerror(-ret));
+    return 0;
+}
+
+/* The platform devices: COM1, the i8042 (for reset) and the exit device. */
+static int create_devices(struct kiln_vm *vm, char *errmsg)
+{
+    int irq_fd = -1;
+    int ret = kvm_irq_line_fd(vm, SERIAL_COM1_IRQ, &irq_fd);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "KVM_IRQFD for COM1: %s", strerror(-ret));
+    struct serial_config sc = {
+        .in_fd = vm->cfg.serial_in_fd,
+        .out_fd = vm->cfg.serial_out_fd,
+        .irq_fd = irq_fd,
+        .escape = vm->cfg.serial_escape,
+        .on_escape = on_serial_escape,
+        .ctx = vm,
+        .log = &vm->log,
+    };
+    ret = serial_create(&sc, &vm->serial);
+    if (ret < 0) {
+        close(irq_fd);
+        return kiln_fail(errmsg, -ret, "serial: %s", strerror(-ret));
+    }
+    vm->i8042 = malloc(sizeof(*vm->i8042));
+    vm->exitdev = malloc(sizeof(*vm->exitdev));
+    if (!vm->i8042 || !vm->exitdev)
+        return kiln_fail(errmsg, ENOMEM, "out of memory for devices");
+    i8042_init(vm->i8042, on_i8042_reset, vm);
+    *vm->exitdev = (struct exitdev){.on_exit = on_exit_device, .ctx = vm};
+    if ((ret = add_pio(vm, SERIAL_COM1_PORT, SERIAL_PORT_LEN, serial_io, vm->serial, "COM1",
+                       errmsg)) < 0 ||
+        (ret = add_pio(vm, I8042_DATA_PORT, 1, i8042_data_io, vm->i8042, "i8042 data",
+                       errmsg)) < 0 ||
+        (ret = add_pio(vm, I8042_CMD_PORT, 1, i8042_cmd_io, vm->i8042, "i8042 command",
+                       errmsg)) < 0 ||
+        (ret = add_pio(vm, EXITDEV_PORT, EXITDEV_LEN, exitdev_io, vm->exitdev, "exit device",
+                       errmsg)) < 0)
+        return ret;
+    return 0;
+}
+
+/* Kernel, initrd, command line, boot page tables and the MP table. */
+static int load_guest(struct kiln_vm *vm, char *errmsg)
+{
+    struct boot_request req = {
+        .kernel_path = vm->kernel_path,
+        .initrd_path = vm->initrd_path,
+        .cmdline = vm->cmdline,
+    };
+    int ret = load_kernel(&vm->mem, &req, &vm->boot, errmsg);
+    if (ret < 0)
+        return ret;
+    if ((ret = boot_tables_write(&vm->mem)) < 0)
+        return kiln_fail(errmsg, -ret, "writing boot page tables: %s", strerror(-ret));
+    if ((ret = mptable_write(&vm->mem, vm->ncpus)) < 0)
+        return kiln_fail(errmsg, -ret, "writing the MP table for %u CPUs: %s", vm->ncpus,
+                         strerror(-ret));
+    return 0;
+}
+
+static int create_vcpus(struct kiln_vm *vm, char *errmsg)
+{
+    vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
+    if (!vm->vcpus)
+        return kiln_fail(errmsg, ENOMEM, "out of memory for %u vCPUs", vm->ncpus);
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        vm->vcpus[i] = (struct vcpu){.vm = vm, .index = i, .fd = -1};
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        int ret = vcpu_create(vm, &vm->vcpus[i], errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static int open_kvm(struct kiln_vm *vm, char *errmsg)
+{
+    vm->kvm_fd = kvm_open(errmsg);
+    if (vm->kvm_fd < 0)
+        return vm->kvm_fd;
+    int ret = kvm_check_caps(vm->kvm_fd, errmsg);
+    if (ret < 0)
+        return ret;
+    vm->kvm_run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (vm->kvm_run_size < (int)sizeof(struct kvm_run))
+        return kiln_fail(errmsg, EIO, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+    return 0;
+}
+
+/* The builder: every step of making a VM, in the order it happens. */
+int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
+                   char errmsg[KILN_ERRMSG_MAX])
+{
+    *out = NULL;
+    errmsg[0] = '\0';
+    struct kiln_vm *vm = vm_alloc(cfg);
+    if (!vm)
+        return kiln_fail(errmsg, ENOMEM, "out of memory");
+    int ret;
+    if ((ret = copy_strings(vm, cfg)) < 0) {
+        kiln_fail(errmsg, ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((ret = open_kvm(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = validate_config(&vm->cfg, kvm_max_vcpus(vm->kvm_fd), errmsg)) < 0)
+        goto fail;
+    vm->ncpus = vm->cfg.cpus;
+    if ((ret = guest_mem_init(&vm->mem, vm->cfg.memory_bytes)) < 0) {
+        kiln_fail(errmsg, -ret, "memory %llu MiB: cannot allocate guest RAM: %s",
+                  (unsigned long long)(vm->cfg.memory_bytes >> 20), strerror(-ret));
+        goto fail;
+    }
+    if ((ret = kvm_create_vm(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = create_devices(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = load_guest(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = create_vcpus(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = uv_loop_init(&vm->loop)) < 0) {
+        kiln_fail(errmsg, -ret, "event loop: %s", uv_strerror(ret));
+        goto fail;
+    }
+    vm->loop_ready = true;
+    vm->state = VM_CREATED;
+    *out = vm;
+    return 0;
+fail:
+    kiln_vm_destroy(vm);
+    return ret;
+}
+
+static void wake_cb(uv_async_t *h)
+{
+    struct kiln_vm *vm = h->data;
+    if (atomic_load(&vm->stop_req))
+        vm_finish(vm, KILN_EXIT_STOPPED, 0, 0, "stop requested");
+    if (atomic_load(&vm->stopping))
+        uv_stop(&vm->loop);
+}
+
+static void timeout_cb(uv_timer_t *h)
+{
+    struct kiln_vm *vm = h->data;
+    vm_finish(vm, KILN_EXIT_TIMEOUT, 0, 0, "timeout of %llu ms reached",
+              (unsigned long long)vm->cfg.timeout_ms);
+}
+
+static int start_loop_handles(struct kiln_vm *vm)
+{
+    int ret = uv_async_init(&vm->loop, &vm->wake, wake_cb);
+    if (ret < 0)
+        return ret;
+    vm->wake.data = vm;
+    atomic_store(&vm->wake_ready, true);
+    ret = uv_timer_init(&vm->loop, &vm->timeout);
+    if (ret < 0)
+        return ret;
+    vm->timeout.data = vm;
+    if (vm->cfg.timeout_ms)
+        uv_timer_start(&vm->timeout, timeout_cb, vm->cfg.timeout_ms, 0);
+    return serial_start(vm->serial, &vm->loop);
+}
+
+static void close_loop_handles(struct kiln_vm *vm)
+{
+    atomic_store(&vm->wake_ready, false);
+    serial_stop(vm->serial);
+    uv_close((uv_handle_t *)&vm->timeout, NULL);
+    uv_close((uv_handle_t *)&vm->wake, NULL);
+    uv_run(&vm->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+}
+
+int kiln_vm_run(struct kiln_vm *vm, struct kiln_exit *exit)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool created = vm->state == VM_CREATED;
+    if (created)
+        vm->state = VM_RUNNING;
+    pthread_mutex_unlock(&vm->lock);
+    if (!created)
+        return -EINVAL;
+    int ret = start_loop_handles(vm);
+    if (ret < 0) {
+        vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "event loop: %s", uv_strerror(ret));
+    } else {
+        for (unsigned i = 0; i < vm->ncpus && !atomic_load(&vm->stopping); i++) {
+            ret = vcpu_start(&vm->vcpus[i]);
+            if (ret < 0)
+                vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "starting vcpu %u: %s", i,
+                          strerror(-ret));
+        }
+        /* A stop requested before the loop existed only set stop_req. */
+        if (atomic_load(&vm->stop_req))
+            uv_async_send(&vm->wake);
+        if (!atomic_load(&vm->stopping))
+            uv_run(&vm->loop, UV_RUN_DEFAULT);
+    }
+    vm_kick_vcpus(vm);
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        vcpu_join(&vm->vcpus[i]);
+    serial_flush(vm->serial, SERIAL_FLUSH_MS);
+    close_loop_handles(vm);
+    pthread_mutex_lock(&vm->lock);
+    vm->state = VM_DONE;
+    *exit = vm->exit;
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+void kiln_vm_stop(struct kiln_vm *vm)
+{
+    /* Only async-signal-safe steps here: an atomic store and uv_async_send. */
+    atomic_store(&vm->stop_req, true);
+    if (atomic_load(&vm->wake_ready))
+        uv_async_send(&vm->wake);
+}
+
+int kiln_vm_pause(struct kiln_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VM_RUNNING || vm->ended) {
+        pthread_mutex_unlock(&vm->lock);
+        return -EINVAL;
+    }
+    atomic_store(&vm->pause_req, true);
+    pthread_mutex_unlock(&vm->lock);
+    vm_kick_vcpus(vm);
+    pthread_mutex_lock(&vm->lock);
+    while (vm->paused < vm->ncpus && !vm->ended)
+        pthread_cond_wait(&vm->cond, &vm->lock);
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+int kiln_vm_resume(struct kiln_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool paused = atomic_load(&vm->pause_req);
+    atomic_store(&vm->pause_req, false);
+    pthread_cond_broadcast(&vm->cond);
+    pthread_mutex_unlock(&vm->lock);
+    return paused ? 0 : -EINVAL;
+}
+
+void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    stats->first_run_cpu_ns = atomic_load(&vm->first_run_cpu_ns);
+    stats->guest_resident_bytes = guest_resident_bytes(&vm->mem);
+    for (unsigned i = 0; i < vm->ncpus && vm->vcpus; i++)
+        stats->vcpu_exits += atomic_load(&vm->vcpus[i].exits);
+}
+
+void kiln_vm_destroy(struct kiln_vm *vm)
+{
+    if (!vm)
+        return;
+    for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
+        vcpu_destroy(&vm->vcpus[i]);
+    free(vm->vcpus);
+    if (vm->loop_ready)
+        uv_loop_close(&vm->loop);
+    serial_destroy(vm->serial);
+    if (vm->i8042)
+        i8042_destroy(vm->i8042);
+    free(vm->i8042);
+    free(vm->exitdev);
+    bus_free(&vm->pio);
+    bus_free(&vm->mmio);
+    if (vm->vm_fd >= 0)
+        close(vm->vm_fd);
+    if (vm->kvm_fd >= 0)
+        close(vm->kvm_fd);
+    guest_mem_free(&vm->mem);
+    free(vm->supported_cpuid);
+    free(vm->kernel_path);
+    free(vm->initrd_path);
+    free(vm->cmdline);
+    pthread_cond_destroy(&vm->cond);
+    pthread_mutex_destroy(&vm->lock);
+    free(vm);
+}
