@@ -34,7 +34,7 @@ int boot_cmdline_check(const struct boot_input *in, uint64_t limit, char *errmsg
     size_t n = strlen(in->cmdline);
     if (n > limit)
         return kiln_fail(errmsg, E2BIG,
-                         "kernel '%s': command line is %zu bytes, the kernel accepts at most %llu",
+                         "kernel '%s': command line is %zu bytes, more than the %llu allowed",
                          in->kernel.name, n, (unsigned long long)limit);
     return 0;
 }

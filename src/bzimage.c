@@ -1,6 +1,7 @@
 /* bzimage.c: loads a Linux bzImage through the 64-bit boot protocol (no real-mode setup code). */
 #include <asm/bootparam.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "bootparams.h"
@@ -20,7 +21,7 @@ struct bz_plan {
     struct setup_header hdr; /* from the file, zero-filled where the file is short */
     uint64_t setup_size;     /* boot sector and setup sectors: skipped, never run */
     uint64_t payload_len;    /* protected-mode kernel, loaded at LAYOUT_KERNEL_START */
-    uint64_t kernel_end;     /* end of the memory the kernel uses while it decompresses */
+    uint64_t kernel_end;     /* end of the image and of the kernel's decompression area */
     uint64_t initrd_addr;
 };
 
@@ -65,18 +66,47 @@ static int bz_parse_sizes(const struct boot_blob *k, struct bz_plan *p, char *er
     return 0;
 }
 
-/* The kernel runs in place from 1 MiB and needs init_size bytes there to decompress itself. */
+/*
+ * Where the kernel decompresses itself: its runtime start, computed as boot.rst describes under
+ * init_size. A relocatable kernel moves up to pref_address and kernel_alignment, a fixed one to
+ * pref_address; with a typical 16 MiB pref_address that is well above the 1 MiB load address.
+ * Returns false if the header's values overflow.
+ */
+static bool bz_runtime_start(const struct setup_header *h, uint64_t *start)
+{
+    uint64_t s = h->pref_address ? h->pref_address : LAYOUT_KERNEL_START;
+    if (!h->relocatable_kernel) {
+        *start = s;
+        return true;
+    }
+    s = max_u64(s, LAYOUT_KERNEL_START);
+    uint64_t align = h->kernel_alignment;
+    /* Only a power of two is a meaningful alignment; the kernel's own file says which. */
+    if (align > 1 && (align & (align - 1)) == 0) {
+        if (s > UINT64_MAX - (align - 1))
+            return false;
+        s = align_up(s, align);
+    }
+    *start = s;
+    return true;
+}
+
+/* The image sits at 1 MiB and decompresses into [runtime start, + init_size): both must fit. */
 static int bz_check_fit(const struct guest_mem *gm, const struct boot_blob *k, struct bz_plan *p,
                         char *errmsg)
 {
-    uint64_t need = max_u64(p->payload_len, p->hdr.init_size);
-    uint64_t low = guest_low_end(gm);
-    if (!range_within(LAYOUT_KERNEL_START, need, low))
+    uint64_t low = guest_low_end(gm), start = UINT64_MAX;
+    bool ok = bz_runtime_start(&p->hdr, &start) && range_within(start, p->hdr.init_size, low) &&
+              range_within(LAYOUT_KERNEL_START, p->payload_len, low);
+    uint64_t run_end =
+        start > UINT64_MAX - p->hdr.init_size ? UINT64_MAX : start + p->hdr.init_size;
+    uint64_t end = max_u64(run_end, LAYOUT_KERNEL_START + p->payload_len);
+    if (!ok)
         return kiln_fail(errmsg, ENOMEM,
                          "kernel '%s': needs %llu MiB of RAM to load, the VM has %llu MiB", k->name,
-                         (unsigned long long)((LAYOUT_KERNEL_START + need + MIB - 1) / MIB),
+                         (unsigned long long)(end / MIB + (end % MIB != 0)),
                          (unsigned long long)(low / MIB));
-    p->kernel_end = LAYOUT_KERNEL_START + need;
+    p->kernel_end = end;
     return 0;
 }
 

@@ -228,9 +228,7 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
         kiln_fail(errmsg, ENOMEM, "out of memory");
         goto fail;
     }
-    if ((ret = open_kvm(vm, errmsg)) < 0)
-        goto fail;
-    if ((ret = validate_config(&vm->cfg, kvm_max_vcpus(vm->kvm_fd), errmsg)) < 0)
+    if ((ret = validate_config(&vm->cfg, KILN_MAX_CPUS, errmsg)) < 0)
         goto fail;
     vm->ncpus = vm->cfg.cpus;
     if ((ret = guest_mem_init(&vm->mem, vm->cfg.memory_bytes)) < 0) {
@@ -238,11 +236,16 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
                   (unsigned long long)(vm->cfg.memory_bytes >> 20), strerror(-ret));
         goto fail;
     }
+    /* The user's files are checked before the host: a bad image is reported as such anywhere. */
+    if ((ret = load_guest(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = open_kvm(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = validate_config(&vm->cfg, kvm_max_vcpus(vm->kvm_fd), errmsg)) < 0)
+        goto fail;
     if ((ret = kvm_create_vm(vm, errmsg)) < 0)
         goto fail;
     if ((ret = create_devices(vm, errmsg)) < 0)
-        goto fail;
-    if ((ret = load_guest(vm, errmsg)) < 0)
         goto fail;
     if ((ret = create_vcpus(vm, errmsg)) < 0)
         goto fail;
