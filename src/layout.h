@@ -29,6 +29,16 @@
 #define LAYOUT_CMDLINE 0x20000ULL
 #define LAYOUT_CMDLINE_MAX 0x10000ULL /* bytes including the terminating NUL */
 
+/* ACPI tables (RSDP first, where Linux's legacy scan finds it), below the MP table at 0xf0000. */
+#define LAYOUT_ACPI_START 0xe0000ULL
+#define LAYOUT_ACPI_END 0xf0000ULL
+
+/* I/O ports of kiln's platform devices (see also the devices' own headers). */
+#define PORT_ACPI_SLEEP_CONTROL 0x600 /* FADT sleep control register (hardware-reduced ACPI) */
+#define PORT_ACPI_SLEEP_STATUS 0x601  /* FADT sleep status register */
+#define PORT_ACPI_RESET 0x602         /* FADT reset register */
+#define PORT_PVPANIC 0x505            /* pvpanic, as QEMU places it (ACPI QEMU0001) */
+
 /* bzImage protected-mode kernel load address. */
 #define LAYOUT_KERNEL_START 0x100000ULL
 

@@ -24,6 +24,7 @@ struct boot_request {
     const char *kernel_path;
     const char *initrd_path; /* NULL: none */
     const char *cmdline;     /* never NULL */
+    uint64_t rsdp_addr;      /* ACPI RSDP to hand to the kernel, 0: none */
 };
 
 /*

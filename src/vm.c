@@ -9,8 +9,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "acpi.h"
+#include "devices/acpi_pm.h"
 #include "devices/exitdev.h"
 #include "devices/i8042.h"
+#include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "layout.h"
 
@@ -63,6 +66,25 @@ static void on_exit_device(void *ctx, uint8_t status)
 static void on_i8042_reset(void *ctx)
 {
     vm_finish(ctx, KILN_EXIT_REBOOT, 0, 0, "guest reset through the i8042 controller");
+}
+
+static void on_acpi_poweroff(void *ctx)
+{
+    vm_finish(ctx, KILN_EXIT_POWEROFF, 0, 0, "guest powered off (ACPI S5)");
+}
+
+static void on_acpi_reset(void *ctx)
+{
+    vm_finish(ctx, KILN_EXIT_REBOOT, 0, 0, "guest reset through the ACPI reset register");
+}
+
+static void on_pvpanic(void *ctx, uint8_t events)
+{
+    struct kiln_vm *vm = ctx;
+    if (events & PVPANIC_PANICKED)
+        vm_finish(vm, KILN_EXIT_CRASH, 0, 0, "guest kernel panicked (pvpanic)");
+    else
+        klog(&vm->log, KILN_LOG_INFO, "guest reports a crash kernel is loaded (pvpanic)");
 }
 
 static void on_serial_escape(void *ctx)
@@ -127,7 +149,7 @@ static int add_pio(struct kiln_vm *vm, uint64_t base, uint64_t len, bus_io_fn io
     return 0;
 }
 
-/* The platform devices: COM1, the i8042 (for reset) and the exit device. */
+/* The platform devices: COM1, i8042 (reset), exit device, pvpanic, ACPI power registers. */
 static int create_devices(struct kiln_vm *vm, char *errmsg)
 {
     int irq_fd = -1;
@@ -150,23 +172,37 @@ static int create_devices(struct kiln_vm *vm, char *errmsg)
     }
     vm->i8042 = malloc(sizeof(*vm->i8042));
     vm->exitdev = malloc(sizeof(*vm->exitdev));
-    if (!vm->i8042 || !vm->exitdev)
+    vm->pvpanic = malloc(sizeof(*vm->pvpanic));
+    vm->acpi_pm = malloc(sizeof(*vm->acpi_pm));
+    if (!vm->i8042 || !vm->exitdev || !vm->pvpanic || !vm->acpi_pm)
         return kiln_fail(errmsg, ENOMEM, "out of memory for devices");
     i8042_init(vm->i8042, on_i8042_reset, vm);
     *vm->exitdev = (struct exitdev){.on_exit = on_exit_device, .ctx = vm};
-    if ((ret = add_pio(vm, SERIAL_COM1_PORT, SERIAL_PORT_LEN, serial_io, vm->serial, "COM1",
-                       errmsg)) < 0 ||
-        (ret = add_pio(vm, I8042_DATA_PORT, 1, i8042_data_io, vm->i8042, "i8042 data",
-                       errmsg)) < 0 ||
-        (ret = add_pio(vm, I8042_CMD_PORT, 1, i8042_cmd_io, vm->i8042, "i8042 command",
-                       errmsg)) < 0 ||
-        (ret = add_pio(vm, EXITDEV_PORT, EXITDEV_LEN, exitdev_io, vm->exitdev, "exit device",
-                       errmsg)) < 0)
-        return ret;
+    *vm->pvpanic = (struct pvpanic){.on_event = on_pvpanic, .ctx = vm};
+    *vm->acpi_pm =
+        (struct acpi_pm){.on_poweroff = on_acpi_poweroff, .on_reset = on_acpi_reset, .ctx = vm};
+    const struct {
+        uint64_t port, len;
+        bus_io_fn io;
+        void *dev;
+        const char *name;
+    } pio[] = {
+        {SERIAL_COM1_PORT, SERIAL_PORT_LEN, serial_io, vm->serial, "COM1"},
+        {I8042_DATA_PORT, 1, i8042_data_io, vm->i8042, "i8042 data"},
+        {I8042_CMD_PORT, 1, i8042_cmd_io, vm->i8042, "i8042 command"},
+        {EXITDEV_PORT, EXITDEV_LEN, exitdev_io, vm->exitdev, "exit device"},
+        {PORT_PVPANIC, 1, pvpanic_io, vm->pvpanic, "pvpanic"},
+        {PORT_ACPI_SLEEP_CONTROL, ACPI_PM_LEN, acpi_pm_io, vm->acpi_pm, "ACPI power"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(pio); i++) {
+        ret = add_pio(vm, pio[i].port, pio[i].len, pio[i].io, pio[i].dev, pio[i].name, errmsg);
+        if (ret < 0)
+            return ret;
+    }
     return 0;
 }
 
-/* Kernel, initrd, command line, boot page tables and the MP table. */
+/* ACPI and MP tables, kernel, initrd, command line, and the boot page tables. */
 static int load_guest(struct kiln_vm *vm, char *errmsg)
 {
     struct boot_request req = {
@@ -174,14 +210,17 @@ static int load_guest(struct kiln_vm *vm, char *errmsg)
         .initrd_path = vm->initrd_path,
         .cmdline = vm->cmdline,
     };
-    int ret = load_kernel(&vm->mem, &req, &vm->boot, errmsg);
+    int ret = acpi_write(&vm->mem, vm->ncpus, &req.rsdp_addr);
     if (ret < 0)
-        return ret;
-    if ((ret = boot_tables_write(&vm->mem)) < 0)
-        return kiln_fail(errmsg, -ret, "writing boot page tables: %s", strerror(-ret));
+        return kiln_fail(errmsg, -ret, "writing ACPI tables for %u CPUs: %s", vm->ncpus,
+                         strerror(-ret));
     if ((ret = mptable_write(&vm->mem, vm->ncpus)) < 0)
         return kiln_fail(errmsg, -ret, "writing the MP table for %u CPUs: %s", vm->ncpus,
                          strerror(-ret));
+    if ((ret = load_kernel(&vm->mem, &req, &vm->boot, errmsg)) < 0)
+        return ret;
+    if ((ret = boot_tables_write(&vm->mem)) < 0)
+        return kiln_fail(errmsg, -ret, "writing boot page tables: %s", strerror(-ret));
     return 0;
 }
 
@@ -319,8 +358,7 @@ int kiln_vm_run(struct kiln_vm *vm, struct kiln_exit *exit)
         for (unsigned i = 0; i < vm->ncpus && !atomic_load(&vm->stopping); i++) {
             ret = vcpu_start(&vm->vcpus[i]);
             if (ret < 0)
-                vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "starting vcpu %u: %s", i,
-                          strerror(-ret));
+                vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "starting vcpu %u: %s", i, strerror(-ret));
         }
         /* A stop requested before the loop existed only set stop_req. */
         if (atomic_load(&vm->stop_req))
@@ -398,6 +436,8 @@ void kiln_vm_destroy(struct kiln_vm *vm)
         i8042_destroy(vm->i8042);
     free(vm->i8042);
     free(vm->exitdev);
+    free(vm->pvpanic);
+    free(vm->acpi_pm);
     bus_free(&vm->pio);
     bus_free(&vm->mmio);
     if (vm->vm_fd >= 0)

@@ -18,6 +18,8 @@
 struct serial;
 struct i8042;
 struct exitdev;
+struct pvpanic;
+struct acpi_pm;
 
 struct vcpu {
     struct kiln_vm *vm;
@@ -49,6 +51,8 @@ struct kiln_vm {
     struct serial *serial;
     struct i8042 *i8042;
     struct exitdev *exitdev;
+    struct pvpanic *pvpanic;
+    struct acpi_pm *acpi_pm;
     atomic_uint unhandled_pio_logged; /* rate limit for unknown port messages */
 
     unsigned ncpus;
