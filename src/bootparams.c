@@ -96,9 +96,10 @@ static void bootparams_set_e820(const struct guest_mem *gm, struct boot_params *
     bp->e820_entries = (uint8_t)n;
 }
 
-int bootparams_write(const struct guest_mem *gm, struct boot_params *bp, uint64_t initrd_addr,
-                     uint64_t initrd_size, char *errmsg)
+int bootparams_write(const struct guest_mem *gm, struct boot_params *bp,
+                     const struct boot_input *in, uint64_t initrd_addr, char *errmsg)
 {
+    uint64_t initrd_size = in->initrd.data ? in->initrd.len : 0;
     bp->hdr.type_of_loader = 0xff; /* "undefined" loader ID */
     bp->hdr.loadflags |= LOADED_HIGH | CAN_USE_HEAP;
     bp->hdr.heap_end_ptr = BOOT_HEAP_END;
@@ -111,6 +112,7 @@ int bootparams_write(const struct guest_mem *gm, struct boot_params *bp, uint64_
     bp->ext_ramdisk_size = 0;
     /* setup_data is a loader-built list; a pointer taken from the file would be garbage. */
     bp->hdr.setup_data = 0;
+    bp->acpi_rsdp_addr = in->rsdp_addr;
     bootparams_set_e820(gm, bp);
     if (guest_write(gm, LAYOUT_ZERO_PAGE, bp, sizeof(*bp)) < 0)
         return kiln_fail(errmsg, ENOMEM, "no guest RAM for the zero page at 0x%llx",

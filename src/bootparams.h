@@ -27,6 +27,7 @@ struct boot_input {
     struct boot_blob kernel;
     struct boot_blob initrd;
     const char *cmdline; /* never NULL */
+    uint64_t rsdp_addr;  /* ACPI RSDP for the kernel, 0: none */
 };
 
 /* Loaders behind load_kernel(), load_bzimage() and load_elf(). */
@@ -57,10 +58,10 @@ int boot_initrd_write(const struct guest_mem *gm, const struct boot_input *in, u
 
 /*
  * Fill the fields of bp that kiln owns (loader type, load flags, heap, command line pointer,
- * initrd, e820 table) and write bp to LAYOUT_ZERO_PAGE. The setup header's magic fields are
- * the caller's business.
+ * initrd of in placed at initrd_addr, ACPI RSDP, e820 table) and write bp to LAYOUT_ZERO_PAGE.
+ * The setup header's magic fields are the caller's business.
  */
-int bootparams_write(const struct guest_mem *gm, struct boot_params *bp, uint64_t initrd_addr,
-                     uint64_t initrd_size, char *errmsg);
+int bootparams_write(const struct guest_mem *gm, struct boot_params *bp,
+                     const struct boot_input *in, uint64_t initrd_addr, char *errmsg);
 
 #endif

@@ -138,7 +138,7 @@ static int bz_write_zero_page(const struct guest_mem *gm, const struct boot_inpu
         hdr_len = sizeof(bp.hdr);
     /* 0x1f1 + sizeof(hdr) < 5 sectors <= setup_size < file length: the copy is in the file. */
     memcpy(&bp.hdr, in->kernel.data + BZ_SETUP_HEADER_OFF, hdr_len);
-    return bootparams_write(gm, &bp, p->initrd_addr, in->initrd.data ? in->initrd.len : 0, errmsg);
+    return bootparams_write(gm, &bp, in, p->initrd_addr, errmsg);
 }
 
 int bzimage_load(const struct guest_mem *gm, const struct boot_input *in, struct boot_entry *out,

@@ -305,6 +305,7 @@ static int pvh_write_start_info(const struct guest_mem *gm, const struct boot_in
         .magic = HVM_START_MAGIC,
         .version = HVM_START_VERSION,
         .cmdline_paddr = LAYOUT_CMDLINE,
+        .rsdp_paddr = in->rsdp_addr,
         .memmap_paddr = LAYOUT_START_INFO + sizeof(si),
     };
     int ret = pvh_write_memmap(gm, si.memmap_paddr, &si.memmap_entries);
@@ -333,7 +334,7 @@ static int elf_write_zero_page(const struct guest_mem *gm, const struct boot_inp
     bp.hdr.header = BOOT_HEADER_MAGIC;
     bp.hdr.version = 0x020c;
     bp.hdr.cmdline_size = LAYOUT_CMDLINE_MAX - 1;
-    return bootparams_write(gm, &bp, p->initrd_addr, in->initrd.data ? in->initrd.len : 0, errmsg);
+    return bootparams_write(gm, &bp, in, p->initrd_addr, errmsg);
 }
 
 int elf_load(const struct guest_mem *gm, const struct boot_input *in, struct boot_entry *out,

@@ -71,7 +71,8 @@ int load_kernel(const struct guest_mem *gm, const struct boot_request *req, stru
 {
     if (!req || !req->kernel_path)
         return kiln_fail(errmsg, EINVAL, "no kernel given");
-    struct boot_input in = {.cmdline = req->cmdline ? req->cmdline : ""};
+    struct boot_input in = {.cmdline = req->cmdline ? req->cmdline : "",
+                            .rsdp_addr = req->rsdp_addr};
     int ret = read_image(gm, "kernel", req->kernel_path, ENOEXEC, &in.kernel, errmsg);
     if (!ret && req->initrd_path)
         ret = read_image(gm, "initrd", req->initrd_path, EINVAL, &in.initrd, errmsg);
