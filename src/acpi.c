@@ -80,7 +80,6 @@ _Static_assert(offsetof(struct acpi_fadt, x_dsdt) == 140, "FADT X_DSDT offset");
 
 #define MADT_LAPIC 0
 #define MADT_IOAPIC 1
-#define MADT_INT_OVERRIDE 2
 #define MADT_LAPIC_NMI 4
 #define MADT_PCAT_COMPAT 1u
 
@@ -366,7 +365,7 @@ static void put(uint8_t **p, const void *data, size_t n)
 
 static int write_madt(struct acpi_area *area, unsigned cpus, uint64_t *gpa)
 {
-    size_t len = sizeof(struct acpi_header) + 8 + 8 * (size_t)cpus + 12 + 10 + 6;
+    size_t len = sizeof(struct acpi_header) + 8 + 8 * (size_t)cpus + 12 + 6;
     struct acpi_header *h = area_alloc(area, len, gpa);
     if (!h)
         return -E2BIG;
@@ -393,9 +392,10 @@ static int write_madt(struct acpi_area *area, unsigned cpus, uint64_t *gpa)
                             0,
                             0};
     put(&p, io, sizeof(io));
-    /* KVM's in-kernel PIT raises GSI 0, which KVM routes to I/O APIC pin 2, as on a PC. */
-    const uint8_t iso[10] = {MADT_INT_OVERRIDE, 10, 0, 0, 2, 0, 0, 0, 0, 0};
-    put(&p, iso, sizeof(iso));
+    /*
+     * No interrupt source overrides: KVM's default routing (kiln installs no other) sends GSI n
+     * to I/O APIC pin n, the in-kernel PIT included, so ISA IRQs map one to one.
+     */
     /* NMI on LINT1 of every processor (ACPI processor UID 0xff). */
     const uint8_t nmi[6] = {MADT_LAPIC_NMI, 6, 0xff, 0, 0, 1};
     put(&p, nmi, sizeof(nmi));
