@@ -66,8 +66,9 @@ static int run_once(const char *kiln, const char *guest, struct sample *s)
     unsigned long long first_us = 0, guest_kib = 0, exits = 0;
     long rss_kib = 0;
     const char *line = strstr(buf, "stats:");
-    if (!line || sscanf(line, "stats: first_run_cpu_us=%llu guest_resident_kib=%llu "
-                              "max_rss_kib=%ld vcpu_exits=%llu",
+    if (!line || sscanf(line,
+                        "stats: first_run_cpu_us=%llu guest_resident_kib=%llu "
+                        "max_rss_kib=%ld vcpu_exits=%llu",
                         &first_us, &guest_kib, &rss_kib, &exits) != 4) {
         fprintf(stderr, "bench: no stats from kiln; its stderr was:\n%s", buf);
         return -1;
@@ -76,8 +77,7 @@ static int run_once(const char *kiln, const char *guest, struct sample *s)
     s->rss_mib = rss_kib / 1024.0;
     s->overhead_mib = ((double)rss_kib - (double)guest_kib) / 1024.0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "bench: kiln exited with status %d; stderr:\n%s", WEXITSTATUS(status),
-                buf);
+        fprintf(stderr, "bench: kiln exited with status %d; stderr:\n%s", WEXITSTATUS(status), buf);
         return -1;
     }
     return 0;

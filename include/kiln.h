@@ -80,16 +80,16 @@ enum kiln_exit_reason {
 
 struct kiln_exit {
     enum kiln_exit_reason reason;
-    int status; /* KILN_EXIT_STATUS: the byte written (0-255) */
-    int error;  /* KILN_EXIT_ERROR: a positive errno-style code */
+    int status;                    /* KILN_EXIT_STATUS: the byte written (0-255) */
+    int error;                     /* KILN_EXIT_ERROR: a positive errno-style code */
     char message[KILN_ERRMSG_MAX]; /* human-readable detail, "" if none */
 };
 
 /* Statistics a caller may read after kiln_vm_run() returns. */
 struct kiln_stats {
-    uint64_t first_run_cpu_ns;      /* process CPU time at the first KVM_RUN (0 if never ran) */
-    uint64_t guest_resident_bytes;  /* guest RAM pages the VM touched */
-    uint64_t vcpu_exits;            /* exits to userspace over all vCPUs */
+    uint64_t first_run_cpu_ns;     /* process CPU time at the first KVM_RUN (0 if never ran) */
+    uint64_t guest_resident_bytes; /* guest RAM pages the VM touched */
+    uint64_t vcpu_exits;           /* exits to userspace over all vCPUs */
 };
 
 struct kiln_vm;

@@ -134,8 +134,9 @@ static int parse_memory(const char *s, uint64_t host_ram, uint64_t *out, char *e
     if (v % 4096)
         return kiln_fail(errmsg, EINVAL, "--memory %s: not a multiple of 4 KiB", s);
     if (host_ram && v > host_ram)
-        return kiln_fail(errmsg, EINVAL, "--memory %s: more than this host's %" PRIu64 " MiB of RAM",
-                         s, host_ram >> 20);
+        return kiln_fail(errmsg, EINVAL,
+                         "--memory %s: more than this host's %" PRIu64 " MiB of RAM", s,
+                         host_ram >> 20);
     *out = v;
     return 0;
 }
@@ -215,8 +216,7 @@ static void defaults(struct cli_options *o)
     o->serial = CLI_SERIAL_STDIO;
 }
 
-static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_options *o,
-                     char *errmsg)
+static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)
 {
     for (int i = 2; i < argc; i++) {
         char flag[32];

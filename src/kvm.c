@@ -17,7 +17,7 @@ int kvm_open(char *errmsg)
     if (fd < 0) {
         int e = errno;
         return kiln_fail(errmsg, e, "%s: %s%s", KVM_PATH, strerror(e),
-                         e == ENOENT ? " (is the kvm module loaded and virtualization on?)"
+                         e == ENOENT   ? " (is the kvm module loaded and virtualization on?)"
                          : e == EACCES ? " (is the user in the kvm group?)"
                                        : "");
     }

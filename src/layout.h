@@ -7,10 +7,10 @@
 #define GIB (1ULL << 30)
 
 /* Low RAM: usable conventional memory ends where the EBDA starts. */
-#define LAYOUT_EBDA_START 0x9fc00ULL       /* 639 KiB; MP table lives here (reserved) */
-#define LAYOUT_VGA_START 0xa0000ULL        /* 640 KiB - 1 MiB: legacy hole, not RAM for the OS */
-#define LAYOUT_BIOS_START 0xe0000ULL       /* reserved: ACPI RSDP search area */
-#define LAYOUT_HIGH_START 0x100000ULL      /* 1 MiB: start of extended memory */
+#define LAYOUT_EBDA_START 0x9fc00ULL  /* 639 KiB; MP table lives here (reserved) */
+#define LAYOUT_VGA_START 0xa0000ULL   /* 640 KiB - 1 MiB: legacy hole, not RAM for the OS */
+#define LAYOUT_BIOS_START 0xe0000ULL  /* reserved: ACPI RSDP search area */
+#define LAYOUT_HIGH_START 0x100000ULL /* 1 MiB: start of extended memory */
 
 /* 32-bit PCI hole: RAM above this is moved above 4 GiB. */
 #define LAYOUT_PCI_HOLE_START 0xc0000000ULL
@@ -18,13 +18,13 @@
 
 /* Boot structures written by kiln below 1 MiB. */
 #define LAYOUT_GDT 0x500ULL
-#define LAYOUT_IDT 0x540ULL 
-#define LAYOUT_START_INFO 0x6000ULL  /* PVH hvm_start_info, memmap right after it */
-#define LAYOUT_ZERO_PAGE 0x7000ULL   /* Linux boot_params */
+#define LAYOUT_IDT 0x540ULL
+#define LAYOUT_START_INFO 0x6000ULL /* PVH hvm_start_info, memmap right after it */
+#define LAYOUT_ZERO_PAGE 0x7000ULL  /* Linux boot_params */
 #define LAYOUT_BOOT_STACK 0x8ff0ULL
 #define LAYOUT_PML4 0x9000ULL
 #define LAYOUT_PDPT 0xa000ULL
-#define LAYOUT_PD 0xb000ULL          /* 4 page directories: identity map of the first 4 GiB */
+#define LAYOUT_PD 0xb000ULL /* 4 page directories: identity map of the first 4 GiB */
 #define LAYOUT_PD_COUNT 4
 #define LAYOUT_CMDLINE 0x20000ULL
 #define LAYOUT_CMDLINE_MAX 0x10000ULL /* bytes including the terminating NUL */
@@ -45,7 +45,7 @@
 /* Fixed platform MMIO. */
 #define LAYOUT_IOAPIC 0xfec00000ULL
 #define LAYOUT_LAPIC 0xfee00000ULL
-#define LAYOUT_TSS 0xfffbd000ULL        /* 3 pages for KVM_SET_TSS_ADDR (Intel) */
+#define LAYOUT_TSS 0xfffbd000ULL /* 3 pages for KVM_SET_TSS_ADDR (Intel) */
 #define LAYOUT_IDENTITY_MAP 0xfffbc000ULL
 
 #endif

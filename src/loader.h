@@ -33,8 +33,8 @@ struct boot_request {
  * Returns 0, or -errno with a one-line message naming the file and the reason in errmsg
  * (KILN_ERRMSG_MAX bytes).
  */
-int load_kernel(const struct guest_mem *gm, const struct boot_request *req,
-                struct boot_entry *out, char *errmsg);
+int load_kernel(const struct guest_mem *gm, const struct boot_request *req, struct boot_entry *out,
+                char *errmsg);
 
 /*
  * The same steps on images already in memory; used by load_kernel() and by unit tests on
@@ -44,8 +44,8 @@ int load_bzimage(const struct guest_mem *gm, const char *name, const uint8_t *im
                  const uint8_t *initrd, size_t initrd_len, const char *cmdline,
                  struct boot_entry *out, char *errmsg);
 int load_elf(const struct guest_mem *gm, const char *name, const uint8_t *img, size_t len,
-             const uint8_t *initrd, size_t initrd_len, const char *cmdline,
-             struct boot_entry *out, char *errmsg);
+             const uint8_t *initrd, size_t initrd_len, const char *cmdline, struct boot_entry *out,
+             char *errmsg);
 
 /* e820 entry types. */
 #define E820_RAM 1

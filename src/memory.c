@@ -26,8 +26,8 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
     gm->regions[0] = (struct guest_region){.gpa = 0, .size = low, .host = gm->base};
     gm->nregions = 1;
     if (ram_size > low) {
-        gm->regions[1] = (struct guest_region){
-            .gpa = LAYOUT_4G, .size = ram_size - low, .host = gm->base + low};
+        gm->regions[1] =
+            (struct guest_region){.gpa = LAYOUT_4G, .size = ram_size - low, .host = gm->base + low};
         gm->nregions = 2;
     }
     return 0;

@@ -16,8 +16,8 @@ struct guest_region {
 struct guest_mem {
     struct guest_region regions[GUEST_MEM_MAX_REGIONS];
     unsigned nregions;
-    uint8_t *base;    /* the whole mapping */
-    uint64_t size;    /* RAM bytes (sum of region sizes) */
+    uint8_t *base; /* the whole mapping */
+    uint64_t size; /* RAM bytes (sum of region sizes) */
 };
 
 /*

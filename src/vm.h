@@ -60,7 +60,7 @@ struct kiln_vm {
 
     uv_loop_t loop;
     bool loop_ready;
-    uv_async_t wake;   /* any thread -> loop: something ended or was requested */
+    uv_async_t wake; /* any thread -> loop: something ended or was requested */
     uv_timer_t timeout;
     atomic_bool wake_ready;
 
@@ -70,7 +70,7 @@ struct kiln_vm {
     atomic_bool pause_req;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    unsigned paused;  /* vCPU threads parked for a pause (or finished) */
+    unsigned paused; /* vCPU threads parked for a pause (or finished) */
     enum vm_state state;
     bool ended;
     struct kiln_exit exit;

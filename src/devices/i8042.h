@@ -11,8 +11,8 @@
 
 struct i8042 {
     pthread_mutex_t lock;
-    uint8_t ctr;     /* controller configuration ("command byte") */
-    uint8_t out;     /* output buffer */
+    uint8_t ctr; /* controller configuration ("command byte") */
+    uint8_t out; /* output buffer */
     bool out_full;
     uint8_t pending; /* command waiting for its data byte, 0 if none */
     void (*on_reset)(void *ctx);

@@ -168,8 +168,7 @@ static size_t pending_output(struct serial *s)
 /* Output is broken (e.g. the reader went away): discard from now on so the guest never stalls. */
 static void drop_output(struct serial *s, int err)
 {
-    klog(s->cfg.log, KILN_LOG_WARN, "serial output: %s; discarding further output",
-         strerror(err));
+    klog(s->cfg.log, KILN_LOG_WARN, "serial output: %s; discarding further output", strerror(err));
     pthread_mutex_lock(&s->lock);
     s->cfg.out_fd = -1;
     s->ring_len = 0;

@@ -15,9 +15,9 @@
 struct serial;
 
 struct serial_config {
-    int in_fd;  /* -1: no input */
-    int out_fd; /* -1: output discarded */
-    int irq_fd; /* eventfd wired to the interrupt line, -1: polling only */
+    int in_fd;   /* -1: no input */
+    int out_fd;  /* -1: output discarded */
+    int irq_fd;  /* eventfd wired to the interrupt line, -1: polling only */
     bool escape; /* Ctrl-A x calls on_escape */
     void (*on_escape)(void *ctx);
     void *ctx;

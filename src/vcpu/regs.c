@@ -82,8 +82,7 @@ static void set_boot_sregs(struct kvm_sregs *s, enum boot_mode mode)
     bool long_mode = mode == BOOT_MODE_LONG64;
     s->cs = segment(long_mode ? SEL_CODE64 : SEL_CODE32, 0xb, long_mode);
     s->ds = s->es = s->fs = s->gs = s->ss = segment(SEL_DATA, 0x3, false);
-    s->tr = (struct kvm_segment){
-        .selector = SEL_TSS, .limit = 0x67, .type = 0xb, .present = 1};
+    s->tr = (struct kvm_segment){.selector = SEL_TSS, .limit = 0x67, .type = 0xb, .present = 1};
     s->gdt.base = LAYOUT_GDT;
     s->gdt.limit = GDT_ENTRIES * 8 - 1;
     /* An empty IDT: any exception before the guest installs its own is a triple fault. */
@@ -139,10 +138,16 @@ static int set_boot_msrs(struct kiln_vm *vm, struct vcpu *v)
         uint32_t index;
         uint64_t value;
     } boot_msrs[] = {
-        {MSR_IA32_SYSENTER_CS, 0}, {MSR_IA32_SYSENTER_ESP, 0}, {MSR_IA32_SYSENTER_EIP, 0},
-        {MSR_STAR, 0},             {MSR_LSTAR, 0},             {MSR_CSTAR, 0},
-        {MSR_SYSCALL_MASK, 0},     {MSR_KERNEL_GS_BASE, 0},    {MSR_IA32_TSC, 0},
-        {MSR_IA32_MISC_ENABLE, 1}, /* fast string operations */
+        {MSR_IA32_SYSENTER_CS, 0},
+        {MSR_IA32_SYSENTER_ESP, 0},
+        {MSR_IA32_SYSENTER_EIP, 0},
+        {MSR_STAR, 0},
+        {MSR_LSTAR, 0},
+        {MSR_CSTAR, 0},
+        {MSR_SYSCALL_MASK, 0},
+        {MSR_KERNEL_GS_BASE, 0},
+        {MSR_IA32_TSC, 0},
+        {MSR_IA32_MISC_ENABLE, 1},           /* fast string operations */
         {MSR_MTRR_DEF_TYPE, (1u << 11) | 6}, /* MTRRs on, default write-back */
     };
     struct {

@@ -19,8 +19,7 @@ int vcpu_create(struct kiln_vm *vm, struct vcpu *v, char *errmsg)
     v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
     if (v->run == MAP_FAILED) {
         v->run = NULL;
-        return kiln_fail(errmsg, errno, "mmap of vcpu %u run area: %s", v->index,
-                         strerror(errno));
+        return kiln_fail(errmsg, errno, "mmap of vcpu %u run area: %s", v->index, strerror(errno));
     }
     int ret = cpuid_setup(vm, v);
     if (ret < 0)
@@ -72,8 +71,7 @@ static void handle_mmio(struct kiln_vm *vm, struct kvm_run *run)
         return;
     if (bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write) < 0)
         klog(&vm->log, KILN_LOG_DEBUG, "unhandled MMIO %s 0x%llx size %u",
-             run->mmio.is_write ? "write" : "read", (unsigned long long)run->mmio.phys_addr,
-             len);
+             run->mmio.is_write ? "write" : "read", (unsigned long long)run->mmio.phys_addr, len);
 }
 
 static enum vcpu_action handle_system_event(struct kiln_vm *vm, struct kvm_run *run)
@@ -86,8 +84,7 @@ static enum vcpu_action handle_system_event(struct kiln_vm *vm, struct kvm_run *
         vm_finish(vm, KILN_EXIT_REBOOT, 0, 0, "guest reset");
         break;
     default:
-        vm_finish(vm, KILN_EXIT_CRASH, 0, 0, "guest crash event (type %u)",
-                  run->system_event.type);
+        vm_finish(vm, KILN_EXIT_CRASH, 0, 0, "guest crash event (type %u)", run->system_event.type);
         break;
     }
     return VCPU_STOP;
@@ -116,8 +113,7 @@ enum vcpu_action vcpu_handle_exit(struct kiln_vm *vm, struct vcpu *v)
         return VCPU_STOP;
     case KVM_EXIT_FAIL_ENTRY:
         vm_finish(vm, KILN_EXIT_ERROR, 0, EIO, "vcpu %u: KVM entry failed (reason 0x%llx)",
-                  v->index,
-                  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+                  v->index, (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
         return VCPU_STOP;
     case KVM_EXIT_INTERNAL_ERROR:
         vm_finish(vm, KILN_EXIT_ERROR, 0, EIO,

@@ -14,8 +14,8 @@ static int parse(struct cli_options *o, char *err, int argc, const char **argv)
     return cli_parse(argc, (char **)argv, 16 * GIB, o, err);
 }
 
-#define PARSE(o, err, ...)                                                                     \
-    parse(o, err, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),         \
+#define PARSE(o, err, ...)                                                                         \
+    parse(o, err, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),             \
           (const char *[]){__VA_ARGS__})
 
 START_TEST(test_sizes)
@@ -113,8 +113,8 @@ static void expect_error(const char *needle, int argc, const char **argv)
     ck_assert_ptr_null(strchr(err, '\n'));
 }
 
-#define EXPECT_ERROR(needle, ...)                                                              \
-    expect_error(needle, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
+#define EXPECT_ERROR(needle, ...)                                                                  \
+    expect_error(needle, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),      \
                  (const char *[]){__VA_ARGS__})
 
 START_TEST(test_errors)
