@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build demo check check-unit check-kvm bench format clean
+.PHONY: all deps build demo check check-unit check-kvm check-e2e bench format clean
 
 all: build
 
@@ -26,6 +26,9 @@ check-unit: build
 
 check-kvm: build
 	cd $(BUILD) && ctest --output-on-failure -L kvm
+
+check-e2e: build
+	cd $(BUILD) && ctest --output-on-failure -L e2e
 
 bench: build
 	$(BUILD)/bench/bench_startup $(BUILD)/kiln $(BUILD)/guests/hello.elf

@@ -42,6 +42,9 @@
 /* bzImage protected-mode kernel load address. */
 #define LAYOUT_KERNEL_START 0x100000ULL
 
+/* Real-mode reset vector F000:FFF0: Linux jumps here for a "BIOS" reboot. */
+#define LAYOUT_RESET_VECTOR 0xffff0ULL
+
 /* Fixed platform MMIO. */
 #define LAYOUT_IOAPIC 0xfec00000ULL
 #define LAYOUT_LAPIC 0xfee00000ULL

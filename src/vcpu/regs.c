@@ -33,8 +33,17 @@ static uint64_t gdt_entry(uint32_t base, uint32_t limit, uint16_t flags)
            (limit & 0xffffu);
 }
 
+/*
+ * There is no BIOS, but Linux's last-resort reboot (and its choice when hardware-reduced ACPI
+ * makes it prefer EFI, which is absent) jumps to the real-mode reset vector. Answer it the way
+ * a BIOS would end up doing: mov al, 0xfe; out 0x64, al (i8042 reset); then cli; hlt forever.
+ */
+static const uint8_t reset_stub[] = {0xb0, 0xfe, 0xe6, 0x64, 0xfa, 0xf4, 0xeb, 0xfc};
+
 int boot_tables_write(const struct guest_mem *gm)
 {
+    if (guest_write(gm, LAYOUT_RESET_VECTOR, reset_stub, sizeof(reset_stub)) < 0)
+        return -EFAULT;
     const uint64_t gdt[GDT_ENTRIES] = {
         0,
         gdt_entry(0, 0xfffff, 0xc09b), /* 32-bit code, PVH entry */
