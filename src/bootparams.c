@@ -56,7 +56,7 @@ int boot_initrd_place(const struct guest_mem *gm, const struct boot_input *in, u
                       uint64_t ceiling, uint64_t *addr, char *errmsg)
 {
     *addr = 0;
-    if (!in->initrd.data)
+    if (!in->initrd.len)
         return 0;
     /* 32-bit loaders and the zero page's 32-bit ramdisk fields: stay in the low region. */
     ceiling = min_u64(ceiling, min_u64(guest_low_end(gm), LAYOUT_PCI_HOLE_START));
@@ -76,11 +76,21 @@ int boot_initrd_place(const struct guest_mem *gm, const struct boot_input *in, u
 int boot_initrd_write(const struct guest_mem *gm, const struct boot_input *in, uint64_t addr,
                       char *errmsg)
 {
-    if (!in->initrd.data)
+    const struct boot_blob *b = &in->initrd;
+    if (!b->len)
         return 0;
-    if (guest_write(gm, addr, in->initrd.data, in->initrd.len) < 0)
-        return kiln_fail(errmsg, EFAULT, "initrd '%s': cannot write at 0x%llx", in->initrd.name,
+    uint8_t *dst = gpa_to_host(gm, addr, b->len);
+    if (!dst)
+        return kiln_fail(errmsg, EFAULT, "initrd '%s': cannot write at 0x%llx", b->name,
                          (unsigned long long)addr);
+    if (b->data) {
+        memcpy(dst, b->data, b->len);
+        return 0;
+    }
+    /* Straight into guest RAM: no bounce buffer for an initrd of tens of MiB. */
+    int ret = pread_full(b->fd, dst, b->len);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "initrd '%s': read failed: %s", b->name, strerror(-ret));
     return 0;
 }
 
@@ -99,7 +109,7 @@ static void bootparams_set_e820(const struct guest_mem *gm, struct boot_params *
 int bootparams_write(const struct guest_mem *gm, struct boot_params *bp,
                      const struct boot_input *in, uint64_t initrd_addr, char *errmsg)
 {
-    uint64_t initrd_size = in->initrd.data ? in->initrd.len : 0;
+    uint64_t initrd_size = in->initrd.len;
     bp->hdr.type_of_loader = 0xff; /* "undefined" loader ID */
     bp->hdr.loadflags |= LOADED_HIGH | CAN_USE_HEAP;
     bp->hdr.heap_end_ptr = BOOT_HEAP_END;

@@ -18,8 +18,9 @@ struct boot_params;
 /* An image held in host memory, and the name it goes by in messages. */
 struct boot_blob {
     const char *name;
-    const uint8_t *data; /* NULL: absent */
-    size_t len;
+    const uint8_t *data; /* contents in host memory, or NULL */
+    size_t len;          /* 0: absent */
+    int fd;              /* with data NULL and len > 0: read the contents from this file */
 };
 
 /* Everything a loader needs besides guest RAM. */

@@ -309,7 +309,7 @@ static int pvh_write_start_info(const struct guest_mem *gm, const struct boot_in
         .memmap_paddr = LAYOUT_START_INFO + sizeof(si),
     };
     int ret = pvh_write_memmap(gm, si.memmap_paddr, &si.memmap_entries);
-    if (!ret && in->initrd.data) {
+    if (!ret && in->initrd.len) {
         struct hvm_modlist_entry mod = {.paddr = p->initrd_addr, .size = in->initrd.len};
         si.nr_modules = 1;
         si.modlist_paddr =

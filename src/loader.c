@@ -3,9 +3,12 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bootparams.h"
 #include "layout.h"
@@ -14,8 +17,8 @@
 /* Name used in messages for images handed over in memory rather than read from a file. */
 #define IN_MEMORY_NAME "<memory>"
 
-/* Turn a read_file() failure into a one-line message about what (kernel/initrd) and path. */
-static int read_fail(const char *what, const char *path, int err, uint64_t limit, char *errmsg)
+/* A one-line message about what (kernel/initrd) and path for an errno from opening it. */
+static int open_fail(const char *what, const char *path, int err, uint64_t limit, char *errmsg)
 {
     switch (err) {
     case ENOENT:
@@ -34,24 +37,55 @@ static int read_fail(const char *what, const char *path, int err, uint64_t limit
     }
 }
 
+/* errno for a file kiln cannot load as an image of at most limit bytes, 0 if it may. */
+static int check_image_file(int fd, uint64_t limit, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return errno;
+    if (S_ISDIR(st.st_mode))
+        return EISDIR;
+    if (!S_ISREG(st.st_mode))
+        return EINVAL;
+    if ((uint64_t)st.st_size > limit)
+        return EFBIG; /* anything larger than guest RAM could never be loaded */
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
 /*
- * Read an image of at most guest-RAM size: anything larger could never be loaded. An empty file
+ * Open an image file and size it, keeping the fd in out (contents not read yet). An empty file
  * fails with empty_err.
  */
-static int read_image(const struct guest_mem *gm, const char *what, const char *path, int empty_err,
+static int open_image(const struct guest_mem *gm, const char *what, const char *path, int empty_err,
                       struct boot_blob *out, char *errmsg)
 {
-    uint64_t limit = gm->size < SIZE_MAX ? gm->size : SIZE_MAX;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int ret = read_file(path, (size_t)limit, &data, &len);
-    if (ret < 0)
-        return read_fail(what, path, -ret, limit, errmsg);
-    if (len == 0) {
-        free(data);
-        return kiln_fail(errmsg, empty_err, "%s '%s': empty file", what, path);
+    uint64_t limit = gm->size < SIZE_MAX ? gm->size : SIZE_MAX, size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int err = fd < 0 ? errno : check_image_file(fd, limit, &size);
+    if (err) {
+        if (fd >= 0)
+            close(fd);
+        return open_fail(what, path, err, limit, errmsg);
     }
-    *out = (struct boot_blob){.name = path, .data = data, .len = len};
+    *out = (struct boot_blob){.name = path, .len = (size_t)size, .fd = fd};
+    if (size == 0)
+        return kiln_fail(errmsg, empty_err, "%s '%s': empty file", what, path);
+    return 0;
+}
+
+/* Read an opened image into host memory (the kernel: its headers have to be parsed). */
+static int read_image(const char *what, struct boot_blob *b, char *errmsg)
+{
+    uint8_t *data = malloc(b->len);
+    if (!data)
+        return kiln_fail(errmsg, ENOMEM, "%s '%s': out of memory", what, b->name);
+    int ret = pread_full(b->fd, data, b->len);
+    if (ret < 0) {
+        free(data);
+        return kiln_fail(errmsg, -ret, "%s '%s': read failed: %s", what, b->name, strerror(-ret));
+    }
+    b->data = data;
     return 0;
 }
 
@@ -71,15 +105,25 @@ int load_kernel(const struct guest_mem *gm, const struct boot_request *req, stru
 {
     if (!req || !req->kernel_path)
         return kiln_fail(errmsg, EINVAL, "no kernel given");
-    struct boot_input in = {.cmdline = req->cmdline ? req->cmdline : "",
-                            .rsdp_addr = req->rsdp_addr};
-    int ret = read_image(gm, "kernel", req->kernel_path, ENOEXEC, &in.kernel, errmsg);
+    struct boot_input in = {
+        .kernel = {.fd = -1},
+        .initrd = {.fd = -1},
+        .cmdline = req->cmdline ? req->cmdline : "",
+        .rsdp_addr = req->rsdp_addr,
+    };
+    int ret = open_image(gm, "kernel", req->kernel_path, ENOEXEC, &in.kernel, errmsg);
+    if (!ret)
+        ret = read_image("kernel", &in.kernel, errmsg);
+    /* The initrd stays a file: the loader reads it straight to its place in guest RAM. */
     if (!ret && req->initrd_path)
-        ret = read_image(gm, "initrd", req->initrd_path, EINVAL, &in.initrd, errmsg);
+        ret = open_image(gm, "initrd", req->initrd_path, EINVAL, &in.initrd, errmsg);
     if (!ret)
         ret = dispatch(gm, &in, out, errmsg);
     free((void *)in.kernel.data);
-    free((void *)in.initrd.data);
+    if (in.kernel.fd >= 0)
+        close(in.kernel.fd);
+    if (in.initrd.fd >= 0)
+        close(in.initrd.fd);
     return ret;
 }
 
@@ -87,12 +131,14 @@ static struct boot_input memory_input(const char *name, const uint8_t *img, size
                                       const uint8_t *initrd, size_t initrd_len, const char *cmdline)
 {
     struct boot_input in = {
-        .kernel = {.name = name ? name : IN_MEMORY_NAME, .data = img, .len = len},
+        .kernel = {.name = name ? name : IN_MEMORY_NAME, .data = img, .len = len, .fd = -1},
+        .initrd = {.fd = -1},
         .cmdline = cmdline ? cmdline : "",
     };
     /* An empty initrd is no initrd. */
     if (initrd && initrd_len)
-        in.initrd = (struct boot_blob){.name = IN_MEMORY_NAME, .data = initrd, .len = initrd_len};
+        in.initrd =
+            (struct boot_blob){.name = IN_MEMORY_NAME, .data = initrd, .len = initrd_len, .fd = -1};
     return in;
 }
 

@@ -1,13 +1,10 @@
-/* util.c: logging, error formatting and whole-file reads for libkiln. */
+/* util.c: logging, error formatting and file reads for libkiln. */
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *level_name(enum kiln_log_level level)
@@ -54,51 +51,16 @@ int kiln_fail(char *errmsg, int errnum, const char *fmt, ...)
     return -errnum;
 }
 
-int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size)
+int pread_full(int fd, void *buf, uint64_t len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int ret = 0;
-    uint8_t *buf = NULL;
-    if (fstat(fd, &st) < 0) {
-        ret = -errno;
-        goto out;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        ret = -EISDIR;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ret = -EINVAL;
-        goto out;
-    }
-    if ((uint64_t)st.st_size > max_size) {
-        ret = -EFBIG;
-        goto out;
-    }
-    buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-    if (!buf) {
-        ret = -ENOMEM;
-        goto out;
-    }
-    size_t done = 0;
-    while (done < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+    uint64_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (uint8_t *)buf + done, (size_t)(len - done), (off_t)done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            ret = n < 0 ? -errno : -EIO; /* the file shrank under us */
-            goto out;
-        }
-        done += (size_t)n;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO; /* the file shrank since it was sized */
+        done += (uint64_t)n;
     }
-    *data = buf;
-    *size = done;
-    buf = NULL;
-out:
-    free(buf);
-    close(fd);
-    return ret;
+    return 0;
 }

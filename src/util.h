@@ -44,7 +44,7 @@ static inline uint64_t align_up(uint64_t v, uint64_t align)
     return (v + align - 1) & ~(align - 1);
 }
 
-/* Read a whole file (at most max_size bytes) into a malloc'd buffer. Returns 0 or -errno. */
-int read_file(const char *path, size_t max_size, uint8_t **data, size_t *size);
+/* Read exactly len bytes from offset 0 of fd into buf. Returns 0, or -errno (-EIO if short). */
+int pread_full(int fd, void *buf, uint64_t len);
 
 #endif
