@@ -94,8 +94,6 @@ static void on_serial_escape(void *ctx)
 
 static int validate_config(const struct kiln_config *cfg, int max_vcpus, char *errmsg)
 {
-    if (!cfg->kernel_path || !cfg->kernel_path[0])
-        return kiln_fail(errmsg, EINVAL, "no kernel given");
     if (cfg->cpus == 0)
         return kiln_fail(errmsg, EINVAL, "cpus 0: a VM needs at least one vCPU");
     if (cfg->cpus > KILN_MAX_CPUS || (int)cfg->cpus > max_vcpus)
@@ -259,6 +257,8 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
 {
     *out = NULL;
     errmsg[0] = '\0';
+    if (!cfg->kernel_path || !cfg->kernel_path[0])
+        return kiln_fail(errmsg, EINVAL, "no kernel given");
     struct kiln_vm *vm = vm_alloc(cfg);
     if (!vm)
         return kiln_fail(errmsg, ENOMEM, "out of memory");
