@@ -42,7 +42,8 @@ static void make_terminal_raw(void)
     raw.c_cc[VMIN] = 1;
     raw.c_cc[VTIME] = 0;
     g_termios_saved = 1;
-    tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw);
+    /* TCSANOW keeps what the user typed ahead; it goes to the guest. */
+    tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 }
 
 static void stop_handler(int sig)
