@@ -15,6 +15,18 @@
 /* Top of the real-mode heap, relative to the setup segment (boot protocol 2.01+). */
 #define BOOT_HEAP_END (0xfe00 - 0x200)
 
+int blob_read(const struct boot_blob *b, uint64_t off, void *dst, uint64_t len)
+{
+    if (!range_within(off, len, b->len))
+        return -EINVAL;
+    if (b->data) {
+        memcpy(dst, b->data + off, len);
+        return 0;
+    }
+    /* Straight from the file to its destination (usually guest RAM): no bounce buffer. */
+    return pread_full(b->fd, dst, len, off);
+}
+
 bool bzimage_detect(const uint8_t *img, size_t len)
 {
     if (!img || len < BZ_HEADER_OFF + 4)
@@ -83,12 +95,7 @@ int boot_initrd_write(const struct guest_mem *gm, const struct boot_input *in, u
     if (!dst)
         return kiln_fail(errmsg, EFAULT, "initrd '%s': cannot write at 0x%llx", b->name,
                          (unsigned long long)addr);
-    if (b->data) {
-        memcpy(dst, b->data, b->len);
-        return 0;
-    }
-    /* Straight into guest RAM: no bounce buffer for an initrd of tens of MiB. */
-    int ret = pread_full(b->fd, dst, b->len);
+    int ret = blob_read(b, 0, dst, b->len);
     if (ret < 0)
         return kiln_fail(errmsg, -ret, "initrd '%s': read failed: %s", b->name, strerror(-ret));
     return 0;

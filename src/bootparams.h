@@ -37,6 +37,15 @@ int bzimage_load(const struct guest_mem *gm, const struct boot_input *in, struct
 int elf_load(const struct guest_mem *gm, const struct boot_input *in, struct boot_entry *out,
              char *errmsg);
 
+/* Bytes at the start of a kernel image that hold every header kiln detects formats by. */
+#define BOOT_BLOB_HEAD 1024
+
+/*
+ * Copy [off, off + len) of an image to dst: from memory, or read from its file. Returns 0,
+ * -EINVAL if the range is not inside the image, or -errno from the read.
+ */
+int blob_read(const struct boot_blob *b, uint64_t off, void *dst, uint64_t len);
+
 /* True if img carries the bzImage boot sector flag and the "HdrS" setup header magic. */
 bool bzimage_detect(const uint8_t *img, size_t len);
 

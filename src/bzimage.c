@@ -18,6 +18,8 @@
 
 /* What the checks learn about the image before anything is written to guest RAM. */
 struct bz_plan {
+    uint8_t head[BOOT_BLOB_HEAD]; /* start of the file: boot sector and setup header */
+    size_t head_len;
     struct setup_header hdr; /* from the file, zero-filled where the file is short */
     uint64_t setup_size;     /* boot sector and setup sectors: skipped, never run */
     uint64_t payload_len;    /* protected-mode kernel, loaded at LAYOUT_KERNEL_START */
@@ -32,12 +34,16 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 static int bz_parse_header(const struct boot_blob *k, struct bz_plan *p, char *errmsg)
 {
-    if (!bzimage_detect(k->data, k->len))
+    p->head_len = k->len < sizeof(p->head) ? k->len : sizeof(p->head);
+    int ret = blob_read(k, 0, p->head, p->head_len);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "kernel '%s': read failed: %s", k->name, strerror(-ret));
+    if (!bzimage_detect(p->head, p->head_len))
         return kiln_fail(errmsg, ENOEXEC, "kernel '%s': not a bzImage (no boot flag or HdrS magic)",
                          k->name);
     memset(&p->hdr, 0, sizeof(p->hdr));
-    size_t avail = k->len - BZ_SETUP_HEADER_OFF;
-    memcpy(&p->hdr, k->data + BZ_SETUP_HEADER_OFF, avail < sizeof(p->hdr) ? avail : sizeof(p->hdr));
+    size_t avail = p->head_len - BZ_SETUP_HEADER_OFF;
+    memcpy(&p->hdr, p->head + BZ_SETUP_HEADER_OFF, avail < sizeof(p->hdr) ? avail : sizeof(p->hdr));
     unsigned version = p->hdr.version;
     if (version < BZ_MIN_VERSION)
         return kiln_fail(errmsg, ENOEXEC,
@@ -133,11 +139,11 @@ static int bz_write_zero_page(const struct guest_mem *gm, const struct boot_inpu
 {
     struct boot_params bp;
     memset(&bp, 0, sizeof(bp));
-    size_t hdr_len = BZ_HEADER_OFF + in->kernel.data[BZ_JUMP_OFF] - BZ_SETUP_HEADER_OFF;
+    size_t hdr_len = BZ_HEADER_OFF + p->head[BZ_JUMP_OFF] - BZ_SETUP_HEADER_OFF;
     if (hdr_len > sizeof(bp.hdr))
         hdr_len = sizeof(bp.hdr);
-    /* 0x1f1 + sizeof(hdr) < 5 sectors <= setup_size < file length: the copy is in the file. */
-    memcpy(&bp.hdr, in->kernel.data + BZ_SETUP_HEADER_OFF, hdr_len);
+    /* 0x1f1 + sizeof(hdr) < BOOT_BLOB_HEAD <= 5 sectors <= setup_size: the head holds it. */
+    memcpy(&bp.hdr, p->head + BZ_SETUP_HEADER_OFF, hdr_len);
     return bootparams_write(gm, &bp, in, p->initrd_addr, errmsg);
 }
 
@@ -148,9 +154,12 @@ int bzimage_load(const struct guest_mem *gm, const struct boot_input *in, struct
     int ret = bz_plan(gm, in, &p, errmsg);
     if (ret < 0)
         return ret;
-    if (guest_write(gm, LAYOUT_KERNEL_START, in->kernel.data + p.setup_size, p.payload_len) < 0)
-        return kiln_fail(errmsg, EFAULT, "kernel '%s': cannot write the kernel at 0x%llx",
-                         in->kernel.name, LAYOUT_KERNEL_START);
+    /* bz_plan checked that the payload fits in RAM from LAYOUT_KERNEL_START. */
+    ret = blob_read(&in->kernel, p.setup_size, gpa_to_host(gm, LAYOUT_KERNEL_START, p.payload_len),
+                    p.payload_len);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "kernel '%s': read failed: %s", in->kernel.name,
+                         strerror(-ret));
     ret = boot_initrd_write(gm, in, p.initrd_addr, errmsg);
     if (!ret)
         ret = boot_cmdline_write(gm, in, errmsg);

@@ -3,6 +3,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bootparams.h"
@@ -56,18 +57,26 @@ _Static_assert(sizeof(struct hvm_start_info) +
                "PVH boot information fits below the zero page");
 
 /* What the checks learn about the image before anything is written to guest RAM. */
+/* Largest PT_NOTE segment kiln reads looking for the PVH entry note. */
+#define ELF_NOTES_MAX (1u << 20)
+
 struct elf_plan {
     Elf64_Ehdr eh;
+    Elf64_Phdr *phdrs; /* the program header table, read once; freed by elf_load */
     uint64_t load_end; /* highest p_paddr + p_memsz of the PT_LOAD segments */
     bool pvh;
     uint64_t entry;
     uint64_t initrd_addr;
 };
 
-static void elf_phdr(const struct boot_blob *k, const Elf64_Ehdr *eh, unsigned i, Elf64_Phdr *ph)
+static void elf_phdr(const struct elf_plan *p, unsigned i, Elf64_Phdr *ph)
 {
-    /* The table was checked to lie inside the file; copy since it may be unaligned. */
-    memcpy(ph, k->data + eh->e_phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
+    *ph = p->phdrs[i];
+}
+
+static int elf_read_fail(const struct boot_blob *k, int err, char *errmsg)
+{
+    return kiln_fail(errmsg, err, "kernel '%s': read failed: %s", k->name, strerror(err));
 }
 
 static int elf_check_ident(const struct boot_blob *k, Elf64_Ehdr *eh, char *errmsg)
@@ -75,7 +84,9 @@ static int elf_check_ident(const struct boot_blob *k, Elf64_Ehdr *eh, char *errm
     if (k->len < sizeof(*eh))
         return kiln_fail(errmsg, ENOEXEC, "kernel '%s': truncated ELF header (%zu bytes)", k->name,
                          k->len);
-    memcpy(eh, k->data, sizeof(*eh));
+    int ret = blob_read(k, 0, eh, sizeof(*eh));
+    if (ret < 0)
+        return elf_read_fail(k, -ret, errmsg);
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
         return kiln_fail(errmsg, ENOEXEC, "kernel '%s': not an ELF file", k->name);
     if (eh->e_ident[EI_CLASS] != ELFCLASS64)
@@ -88,8 +99,9 @@ static int elf_check_ident(const struct boot_blob *k, Elf64_Ehdr *eh, char *errm
     return 0;
 }
 
-static int elf_check_header(const struct boot_blob *k, Elf64_Ehdr *eh, char *errmsg)
+static int elf_check_header(const struct boot_blob *k, struct elf_plan *p, char *errmsg)
 {
+    Elf64_Ehdr *eh = &p->eh;
     int ret = elf_check_ident(k, eh, errmsg);
     if (ret < 0)
         return ret;
@@ -112,7 +124,11 @@ static int elf_check_header(const struct boot_blob *k, Elf64_Ehdr *eh, char *err
                          "kernel '%s': ELF program headers (offset 0x%llx, %u entries) lie outside "
                          "the file (%zu bytes)",
                          k->name, (unsigned long long)eh->e_phoff, eh->e_phnum, k->len);
-    return 0;
+    p->phdrs = malloc(table ? table : 1);
+    if (!p->phdrs)
+        return kiln_fail(errmsg, ENOMEM, "kernel '%s': out of memory", k->name);
+    ret = blob_read(k, eh->e_phoff, p->phdrs, table);
+    return ret < 0 ? elf_read_fail(k, -ret, errmsg) : 0;
 }
 
 static int elf_check_load(const struct guest_mem *gm, const struct boot_blob *k,
@@ -149,7 +165,7 @@ static int elf_check_segments(const struct guest_mem *gm, const struct boot_blob
     p->load_end = 0;
     for (unsigned i = 0; i < p->eh.e_phnum; i++) {
         Elf64_Phdr ph;
-        elf_phdr(k, &p->eh, i, &ph);
+        elf_phdr(p, i, &ph);
         if (ph.p_type != PT_LOAD)
             continue;
         int ret = elf_check_load(gm, k, &ph, i, errmsg);
@@ -219,14 +235,26 @@ static int elf_find_pvh(const struct boot_blob *k, struct elf_plan *p, char *err
 {
     for (unsigned i = 0; i < p->eh.e_phnum; i++) {
         Elf64_Phdr ph;
-        elf_phdr(k, &p->eh, i, &ph);
+        elf_phdr(p, i, &ph);
         if (ph.p_type != PT_NOTE)
             continue;
         if (!range_within(ph.p_offset, ph.p_filesz, k->len))
             return kiln_fail(errmsg, ENOEXEC, "kernel '%s': note segment %u lies outside the file",
                              k->name, i);
-        int ret =
-            notes_find_pvh(k->data + ph.p_offset, ph.p_filesz, ph.p_align == 8 ? 8 : 4, &p->entry);
+        /* Kernels carry a few hundred bytes of notes; a huge note segment is not a kernel. */
+        if (ph.p_filesz > ELF_NOTES_MAX)
+            return kiln_fail(errmsg, ENOEXEC, "kernel '%s': note segment %u is too large", k->name,
+                             i);
+        uint8_t *notes = malloc(ph.p_filesz ? ph.p_filesz : 1);
+        if (!notes)
+            return kiln_fail(errmsg, ENOMEM, "kernel '%s': out of memory", k->name);
+        int ret = blob_read(k, ph.p_offset, notes, ph.p_filesz);
+        if (ret < 0) {
+            free(notes);
+            return elf_read_fail(k, -ret, errmsg);
+        }
+        ret = notes_find_pvh(notes, ph.p_filesz, ph.p_align == 8 ? 8 : 4, &p->entry);
+        free(notes);
         if (ret < 0)
             return kiln_fail(errmsg, ENOEXEC, "kernel '%s': malformed note in segment %u", k->name,
                              i);
@@ -255,7 +283,8 @@ static int elf_check_entry(const struct guest_mem *gm, const struct boot_blob *k
 static int elf_plan(const struct guest_mem *gm, const struct boot_input *in, struct elf_plan *p,
                     char *errmsg)
 {
-    int ret = elf_check_header(&in->kernel, &p->eh, errmsg);
+    p->phdrs = NULL;
+    int ret = elf_check_header(&in->kernel, p, errmsg);
     if (!ret)
         ret = elf_check_segments(gm, &in->kernel, p, errmsg);
     if (!ret)
@@ -270,18 +299,21 @@ static int elf_plan(const struct guest_mem *gm, const struct boot_input *in, str
 }
 
 /* Copy each PT_LOAD segment to p_paddr and zero its tail (bss); all were checked. */
-static void elf_copy_segments(const struct guest_mem *gm, const struct boot_blob *k,
-                              const struct elf_plan *p)
+static int elf_copy_segments(const struct guest_mem *gm, const struct boot_blob *k,
+                             const struct elf_plan *p, char *errmsg)
 {
     for (unsigned i = 0; i < p->eh.e_phnum; i++) {
         Elf64_Phdr ph;
-        elf_phdr(k, &p->eh, i, &ph);
+        elf_phdr(p, i, &ph);
         if (ph.p_type != PT_LOAD)
             continue;
         uint8_t *dst = gpa_to_host(gm, ph.p_paddr, ph.p_memsz);
-        memcpy(dst, k->data + ph.p_offset, ph.p_filesz);
+        int ret = blob_read(k, ph.p_offset, dst, ph.p_filesz);
+        if (ret < 0)
+            return elf_read_fail(k, -ret, errmsg);
         memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
     }
+    return 0;
 }
 
 static int pvh_write_memmap(const struct guest_mem *gm, uint64_t addr, uint32_t *count)
@@ -342,10 +374,11 @@ int elf_load(const struct guest_mem *gm, const struct boot_input *in, struct boo
 {
     struct elf_plan p;
     int ret = elf_plan(gm, in, &p, errmsg);
-    if (ret < 0)
-        return ret;
-    elf_copy_segments(gm, &in->kernel, &p);
-    ret = boot_initrd_write(gm, in, p.initrd_addr, errmsg);
+    if (!ret)
+        ret = elf_copy_segments(gm, &in->kernel, &p, errmsg);
+    free(p.phdrs);
+    if (!ret)
+        ret = boot_initrd_write(gm, in, p.initrd_addr, errmsg);
     if (!ret)
         ret = boot_cmdline_write(gm, in, errmsg);
     if (!ret)

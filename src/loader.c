@@ -54,8 +54,8 @@ static int check_image_file(int fd, uint64_t limit, uint64_t *size)
 }
 
 /*
- * Open an image file and size it, keeping the fd in out (contents not read yet). An empty file
- * fails with empty_err.
+ * Open an image file and size it, keeping the fd in out: contents are read later, straight to
+ * where they go. An empty file fails with empty_err.
  */
 static int open_image(const struct guest_mem *gm, const char *what, const char *path, int empty_err,
                       struct boot_blob *out, char *errmsg)
@@ -74,28 +74,18 @@ static int open_image(const struct guest_mem *gm, const char *what, const char *
     return 0;
 }
 
-/* Read an opened image into host memory (the kernel: its headers have to be parsed). */
-static int read_image(const char *what, struct boot_blob *b, char *errmsg)
-{
-    uint8_t *data = malloc(b->len);
-    if (!data)
-        return kiln_fail(errmsg, ENOMEM, "%s '%s': out of memory", what, b->name);
-    int ret = pread_full(b->fd, data, b->len);
-    if (ret < 0) {
-        free(data);
-        return kiln_fail(errmsg, -ret, "%s '%s': read failed: %s", what, b->name, strerror(-ret));
-    }
-    b->data = data;
-    return 0;
-}
-
 static int dispatch(const struct guest_mem *gm, const struct boot_input *in, struct boot_entry *out,
                     char *errmsg)
 {
     const struct boot_blob *k = &in->kernel;
-    if (bzimage_detect(k->data, k->len))
+    uint8_t head[BOOT_BLOB_HEAD];
+    size_t n = k->len < sizeof(head) ? k->len : sizeof(head);
+    int ret = blob_read(k, 0, head, n);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "kernel '%s': read failed: %s", k->name, strerror(-ret));
+    if (bzimage_detect(head, n))
         return bzimage_load(gm, in, out, errmsg);
-    if (k->len >= SELFMAG && memcmp(k->data, ELFMAG, SELFMAG) == 0)
+    if (n >= SELFMAG && memcmp(head, ELFMAG, SELFMAG) == 0)
         return elf_load(gm, in, out, errmsg);
     return kiln_fail(errmsg, ENOEXEC, "kernel '%s': not a bzImage or ELF64 image", k->name);
 }
@@ -111,15 +101,12 @@ int load_kernel(const struct guest_mem *gm, const struct boot_request *req, stru
         .cmdline = req->cmdline ? req->cmdline : "",
         .rsdp_addr = req->rsdp_addr,
     };
+    /* Both stay files: the loaders read their parts straight to their place in guest RAM. */
     int ret = open_image(gm, "kernel", req->kernel_path, ENOEXEC, &in.kernel, errmsg);
-    if (!ret)
-        ret = read_image("kernel", &in.kernel, errmsg);
-    /* The initrd stays a file: the loader reads it straight to its place in guest RAM. */
     if (!ret && req->initrd_path)
         ret = open_image(gm, "initrd", req->initrd_path, EINVAL, &in.initrd, errmsg);
     if (!ret)
         ret = dispatch(gm, &in, out, errmsg);
-    free((void *)in.kernel.data);
     if (in.kernel.fd >= 0)
         close(in.kernel.fd);
     if (in.initrd.fd >= 0)

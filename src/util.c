@@ -51,11 +51,11 @@ int kiln_fail(char *errmsg, int errnum, const char *fmt, ...)
     return -errnum;
 }
 
-int pread_full(int fd, void *buf, uint64_t len)
+int pread_full(int fd, void *buf, uint64_t len, uint64_t off)
 {
     uint64_t done = 0;
     while (done < len) {
-        ssize_t n = pread(fd, (uint8_t *)buf + done, (size_t)(len - done), (off_t)done);
+        ssize_t n = pread(fd, (uint8_t *)buf + done, (size_t)(len - done), (off_t)(off + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)

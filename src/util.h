@@ -44,7 +44,7 @@ static inline uint64_t align_up(uint64_t v, uint64_t align)
     return (v + align - 1) & ~(align - 1);
 }
 
-/* Read exactly len bytes from offset 0 of fd into buf. Returns 0, or -errno (-EIO if short). */
-int pread_full(int fd, void *buf, uint64_t len);
+/* Read exactly len bytes at offset off of fd into buf. Returns 0, or -errno (-EIO if short). */
+int pread_full(int fd, void *buf, uint64_t len, uint64_t off);
 
 #endif
