@@ -33,6 +33,19 @@ void virtio_device_init(struct virtio_device *vd, const struct virtio_device_ops
     queues_reset(vd);
 }
 
+/* Back to the state after init (device lock held). */
+static void reset_locked(struct virtio_device *vd)
+{
+    vd->status = 0;
+    vd->driver_features = 0;
+    vd->isr = 0;
+    vd->active = false;
+    vd->reset_pending = false;
+    vd->error_logged = false;
+    vd->config_vector = VIRTIO_NO_VECTOR;
+    queues_reset(vd);
+}
+
 void virtio_device_destroy(struct virtio_device *vd)
 {
     pthread_mutex_destroy(&vd->lock);
@@ -48,6 +61,15 @@ static bool features_acceptable(const struct virtio_device *vd)
 bool virtio_write_status(struct virtio_device *vd, uint8_t status)
 {
     if (status == 0) {
+        /*
+         * Without DRIVER_OK since the last reset the device never started: reset it right here.
+         * Drivers reset first thing at probe and poll until status reads 0; answering at once
+         * also keeps their next writes from landing while a reset is still pending.
+         */
+        if (!vd->reset_pending && !vd->active && !(vd->status & VIRTIO_STATUS_DRIVER_OK)) {
+            reset_locked(vd);
+            return false;
+        }
         /* Reading status returns the old value until the loop has quiesced the device. */
         vd->reset_pending = true;
         return true;
@@ -78,14 +100,7 @@ bool virtio_has_feature(const struct virtio_device *vd, uint64_t f)
 void virtio_reset_done(struct virtio_device *vd)
 {
     pthread_mutex_lock(&vd->lock);
-    vd->status = 0;
-    vd->driver_features = 0;
-    vd->isr = 0;
-    vd->active = false;
-    vd->reset_pending = false;
-    vd->error_logged = false;
-    vd->config_vector = VIRTIO_NO_VECTOR;
-    queues_reset(vd);
+    reset_locked(vd);
     pthread_mutex_unlock(&vd->lock);
 }
 

@@ -44,6 +44,8 @@ struct virtio_device;
 struct virtio_device_ops {
     const char *name; /* for log messages, e.g. "virtio-blk" */
     uint32_t device_id;
+    /* Bytes of device-specific configuration space the transport exposes (0: none). */
+    uint32_t config_len;
     /* Device-specific configuration space (little-endian); offset + len <= config_len. */
     void (*config_read)(struct virtio_device *vd, uint32_t offset, void *data, uint32_t len);
     void (*config_write)(struct virtio_device *vd, uint32_t offset, const void *data, uint32_t len);
@@ -53,7 +55,9 @@ struct virtio_device_ops {
      * The driver reset the device: stop taking requests and forget per-run state. Return 0 if
      * the device is quiet now, 1 if requests are still in flight on the back end: the device
      * then calls virtio_reset_done() when the last one has finished (it must not touch the
-     * queues or guest memory for them any more).
+     * queues or guest memory for them any more). Not called for a reset of a device the driver
+     * has not set DRIVER_OK on since the last reset (nothing can have started): the core resets
+     * that one at once, so the driver's wait for status 0 costs nothing.
      */
     int (*reset)(struct virtio_device *vd);
     /* The driver kicked queue index q (an ioeventfd fired). */
@@ -104,9 +108,11 @@ void virtio_device_destroy(struct virtio_device *vd);
 
 /*
  * Transport side (device lock held). virtio_write_status applies the driver's status write:
- * 0 starts a reset; FEATURES_OK is refused (left clear) unless the accepted features are a
- * subset of the offered ones and include VERSION_1; DRIVER_OK asks the loop to activate.
- * Returns true if the loop thread must run virtio_loop_work() (activation or reset).
+ * 0 starts a reset (done at once if the device never got DRIVER_OK since the last reset, else
+ * on the loop, status reads staying non-zero until then); FEATURES_OK is refused (left clear)
+ * unless the accepted features are a subset of the offered ones and include VERSION_1; DRIVER_OK
+ * asks the loop to activate. Returns true if the loop thread must run virtio_loop_work()
+ * (activation or reset).
  */
 bool virtio_write_status(struct virtio_device *vd, uint8_t status);
 uint8_t virtio_read_status(const struct virtio_device *vd);
