@@ -28,6 +28,18 @@ extern "C" {
 #define KILN_MIN_MEMORY (8ULL << 20)
 #define KILN_MAX_CPUS 255
 
+/* Most virtio-blk disks one VM can have. */
+#define KILN_MAX_DISKS 16
+/* Longest disk serial (virtio-blk GET_ID returns 20 bytes). */
+#define KILN_DISK_SERIAL_MAX 20
+
+/* A raw disk image attached as a virtio-blk device. */
+struct kiln_disk {
+    const char *path; /* image file; opened read-write and locked unless read_only */
+    bool read_only;
+    const char *serial; /* NULL or up to KILN_DISK_SERIAL_MAX printable ASCII characters */
+};
+
 /* Log levels passed to a kiln_log_fn. */
 enum kiln_log_level {
     KILN_LOG_ERROR = 0,
@@ -61,6 +73,9 @@ struct kiln_config {
     bool serial_escape;
 
     uint64_t timeout_ms; /* 0: none; otherwise kiln_vm_run() ends with KILN_EXIT_TIMEOUT */
+
+    struct kiln_disk disks[KILN_MAX_DISKS]; /* in order: /dev/vda, /dev/vdb, ... */
+    unsigned ndisks;
 
     kiln_log_fn log_fn; /* NULL: the default stderr logger */
     void *log_ctx;

@@ -7,6 +7,7 @@
 
 #include "devices/serial.h"
 #include "layout.h"
+#include "pci.h"
 #include "util.h"
 
 #define OEM_ID "KILN  "
@@ -128,7 +129,7 @@ static void header_seal(struct acpi_header *h)
 
 /* ---- AML: just enough of the encoding for names, integers, strings, devices, packages. */
 
-#define AML_MAX 1024
+#define AML_MAX 2048
 
 struct aml {
     uint8_t buf[AML_MAX];
@@ -295,6 +296,14 @@ static void dsdt_devices(struct aml *a)
     aml_integer(a, 0x0f);
     aml_crs_io(a, PORT_PVPANIC, 1, -1);
     aml_close(a, dev);
+
+    /* PCI0: without it, Linux with ACPI never scans PCI bus 0. */
+    uint8_t pci[768];
+    int n = acpi_pci_aml(pci, sizeof(pci), PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_SIZE);
+    if (n < 0)
+        a->overflow = true;
+    else
+        aml_bytes(a, pci, (size_t)n);
 
     aml_close(a, scope);
 }

@@ -28,7 +28,12 @@ struct cli_options {
     const char *serial_path;
     uint64_t timeout_ms;
     bool stats;
+    struct kiln_disk disks[KILN_MAX_DISKS];
+    unsigned ndisks;
 };
+
+/* Parse one --disk value "path=FILE[,ro][,serial=ID]" into *d (pointing into s). */
+int parse_disk(char *s, struct kiln_disk *d, char *errmsg);
 
 /*
  * Parse argv into *o. Returns 0, or -EINVAL with a one-line message (without the "kiln: "

@@ -24,6 +24,8 @@ const char cli_usage[] =
     "  --memory SIZE        guest RAM, bytes or with K/M/G suffix (default 256M)\n"
     "  --serial MODE        stdio (default), file=PATH, or none\n"
     "  --timeout SECONDS    stop the VM after this long and exit 124\n"
+    "  --disk path=FILE[,ro][,serial=ID]\n"
+    "                       raw disk image as virtio-blk (repeatable: vda, vdb, ...)\n"
     "  --stats              print VM statistics on stderr at exit\n"
     "\n"
     "Exit status: 0 guest powered off or rebooted; 1-123 status the guest wrote to the exit\n"
@@ -166,8 +168,76 @@ static int parse_timeout(const char *s, uint64_t *ms, char *errmsg)
     return 0;
 }
 
+/* A serial is what GET_ID returns: printable ASCII, no separators kiln's syntax uses. */
+static bool serial_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > KILN_DISK_SERIAL_MAX)
+        return false;
+    for (; *s; s++)
+        if (*s < 0x21 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+/* Apply one comma-separated field of a --disk value. */
+static int disk_field(char *field, bool first, struct kiln_disk *d, const char *orig, char *errmsg)
+{
+    if (strncmp(field, "path=", 5) == 0 || (first && !strchr(field, '=') && strcmp(field, "ro"))) {
+        if (d->path)
+            return kiln_fail(errmsg, EINVAL, "--disk '%s': more than one path", orig);
+        d->path = strncmp(field, "path=", 5) == 0 ? field + 5 : field;
+        if (!d->path[0])
+            return kiln_fail(errmsg, EINVAL, "--disk '%s': empty path", orig);
+    } else if (strcmp(field, "ro") == 0) {
+        d->read_only = true;
+    } else if (strncmp(field, "serial=", 7) == 0) {
+        if (!serial_ok(field + 7))
+            return kiln_fail(errmsg, EINVAL,
+                             "--disk '%s': serial must be 1-%d printable characters without "
+                             "spaces or commas",
+                             orig, KILN_DISK_SERIAL_MAX);
+        d->serial = field + 7;
+    } else {
+        return kiln_fail(errmsg, EINVAL,
+                         "--disk '%s': unknown option '%s' (expected path=FILE, ro, serial=ID)",
+                         orig, field);
+    }
+    return 0;
+}
+
+int parse_disk(char *s, struct kiln_disk *d, char *errmsg)
+{
+    char orig[128];
+    snprintf(orig, sizeof(orig), "%s", s);
+    memset(d, 0, sizeof(*d));
+    bool first = true;
+    for (char *field = s, *next; field; field = next, first = false) {
+        next = strchr(field, ',');
+        if (next)
+            *next++ = '\0';
+        int ret = disk_field(field, first, d, orig, errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    if (!d->path)
+        return kiln_fail(errmsg, EINVAL, "--disk '%s': path=FILE is required", orig);
+    return 0;
+}
+
+static int add_disk(const char *value, struct cli_options *o, char *errmsg)
+{
+    if (o->ndisks == KILN_MAX_DISKS)
+        return kiln_fail(errmsg, EINVAL, "--disk: at most %d disks", KILN_MAX_DISKS);
+    /* argv strings are writable (C11 5.1.2.2.1); the fields are split in place. */
+    int ret = parse_disk((char *)value, &o->disks[o->ndisks], errmsg);
+    if (ret == 0)
+        o->ndisks++;
+    return ret;
+}
+
 static const char *const value_flags[] = {"--kernel", "--initrd", "--cmdline", "--cpus",
-                                          "--memory", "--serial", "--timeout"};
+                                          "--memory", "--serial", "--timeout", "--disk"};
 
 static bool takes_value(const char *flag)
 {
@@ -203,6 +273,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return parse_memory(value, host_ram, &o->memory, errmsg);
     if (strcmp(flag, "--serial") == 0)
         return parse_serial(value, o, errmsg);
+    if (strcmp(flag, "--disk") == 0)
+        return add_disk(value, o, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 

@@ -115,6 +115,8 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
     cfg->cpus = o->cpus;
     cfg->memory_bytes = o->memory;
     cfg->timeout_ms = o->timeout_ms;
+    cfg->ndisks = o->ndisks;
+    memcpy(cfg->disks, o->disks, sizeof(cfg->disks));
     *serial_fd = -1;
     switch (o->serial) {
     case CLI_SERIAL_STDIO:

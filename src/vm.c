@@ -15,6 +15,10 @@
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
+#include "devices/virtio_blk.h"
+#include "irq_routing.h"
+#include "pci.h"
+#include "virtio_pci.h"
 #include "layout.h"
 
 #define DEFAULT_MEMORY (256ULL << 20)
@@ -200,6 +204,39 @@ static int create_devices(struct kiln_vm *vm, char *errmsg)
     return 0;
 }
 
+/* The VM's GSI routing table and PCI bus 0 (conf1 ports, BAR window). */
+static int create_pci(struct kiln_vm *vm, char *errmsg)
+{
+    const struct vm_ioctl vmi = {vm_ioctl_kvm, &vm->vm_fd};
+    int ret = irq_routing_create(&vmi, &vm->log, &vm->irq_routing);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "IRQ routing: %s", strerror(-ret));
+    ret = pci_bus_create(&vm->pio, &vm->mmio, PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_SIZE, &vm->log,
+                         &vm->pci);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "PCI bus: %s", strerror(-ret));
+    return 0;
+}
+
+/* One virtio-blk device per configured disk, each on its own PCI slot (vda = slot 1). */
+static int create_disks(struct kiln_vm *vm, char *errmsg)
+{
+    const struct virtio_pci_config pc = {.bus = vm->pci, .irqs = vm->irq_routing, .log = &vm->log};
+    for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
+        const struct kiln_disk *d = &vm->cfg.disks[i];
+        const struct virtio_blk_config bc = {
+            .path = d->path, .read_only = d->read_only, .serial = d->serial};
+        int ret = virtio_blk_create(&bc, &vm->loop, &vm->mem, &vm->log, &vm->blk[i], errmsg);
+        if (ret < 0)
+            return ret;
+        vm->ndisks = i + 1;
+        ret = virtio_pci_create(virtio_blk_device(vm->blk[i]), &pc, &vm->blk_pci[i]);
+        if (ret < 0)
+            return kiln_fail(errmsg, -ret, "disk %s: virtio-pci: %s", d->path, strerror(-ret));
+    }
+    return 0;
+}
+
 /* ACPI and MP tables, kernel, initrd, command line, and the boot page tables. */
 static int load_guest(struct kiln_vm *vm, char *errmsg)
 {
@@ -284,15 +321,17 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
         goto fail;
     if ((ret = kvm_create_vm(vm, errmsg)) < 0)
         goto fail;
-    if ((ret = create_devices(vm, errmsg)) < 0)
-        goto fail;
-    if ((ret = create_vcpus(vm, errmsg)) < 0)
-        goto fail;
     if ((ret = uv_loop_init(&vm->loop)) < 0) {
         kiln_fail(errmsg, -ret, "event loop: %s", uv_strerror(ret));
         goto fail;
     }
     vm->loop_ready = true;
+    if ((ret = create_devices(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = create_pci(vm, errmsg)) < 0 || (ret = create_disks(vm, errmsg)) < 0)
+        goto fail;
+    if ((ret = create_vcpus(vm, errmsg)) < 0)
+        goto fail;
     vm->state = VM_CREATED;
     *out = vm;
     return 0;
@@ -330,13 +369,19 @@ static int start_loop_handles(struct kiln_vm *vm)
     vm->timeout.data = vm;
     if (vm->cfg.timeout_ms)
         uv_timer_start(&vm->timeout, timeout_cb, vm->cfg.timeout_ms, 0);
-    return serial_start(vm->serial, &vm->loop);
+    ret = serial_start(vm->serial, &vm->loop);
+    for (unsigned i = 0; i < vm->ndisks && ret == 0; i++)
+        ret = virtio_pci_start(vm->blk_pci[i], &vm->loop);
+    return ret;
 }
 
 static void close_loop_handles(struct kiln_vm *vm)
 {
     atomic_store(&vm->wake_ready, false);
     serial_stop(vm->serial);
+    for (unsigned i = 0; i < vm->ndisks; i++)
+        if (vm->blk_pci[i])
+            virtio_pci_stop(vm->blk_pci[i]);
     uv_close((uv_handle_t *)&vm->timeout, NULL);
     uv_close((uv_handle_t *)&vm->wake, NULL);
     uv_run(&vm->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
@@ -429,6 +474,13 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
         vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);
+    /* Transports first (they unplug and drop their ioeventfds), then the devices, bus, routes. */
+    for (unsigned i = 0; i < vm->ndisks; i++) {
+        virtio_pci_destroy(vm->blk_pci[i]);
+        virtio_blk_destroy(vm->blk[i]);
+    }
+    pci_bus_destroy(vm->pci);
+    irq_routing_destroy(vm->irq_routing);
     if (vm->loop_ready)
         uv_loop_close(&vm->loop);
     serial_destroy(vm->serial);

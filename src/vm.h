@@ -20,6 +20,10 @@ struct i8042;
 struct exitdev;
 struct pvpanic;
 struct acpi_pm;
+struct irq_routing;
+struct pci_bus;
+struct virtio_blk;
+struct virtio_pci;
 
 struct vcpu {
     struct kiln_vm *vm;
@@ -53,6 +57,11 @@ struct kiln_vm {
     struct exitdev *exitdev;
     struct pvpanic *pvpanic;
     struct acpi_pm *acpi_pm;
+    struct irq_routing *irq_routing; /* owns KVM's GSI routing table */
+    struct pci_bus *pci;
+    struct virtio_blk *blk[KILN_MAX_DISKS];
+    struct virtio_pci *blk_pci[KILN_MAX_DISKS];
+    unsigned ndisks;
     atomic_uint unhandled_pio_logged; /* rate limit for unknown port messages */
 
     unsigned ncpus;

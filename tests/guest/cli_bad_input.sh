@@ -111,6 +111,27 @@ unknown_command)
     needle=frobnicate
     args=(frobnicate)
     ;;
+disk_missing)
+    needle=$TEST_TMP/no-such-disk.img
+    args=(run --kernel "$HELLO" --disk "path=$needle")
+    ;;
+disk_is_directory)
+    needle=$TEST_TMP
+    args=(run --kernel "$HELLO" --disk "path=$needle")
+    ;;
+disk_twice)
+    needle=$TEST_TMP/disk.img
+    truncate -s 1M "$needle"
+    args=(run --kernel "$HELLO" --disk "path=$needle" --disk "path=$needle")
+    ;;
+disk_bad_option)
+    needle=cache=none
+    args=(run --kernel "$HELLO" --disk "path=x.img,cache=none")
+    ;;
+disk_bad_serial)
+    needle=serial
+    args=(run --kernel "$HELLO" --disk "path=x.img,serial=123456789012345678901")
+    ;;
 *)
     echo "FAIL: unknown case '$CASE'" >&2
     exit 1

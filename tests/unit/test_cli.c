@@ -2,6 +2,7 @@
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
@@ -143,6 +144,58 @@ START_TEST(test_errors)
 }
 END_TEST
 
+START_TEST(test_disks)
+{
+    struct cli_options o;
+    char err[KILN_ERRMSG_MAX] = "";
+    char a[] = "path=/img/a.raw,ro,serial=disk-A", b[] = "/img/b.raw", c[] = "path=/c,serial=x";
+    int ret = PARSE(&o, err, "kiln", "run", "--kernel", "k", "--disk", a, "--disk", b, "--disk", c);
+    ck_assert_msg(ret == 0, "%s", err);
+    ck_assert_uint_eq(o.ndisks, 3);
+    ck_assert_str_eq(o.disks[0].path, "/img/a.raw");
+    ck_assert(o.disks[0].read_only);
+    ck_assert_str_eq(o.disks[0].serial, "disk-A");
+    ck_assert_str_eq(o.disks[1].path, "/img/b.raw");
+    ck_assert(!o.disks[1].read_only);
+    ck_assert_ptr_null(o.disks[1].serial);
+    ck_assert_str_eq(o.disks[2].serial, "x");
+}
+END_TEST
+
+START_TEST(test_disk_errors)
+{
+    struct cli_options o;
+    char err[KILN_ERRMSG_MAX];
+    const char *bad[][2] = {
+        {"ro", "path=FILE is required"},
+        {"path=", "empty path"},
+        {"path=/a,path=/b", "more than one path"},
+        {"path=/a,cache=none", "unknown option 'cache=none'"},
+        {"path=/a,serial=", "serial"},
+        {"path=/a,serial=123456789012345678901", "serial"},
+        {"path=/a,serial=has space", "serial"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char value[64];
+        snprintf(value, sizeof(value), "%s", bad[i][0]);
+        err[0] = '\0';
+        ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--disk", value), -EINVAL);
+        ck_assert_msg(strstr(err, bad[i][1]) && strstr(err, "--disk"), "'%s': %s", bad[i][0], err);
+    }
+    /* More disks than kiln supports. */
+    char many[KILN_MAX_DISKS + 1][16];
+    const char *argv[4 + 2 * (KILN_MAX_DISKS + 1)] = {"kiln", "run", "--kernel", "k"};
+    int argc = 4;
+    for (int i = 0; i <= KILN_MAX_DISKS; i++) {
+        snprintf(many[i], sizeof(many[i]), "/d%d", i);
+        argv[argc++] = "--disk";
+        argv[argc++] = many[i];
+    }
+    ck_assert_int_eq(parse(&o, err, argc, argv), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "at most"));
+}
+END_TEST
+
 static int code_for(enum kiln_exit_reason reason, int status, int sig, char *warn)
 {
     struct kiln_exit e = {.reason = reason, .status = status};
@@ -181,6 +234,8 @@ int main(void)
     tcase_add_test(tc, test_defaults_and_modes);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_exit_codes);
+    tcase_add_test(tc, test_disks);
+    tcase_add_test(tc, test_disk_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
