@@ -40,6 +40,16 @@ struct kiln_disk {
     const char *serial; /* NULL or up to KILN_DISK_SERIAL_MAX printable ASCII characters */
 };
 
+/* How virtio devices (the disks) reach the guest. */
+enum kiln_transport {
+    KILN_TRANSPORT_PCI = 0, /* modern virtio-pci on PCI bus 0 (the default) */
+    /*
+     * virtio-mmio: kiln appends virtio_mmio.device=... entries to the command line; the guest
+     * kernel needs CONFIG_VIRTIO_MMIO and CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES.
+     */
+    KILN_TRANSPORT_MMIO,
+};
+
 /* Log levels passed to a kiln_log_fn. */
 enum kiln_log_level {
     KILN_LOG_ERROR = 0,
@@ -80,6 +90,8 @@ struct kiln_config {
     kiln_log_fn log_fn; /* NULL: the default stderr logger */
     void *log_ctx;
     enum kiln_log_level log_level; /* default KILN_LOG_WARN */
+
+    enum kiln_transport transport; /* default KILN_TRANSPORT_PCI */
 };
 
 /* Why kiln_vm_run() returned. */

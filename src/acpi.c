@@ -81,7 +81,9 @@ _Static_assert(offsetof(struct acpi_fadt, x_dsdt) == 140, "FADT X_DSDT offset");
 
 #define MADT_LAPIC 0
 #define MADT_IOAPIC 1
+#define MADT_ISO 2
 #define MADT_LAPIC_NMI 4
+#define MADT_ISO_LEVEL_HIGH 0x000d /* MPS INTI flags: active high (01), level-triggered (11) */
 #define MADT_PCAT_COMPAT 1u
 
 /* A bump allocator over the ACPI area in guest RAM. */
@@ -372,9 +374,26 @@ static void put(uint8_t **p, const void *data, size_t n)
     *p += n;
 }
 
-static int write_madt(struct acpi_area *area, unsigned cpus, uint64_t *gpa)
+/* An interrupt source override that keeps ISA IRQ irq on GSI irq but makes it level, high. */
+static void put_level_iso(uint8_t **p, unsigned irq)
 {
-    size_t len = sizeof(struct acpi_header) + 8 + 8 * (size_t)cpus + 12 + 6;
+    const uint8_t iso[10] = {MADT_ISO,
+                             10,
+                             0,
+                             (uint8_t)irq,
+                             (uint8_t)irq,
+                             0,
+                             0,
+                             0,
+                             MADT_ISO_LEVEL_HIGH & 0xff,
+                             MADT_ISO_LEVEL_HIGH >> 8};
+    put(p, iso, sizeof(iso));
+}
+
+static int write_madt(struct acpi_area *area, unsigned cpus, uint16_t level_irqs, uint64_t *gpa)
+{
+    size_t len = sizeof(struct acpi_header) + 8 + 8 * (size_t)cpus + 12 + 6 +
+                 10 * (size_t)__builtin_popcount(level_irqs);
     struct acpi_header *h = area_alloc(area, len, gpa);
     if (!h)
         return -E2BIG;
@@ -402,9 +421,13 @@ static int write_madt(struct acpi_area *area, unsigned cpus, uint64_t *gpa)
                             0};
     put(&p, io, sizeof(io));
     /*
-     * No interrupt source overrides: KVM's default routing (kiln installs no other) sends GSI n
-     * to I/O APIC pin n, the in-kernel PIT included, so ISA IRQs map one to one.
+     * KVM's default routing (kiln installs no other) sends GSI n to I/O APIC pin n, the in-kernel
+     * PIT included, so ISA IRQs map one to one; overrides only change the trigger mode of the
+     * level lines (virtio-mmio), which ISA would otherwise make edge-triggered.
      */
+    for (unsigned irq = 0; irq < 16; irq++)
+        if (level_irqs & (1u << irq))
+            put_level_iso(&p, irq);
     /* NMI on LINT1 of every processor (ACPI processor UID 0xff). */
     const uint8_t nmi[6] = {MADT_LAPIC_NMI, 6, 0xff, 0, 0, 1};
     put(&p, nmi, sizeof(nmi));
@@ -426,6 +449,12 @@ static int write_xsdt(struct acpi_area *area, const uint64_t *tables, unsigned n
 
 int acpi_write(const struct guest_mem *gm, unsigned cpus, uint64_t *rsdp_gpa)
 {
+    return acpi_write_level_irqs(gm, cpus, 0, rsdp_gpa);
+}
+
+int acpi_write_level_irqs(const struct guest_mem *gm, unsigned cpus, uint16_t level_irqs,
+                          uint64_t *rsdp_gpa)
+{
     uint64_t size = LAYOUT_ACPI_END - LAYOUT_ACPI_START;
     struct acpi_area area = {.base = gpa_to_host(gm, LAYOUT_ACPI_START, size), .size = size};
     if (!area.base)
@@ -436,7 +465,7 @@ int acpi_write(const struct guest_mem *gm, unsigned cpus, uint64_t *rsdp_gpa)
         return -E2BIG;
     int ret;
     if ((ret = write_dsdt(&area, &dsdt)) < 0 || (ret = write_fadt(&area, dsdt, &tables[0])) < 0 ||
-        (ret = write_madt(&area, cpus, &tables[1])) < 0 ||
+        (ret = write_madt(&area, cpus, level_irqs, &tables[1])) < 0 ||
         (ret = write_xsdt(&area, tables, 2, &xsdt)) < 0)
         return ret;
     memcpy(rsdp->signature, "RSD PTR ", 8);

@@ -15,6 +15,12 @@
  * Stores the RSDP address in *rsdp. Returns 0, -E2BIG if they do not fit, or -EFAULT.
  */
 int acpi_write(const struct guest_mem *gm, unsigned cpus, uint64_t *rsdp);
+/*
+ * The same, with the ISA IRQs in level_irqs (bit n: IRQ n) declared level-triggered, active
+ * high (MADT interrupt source overrides): virtio-mmio devices' lines.
+ */
+int acpi_write_level_irqs(const struct guest_mem *gm, unsigned cpus, uint16_t level_irqs,
+                          uint64_t *rsdp);
 
 /* Bytes of an AML PkgLength encoding for a package whose contents are len bytes. */
 unsigned aml_pkglen_size(unsigned len);

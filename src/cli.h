@@ -28,6 +28,7 @@ struct cli_options {
     const char *serial_path;
     uint64_t timeout_ms;
     bool stats;
+    enum kiln_transport transport;
     struct kiln_disk disks[KILN_MAX_DISKS];
     unsigned ndisks;
 };

@@ -26,6 +26,7 @@ const char cli_usage[] =
     "  --timeout SECONDS    stop the VM after this long and exit 124\n"
     "  --disk path=FILE[,ro][,serial=ID]\n"
     "                       raw disk image as virtio-blk (repeatable: vda, vdb, ...)\n"
+    "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
     "  --stats              print VM statistics on stderr at exit\n"
     "\n"
     "Exit status: 0 guest powered off or rebooted; 1-123 status the guest wrote to the exit\n"
@@ -236,8 +237,9 @@ static int add_disk(const char *value, struct cli_options *o, char *errmsg)
     return ret;
 }
 
-static const char *const value_flags[] = {"--kernel", "--initrd", "--cmdline", "--cpus",
-                                          "--memory", "--serial", "--timeout", "--disk"};
+static const char *const value_flags[] = {"--kernel",  "--initrd", "--cmdline",
+                                          "--cpus",    "--memory", "--serial",
+                                          "--timeout", "--disk",   "--transport"};
 
 static bool takes_value(const char *flag)
 {
@@ -252,6 +254,17 @@ static int set_path(const char *flag, const char *value, const char **dst, char 
     if (value[0] == '\0')
         return kiln_fail(errmsg, EINVAL, "%s: empty path", flag);
     *dst = value;
+    return 0;
+}
+
+static int parse_transport(const char *s, enum kiln_transport *t, char *errmsg)
+{
+    if (strcmp(s, "pci") == 0)
+        *t = KILN_TRANSPORT_PCI;
+    else if (strcmp(s, "mmio") == 0)
+        *t = KILN_TRANSPORT_MMIO;
+    else
+        return kiln_fail(errmsg, EINVAL, "--transport '%s': expected pci or mmio", s);
     return 0;
 }
 
@@ -275,6 +288,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return parse_serial(value, o, errmsg);
     if (strcmp(flag, "--disk") == 0)
         return add_disk(value, o, errmsg);
+    if (strcmp(flag, "--transport") == 0)
+        return parse_transport(value, &o->transport, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 

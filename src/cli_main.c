@@ -117,6 +117,7 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
     cfg->timeout_ms = o->timeout_ms;
     cfg->ndisks = o->ndisks;
     memcpy(cfg->disks, o->disks, sizeof(cfg->disks));
+    cfg->transport = o->transport;
     *serial_fd = -1;
     switch (o->serial) {
     case CLI_SERIAL_STDIO:

@@ -18,6 +18,7 @@
 #include "devices/virtio_blk.h"
 #include "irq_routing.h"
 #include "pci.h"
+#include "virtio_mmio.h"
 #include "virtio_pci.h"
 #include "layout.h"
 
@@ -110,7 +111,51 @@ static int validate_config(const struct kiln_config *cfg, int max_vcpus, char *e
     if (cfg->memory_bytes % 4096)
         return kiln_fail(errmsg, EINVAL, "memory %llu bytes: not a multiple of 4 KiB",
                          (unsigned long long)cfg->memory_bytes);
+    if (cfg->transport != KILN_TRANSPORT_PCI && cfg->transport != KILN_TRANSPORT_MMIO)
+        return kiln_fail(errmsg, EINVAL, "transport %d: not pci or mmio", (int)cfg->transport);
+    if (cfg->transport == KILN_TRANSPORT_MMIO && cfg->ndisks > VIRTIO_MMIO_MAX_DEVICES)
+        return kiln_fail(errmsg, EINVAL, "%u disks: virtio-mmio has room for %d", cfg->ndisks,
+                         VIRTIO_MMIO_MAX_DEVICES);
     return 0;
+}
+
+/* Bytes one virtio_mmio.device= entry takes at most (" virtio_mmio.device=512@0x...:15"). */
+#define MMIO_CMDLINE_ENTRY_MAX 48
+
+/* With virtio-mmio the guest learns where the devices are from its command line. */
+static int add_mmio_cmdline(struct kiln_vm *vm)
+{
+    if (vm->cfg.transport != KILN_TRANSPORT_MMIO || vm->cfg.ndisks == 0)
+        return 0;
+    size_t size = strlen(vm->cmdline) + 1 + vm->cfg.ndisks * MMIO_CMDLINE_ENTRY_MAX;
+    char *s = realloc(vm->cmdline, size);
+    if (!s)
+        return -ENOMEM;
+    vm->cmdline = s;
+    vm->cfg.cmdline = s;
+    for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
+        uint64_t base;
+        unsigned gsi;
+        int ret = virtio_mmio_slot(i, &base, &gsi);
+        if (ret == 0)
+            ret = virtio_mmio_cmdline_append(s, size, base, gsi);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+/* ISA IRQs the virtio-mmio devices use: level-triggered, which ACPI must tell the guest. */
+static uint16_t mmio_level_irqs(const struct kiln_vm *vm)
+{
+    uint16_t irqs = 0;
+    for (unsigned i = 0; vm->cfg.transport == KILN_TRANSPORT_MMIO && i < vm->cfg.ndisks; i++) {
+        uint64_t base;
+        unsigned gsi;
+        if (virtio_mmio_slot(i, &base, &gsi) == 0 && gsi < 16)
+            irqs |= (uint16_t)(1u << gsi);
+    }
+    return irqs;
 }
 
 static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg)
@@ -218,10 +263,24 @@ static int create_pci(struct kiln_vm *vm, char *errmsg)
     return 0;
 }
 
-/* One virtio-blk device per configured disk, each on its own PCI slot (vda = slot 1). */
+/* Disk i's transport: a PCI slot (vda = slot 1), or virtio-mmio slot i (its window and IRQ). */
+static int attach_disk(struct kiln_vm *vm, unsigned i)
+{
+    struct virtio_device *vd = virtio_blk_device(vm->blk[i]);
+    if (vm->cfg.transport == KILN_TRANSPORT_PCI) {
+        const struct virtio_pci_config pc = {
+            .bus = vm->pci, .irqs = vm->irq_routing, .log = &vm->log};
+        return virtio_pci_create(vd, &pc, &vm->blk_pci[i]);
+    }
+    struct virtio_mmio_config mc = {.mmio = &vm->mmio, .irqs = vm->irq_routing, .log = &vm->log};
+    int ret = virtio_mmio_slot(i, &mc.base, &mc.gsi);
+    return ret < 0 ? ret : virtio_mmio_create(vd, &mc, &vm->blk_mmio[i]);
+}
+
+/* One virtio-blk device per configured disk, in order (vda first). */
 static int create_disks(struct kiln_vm *vm, char *errmsg)
 {
-    const struct virtio_pci_config pc = {.bus = vm->pci, .irqs = vm->irq_routing, .log = &vm->log};
+    const char *tname = vm->cfg.transport == KILN_TRANSPORT_PCI ? "virtio-pci" : "virtio-mmio";
     for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
         const struct kiln_disk *d = &vm->cfg.disks[i];
         const struct virtio_blk_config bc = {
@@ -230,9 +289,9 @@ static int create_disks(struct kiln_vm *vm, char *errmsg)
         if (ret < 0)
             return ret;
         vm->ndisks = i + 1;
-        ret = virtio_pci_create(virtio_blk_device(vm->blk[i]), &pc, &vm->blk_pci[i]);
+        ret = attach_disk(vm, i);
         if (ret < 0)
-            return kiln_fail(errmsg, -ret, "disk %s: virtio-pci: %s", d->path, strerror(-ret));
+            return kiln_fail(errmsg, -ret, "disk %s: %s: %s", d->path, tname, strerror(-ret));
     }
     return 0;
 }
@@ -245,7 +304,7 @@ static int load_guest(struct kiln_vm *vm, char *errmsg)
         .initrd_path = vm->initrd_path,
         .cmdline = vm->cmdline,
     };
-    int ret = acpi_write(&vm->mem, vm->ncpus, &req.rsdp_addr);
+    int ret = acpi_write_level_irqs(&vm->mem, vm->ncpus, mmio_level_irqs(vm), &req.rsdp_addr);
     if (ret < 0)
         return kiln_fail(errmsg, -ret, "writing ACPI tables for %u CPUs: %s", vm->ncpus,
                          strerror(-ret));
@@ -306,6 +365,10 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
     }
     if ((ret = validate_config(&vm->cfg, KILN_MAX_CPUS, errmsg)) < 0)
         goto fail;
+    if ((ret = add_mmio_cmdline(vm)) < 0) {
+        kiln_fail(errmsg, -ret, "kernel command line: %s", strerror(-ret));
+        goto fail;
+    }
     vm->ncpus = vm->cfg.cpus;
     if ((ret = guest_mem_init(&vm->mem, vm->cfg.memory_bytes)) < 0) {
         kiln_fail(errmsg, -ret, "memory %llu MiB: cannot allocate guest RAM: %s",
@@ -371,7 +434,8 @@ static int start_loop_handles(struct kiln_vm *vm)
         uv_timer_start(&vm->timeout, timeout_cb, vm->cfg.timeout_ms, 0);
     ret = serial_start(vm->serial, &vm->loop);
     for (unsigned i = 0; i < vm->ndisks && ret == 0; i++)
-        ret = virtio_pci_start(vm->blk_pci[i], &vm->loop);
+        ret = vm->blk_pci[i] ? virtio_pci_start(vm->blk_pci[i], &vm->loop)
+                             : virtio_mmio_start(vm->blk_mmio[i], &vm->loop);
     return ret;
 }
 
@@ -382,6 +446,8 @@ static void close_loop_handles(struct kiln_vm *vm)
     for (unsigned i = 0; i < vm->ndisks; i++)
         if (vm->blk_pci[i])
             virtio_pci_stop(vm->blk_pci[i]);
+        else if (vm->blk_mmio[i])
+            virtio_mmio_stop(vm->blk_mmio[i]);
     uv_close((uv_handle_t *)&vm->timeout, NULL);
     uv_close((uv_handle_t *)&vm->wake, NULL);
     uv_run(&vm->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
@@ -477,6 +543,7 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     /* Transports first (they unplug and drop their ioeventfds), then the devices, bus, routes. */
     for (unsigned i = 0; i < vm->ndisks; i++) {
         virtio_pci_destroy(vm->blk_pci[i]);
+        virtio_mmio_destroy(vm->blk_mmio[i]); /* its bus range goes with vm->mmio below */
         virtio_blk_destroy(vm->blk[i]);
     }
     pci_bus_destroy(vm->pci);

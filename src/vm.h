@@ -24,6 +24,7 @@ struct irq_routing;
 struct pci_bus;
 struct virtio_blk;
 struct virtio_pci;
+struct virtio_mmio;
 
 struct vcpu {
     struct kiln_vm *vm;
@@ -60,7 +61,8 @@ struct kiln_vm {
     struct irq_routing *irq_routing; /* owns KVM's GSI routing table */
     struct pci_bus *pci;
     struct virtio_blk *blk[KILN_MAX_DISKS];
-    struct virtio_pci *blk_pci[KILN_MAX_DISKS];
+    struct virtio_pci *blk_pci[KILN_MAX_DISKS];   /* --transport pci */
+    struct virtio_mmio *blk_mmio[KILN_MAX_DISKS]; /* --transport mmio */
     unsigned ndisks;
     atomic_uint unhandled_pio_logged; /* rate limit for unknown port messages */
 

@@ -64,12 +64,16 @@ static const uint8_t *memfind(const uint8_t *hay, size_t n, const char *needle, 
     return NULL;
 }
 
-static void check_tables(unsigned cpus)
+/* level_irqs: ISA IRQs to declare level-triggered (virtio-mmio), 0 for none. */
+static void check_tables(unsigned cpus, uint16_t level_irqs)
 {
     struct guest_mem gm;
     ck_assert_int_eq(guest_mem_init(&gm, 64 << 20), 0);
     uint64_t rsdp_gpa = 0;
-    ck_assert_int_eq(acpi_write(&gm, cpus, &rsdp_gpa), 0);
+    if (level_irqs)
+        ck_assert_int_eq(acpi_write_level_irqs(&gm, cpus, level_irqs, &rsdp_gpa), 0);
+    else
+        ck_assert_int_eq(acpi_write(&gm, cpus, &rsdp_gpa), 0);
     /* Linux's legacy scan looks at 16-byte boundaries in 0xe0000-0xfffff. */
     ck_assert_uint_eq(rsdp_gpa % 16, 0);
     ck_assert_uint_ge(rsdp_gpa, 0xe0000);
@@ -110,28 +114,40 @@ static void check_tables(unsigned cpus)
             ck_assert_uint_eq(rd32(madt + off + 4), LAYOUT_IOAPIC);
             ioapics++;
         } else if (madt[off] == 2) {
-            ck_assert_uint_eq(madt[off + 3], 0);        /* ISA IRQ 0 */
-            ck_assert_uint_eq(rd32(madt + off + 4), 2); /* to GSI 2 */
+            unsigned irq = madt[off + 3];
+            ck_assert_uint_eq(madt[off + 1], 10);
+            ck_assert(irq < 16 && (level_irqs & (1u << irq)));
+            ck_assert_uint_eq(rd32(madt + off + 4), irq); /* same GSI: only the mode changes */
+            ck_assert_uint_eq(madt[off + 8] | madt[off + 9] << 8, 0x000d); /* level, high */
             overrides++;
         }
     }
     ck_assert_uint_eq(lapics, cpus);
     ck_assert_uint_eq(ioapics, 1);
-    /* KVM routes GSI n to I/O APIC pin n, as the MP table also says: no overrides. */
-    ck_assert_uint_eq(overrides, 0);
+    /* KVM routes GSI n to I/O APIC pin n, as the MP table also says: overrides only for mode. */
+    ck_assert_uint_eq(overrides, (unsigned)__builtin_popcount(level_irqs));
     guest_mem_free(&gm);
 }
 
 START_TEST(test_tables_1cpu)
 {
-    check_tables(1);
+    check_tables(1, 0);
 }
 END_TEST
 
 START_TEST(test_tables_many_cpus)
 {
-    check_tables(8);
-    check_tables(KILN_MAX_CPUS);
+    check_tables(8, 0);
+    check_tables(KILN_MAX_CPUS, 0);
+}
+END_TEST
+
+START_TEST(test_tables_level_irqs)
+{
+    check_tables(1, 1u << 5);
+    check_tables(4, (1u << 5) | (1u << 6) | (1u << 7) | (1u << 9) | (1u << 10) | (1u << 11) |
+                        (1u << 14) | (1u << 15));
+    check_tables(KILN_MAX_CPUS, 0xffff);
 }
 END_TEST
 
@@ -214,6 +230,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_tables_1cpu);
     tcase_add_test(tc, test_tables_many_cpus);
+    tcase_add_test(tc, test_tables_level_irqs);
     tcase_add_test(tc, test_eisaid_and_pkglen);
     tcase_add_test(tc, test_acpi_pm_device);
     tcase_add_test(tc, test_pvpanic_device);

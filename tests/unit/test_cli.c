@@ -93,8 +93,15 @@ START_TEST(test_defaults_and_modes)
     ck_assert_int_eq(o.serial, CLI_SERIAL_STDIO);
     ck_assert_uint_eq(o.timeout_ms, 0);
     ck_assert_str_eq(o.cmdline, "console=ttyS0 reboot=k");
+    ck_assert_int_eq(o.transport, KILN_TRANSPORT_PCI);
     ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--serial", "none"), 0);
     ck_assert_int_eq(o.serial, CLI_SERIAL_NONE);
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--transport", "mmio"), 0);
+    ck_assert_int_eq(o.transport, KILN_TRANSPORT_MMIO);
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--transport=pci"), 0);
+    ck_assert_int_eq(o.transport, KILN_TRANSPORT_PCI);
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--transport", "isa"), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--transport 'isa'"));
     ck_assert_int_eq(PARSE(&o, err, "kiln", "--help"), 0);
     ck_assert_int_eq(o.command, CLI_HELP);
     ck_assert_int_eq(PARSE(&o, err, "kiln", "--version"), 0);
