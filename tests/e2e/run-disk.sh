@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# run-disk.sh: ctest entry e2e.disk: build the virtio-blk guest image on the host, run disk.sh.
+# Usage: run-disk.sh BUILD_DIR   (BUILD_DIR holds the kiln binary; images go to BUILD_DIR/e2e)
+# The guest image carries the distro's virtio-pci, virtio-blk and ext4 modules (uncompressed for
+# busybox insmod, with a load-order file, in BUILD_DIR/e2e/virtio-blk-VERSION) and the host's
+# mkfs.ext4 (mke2fs) with its libraries: busybox has no mkfs.ext4.
+set -euo pipefail
+
+here=$(dirname "$(readlink -f "$0")")
+build=$(cd "${1:?usage: run-disk.sh BUILD_DIR}" && pwd)
+
+# The kernel version the harness boots as L1 and offers as guest (a skip, 77, if there is none).
+ver=$("$here/harness" kernel-version) || {
+    rc=$?
+    echo "$ver"
+    exit "$rc"
+}
+
+# The host checks the guest's file systems with e2fsprogs (e2fsck, debugfs), and the guest
+# formats with the host's mke2fs: without them there is no test.
+for tool in mke2fs e2fsck debugfs; do
+    command -v "$tool" >/dev/null || {
+        echo "SKIP: no $tool (install e2fsprogs)"
+        exit 77
+    }
+done
+mke2fs=$(readlink -f "$(command -v mke2fs)")
+
+# The modules, dependencies first, duplicates once: modprobe resolves them from modules.dep of
+# that version (-C /dev/null: the host's modprobe.d must not change the answer). Built-in ones
+# show as "builtin NAME" and need nothing.
+mods=$build/e2e/virtio-blk-$ver
+rm -rf "$mods"
+mkdir -p "$mods"
+for m in virtio_pci virtio_blk ext4; do
+    modprobe -C /dev/null -S "$ver" --show-depends "$m" || {
+        echo "FAIL: run-disk.sh: modprobe knows no $m for kernel $ver"
+        exit 1
+    }
+done >"$mods/deps"
+while read -r kind ko _; do
+    [[ $kind == insmod ]] || continue
+    name=$(basename "$ko")
+    name=${name%.xz}
+    name=${name%.zst}
+    name=${name%.gz}
+    [[ -e $mods/$name ]] && continue
+    case $ko in
+        *.ko.xz) xz -dc "$ko" >"$mods/$name" ;;
+        *.ko.zst) zstd -qdc "$ko" >"$mods/$name" ;;
+        *.ko.gz) gzip -dc "$ko" >"$mods/$name" ;;
+        *) cp "$ko" "$mods/$name" ;;
+    esac
+    echo "$name" >>"$mods/load-order"
+done <"$mods/deps"
+rm "$mods/deps"
+echo "run-disk.sh: modules for $ver, in load order: $(tr '\n' ' ' <"$mods/load-order")"
+
+# mke2fs goes in as /sbin/mkfs.ext4 would resolve (the real file), with /etc/mke2fs.conf so the
+# guest makes the same ext4 flavour as the host's e2fsck expects.
+"$here/harness" guest-initramfs "$build/e2e/disk-guest.cpio.gz" "$here/disk-guest.sh" \
+    "$mods" "$mke2fs" /etc/mke2fs.conf
+exec "$here/harness" run --timeout "${KILN_E2E_TIMEOUT:-600}" "$here/disk.sh" "$build"
