@@ -1,6 +1,8 @@
 /* acpi.c: builds kiln's ACPI tables, including a DSDT written with a tiny AML encoder. */
 #include "acpi.h"
 
+#include "aml.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -129,101 +131,9 @@ static void header_seal(struct acpi_header *h)
     h->checksum = checksum(h, h->length);
 }
 
-/* ---- AML: just enough of the encoding for names, integers, strings, devices, packages. */
+/* ---- DSDT. */
 
 #define AML_MAX 2048
-
-struct aml {
-    uint8_t buf[AML_MAX];
-    size_t len;
-    bool overflow;
-};
-
-static void aml_bytes(struct aml *a, const void *data, size_t n)
-{
-    if (a->overflow || n > AML_MAX - a->len) {
-        a->overflow = true;
-        return;
-    }
-    memcpy(a->buf + a->len, data, n);
-    a->len += n;
-}
-
-static void aml_byte(struct aml *a, uint8_t b)
-{
-    aml_bytes(a, &b, 1);
-}
-
-unsigned aml_pkglen_size(unsigned len)
-{
-    if (len + 1 < 0x40)
-        return 1;
-    if (len + 2 < 0x1000)
-        return 2;
-    return len + 3 < 0x100000 ? 3 : 4;
-}
-
-/* Package bodies are written first, then their length is inserted in front of them. */
-static size_t aml_open(struct aml *a)
-{
-    return a->len;
-}
-
-static void aml_close(struct aml *a, size_t start)
-{
-    size_t content = a->len - start;
-    unsigned n = aml_pkglen_size((unsigned)content);
-    if (a->overflow || n > AML_MAX - a->len) {
-        a->overflow = true;
-        return;
-    }
-    size_t total = content + n;
-    memmove(a->buf + start + n, a->buf + start, content);
-    if (n == 1) {
-        a->buf[start] = (uint8_t)total;
-    } else {
-        a->buf[start] = (uint8_t)(((n - 1) << 6) | (total & 0xf));
-        for (unsigned i = 1; i < n; i++)
-            a->buf[start + i] = (uint8_t)(total >> (4 + 8 * (i - 1)));
-    }
-    a->len += n;
-}
-
-static void aml_nameseg(struct aml *a, const char *name)
-{
-    char seg[4] = {'_', '_', '_', '_'};
-    memcpy(seg, name, strnlen(name, 4));
-    aml_bytes(a, seg, 4);
-}
-
-static void aml_integer(struct aml *a, uint32_t v)
-{
-    if (v <= 1) {
-        aml_byte(a, (uint8_t)v); /* ZeroOp, OneOp */
-    } else if (v <= 0xff) {
-        aml_byte(a, 0x0a);
-        aml_byte(a, (uint8_t)v);
-    } else if (v <= 0xffff) {
-        aml_byte(a, 0x0b);
-        aml_bytes(a, &(uint16_t){(uint16_t)v}, 2);
-    } else {
-        aml_byte(a, 0x0c);
-        aml_bytes(a, &v, 4);
-    }
-}
-
-static void aml_string(struct aml *a, const char *s)
-{
-    aml_byte(a, 0x0d);
-    aml_bytes(a, s, strlen(s) + 1);
-}
-
-/* Name(NAME, ...): the caller writes the value right after. */
-static void aml_name(struct aml *a, const char *name)
-{
-    aml_byte(a, 0x08);
-    aml_nameseg(a, name);
-}
 
 uint32_t acpi_eisaid(const char id[7])
 {
@@ -326,7 +236,8 @@ static void dsdt_s5(struct aml *a)
 
 static int write_dsdt(struct acpi_area *area, uint64_t *gpa)
 {
-    struct aml a = {.len = 0};
+    uint8_t body[AML_MAX];
+    struct aml a = {.buf = body, .cap = sizeof(body)};
     dsdt_devices(&a);
     dsdt_s5(&a);
     if (a.overflow)

@@ -22,9 +22,6 @@ int acpi_write(const struct guest_mem *gm, unsigned cpus, uint64_t *rsdp);
 int acpi_write_level_irqs(const struct guest_mem *gm, unsigned cpus, uint16_t level_irqs,
                           uint64_t *rsdp);
 
-/* Bytes of an AML PkgLength encoding for a package whose contents are len bytes. */
-unsigned aml_pkglen_size(unsigned len);
-
 /* EISA ID (e.g. "PNP0501") in the 32-bit form AML stores for _HID. */
 uint32_t acpi_eisaid(const char id[7]);
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "acpi.h"
+#include "aml.h"
 #include "kiln.h"
 #include "devices/acpi_pm.h"
 #include "devices/pvpanic.h"
