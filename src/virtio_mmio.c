@@ -1,6 +1,8 @@
 /* virtio_mmio.c: virtio over MMIO: version 2 registers, a level IRQ line, ioeventfd kicks. */
 #include "virtio_mmio.h"
 
+#include "virtio_loop.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -23,20 +25,9 @@ enum vm_log {
     LOG_QUEUE_VALUE, /* bad QueueNum or QueueReady value */
     LOG_FEATURES,    /* DriverFeatures after FEATURES_OK or with a bad select */
     LOG_NOTIFY,      /* kick for a queue that does not exist */
-    LOG_KICK_EARLY,  /* kick before DRIVER_OK or for a queue not ready */
     LOG_IOEVENTFD,   /* KVM_IOEVENTFD failed: kicks take the MMIO exit path */
     LOG_IRQ,         /* interrupt delivery failed */
     LOG_KINDS
-};
-
-/* One queue's doorbell: an eventfd that KVM (ioeventfd) or the MMIO exit path signals. */
-struct vm_kick {
-    struct virtio_mmio *t;
-    unsigned q;
-    int fd;
-    bool ioeventfd; /* registered with KVM at base + QueueNotify */
-    uv_poll_t poll;
-    bool poll_open;
 };
 
 /*
@@ -50,14 +41,11 @@ struct virtio_mmio {
     uint64_t base;
     /* Guarded by vd->lock. */
     uint32_t dfselect, gfselect, queue_select;
-    bool started;
     bool line_high; /* raised by our irqfd write, lowered by KVM at the guest's EOI */
     /* Set at create. */
     struct irq_level line;
-    struct vm_kick kicks[VIRTIO_MAX_QUEUES];
-    /* Loop side. */
-    uv_async_t async; /* vCPU -> loop: virtio_loop_work (activation, reset) */
-    bool async_open;
+    /* Loop side: status work and kicks (shared with virtio-pci), and the line's resampler. */
+    struct virtio_loop loop;
     uv_poll_t resample;
     bool resample_open;
     atomic_bool logged[LOG_KINDS];
@@ -86,12 +74,6 @@ static void put_le32(uint8_t *d, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
         d[i] = (uint8_t)(v >> (8 * i));
-}
-
-static int signal_eventfd(int fd)
-{
-    uint64_t one = 1;
-    return write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN ? -errno : 0;
 }
 
 /* ---- Placement and the kernel command line. */
@@ -160,48 +142,6 @@ static const struct virtio_transport_ops vm_transport = {
 
 /* ---- Loop side. */
 
-static void kick_loop(struct virtio_mmio *t)
-{
-    if (t->started)
-        uv_async_send(&t->async);
-}
-
-static void async_cb(uv_async_t *h)
-{
-    struct virtio_mmio *t = h->data;
-    virtio_loop_work(t->vd);
-}
-
-/* A kick reached the loop: hand it to the device if it may take it. */
-static void deliver_kick(struct virtio_mmio *t, unsigned q)
-{
-    struct virtio_device *vd = t->vd;
-    pthread_mutex_lock(&vd->lock);
-    bool starting = !vd->active && !vd->reset_pending && (vd->status & VIRTIO_STATUS_DRIVER_OK);
-    pthread_mutex_unlock(&vd->lock);
-    /* The first kick may overtake the async carrying DRIVER_OK: activate first, lose nothing. */
-    if (starting)
-        virtio_loop_work(vd);
-    pthread_mutex_lock(&vd->lock);
-    bool ok = vd->active && !vd->reset_pending && vd->queues[q].enabled;
-    pthread_mutex_unlock(&vd->lock);
-    if (!ok) {
-        vm_log(t, LOG_KICK_EARLY, "kick for queue %u before DRIVER_OK or QueueReady ignored", q);
-        return;
-    }
-    vd->ops->queue_notify(vd, q);
-}
-
-static void kick_cb(uv_poll_t *h, int status, int events)
-{
-    struct vm_kick *k = h->data;
-    uint64_t n;
-    (void)events;
-    if (status < 0 || read(k->fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
-        return;
-    deliver_kick(k->t, k->q);
-}
-
 static void resample_cb(uv_poll_t *h, int status, int events)
 {
     struct virtio_mmio *t = h->data;
@@ -214,36 +154,13 @@ static void resample_cb(uv_poll_t *h, int status, int events)
     pthread_mutex_unlock(&t->vd->lock);
 }
 
-static int poll_open(uv_loop_t *loop, uv_poll_t *p, int fd, uv_poll_cb cb, void *data, bool *open)
-{
-    int ret = uv_poll_init(loop, p, fd);
-    if (ret < 0)
-        return ret;
-    *open = true;
-    p->data = data;
-    return uv_poll_start(p, UV_READABLE, cb);
-}
-
 int virtio_mmio_start(struct virtio_mmio *t, uv_loop_t *loop)
 {
-    int ret = uv_async_init(loop, &t->async, async_cb);
-    if (ret < 0)
-        return ret;
-    t->async_open = true;
-    t->async.data = t;
-    for (unsigned q = 0; q < t->vd->num_queues && ret == 0; q++) {
-        struct vm_kick *k = &t->kicks[q];
-        ret = poll_open(loop, &k->poll, k->fd, kick_cb, k, &k->poll_open);
-    }
+    int ret = virtio_loop_start(&t->loop, loop);
     if (ret == 0)
-        ret = poll_open(loop, &t->resample, t->line.resample_fd, resample_cb, t, &t->resample_open);
-    if (ret < 0)
-        return ret;
-    pthread_mutex_lock(&t->vd->lock);
-    t->started = true;
-    pthread_mutex_unlock(&t->vd->lock);
-    uv_async_send(&t->async); /* status work the driver may have requested before the loop ran */
-    return 0;
+        ret = virtio_loop_poll(loop, &t->resample, t->line.resample_fd, resample_cb, t,
+                               &t->resample_open);
+    return ret;
 }
 
 static void close_handle(uv_handle_t *h, bool *open)
@@ -255,13 +172,8 @@ static void close_handle(uv_handle_t *h, bool *open)
 
 void virtio_mmio_stop(struct virtio_mmio *t)
 {
-    pthread_mutex_lock(&t->vd->lock);
-    t->started = false;
-    pthread_mutex_unlock(&t->vd->lock);
-    close_handle((uv_handle_t *)&t->async, &t->async_open);
+    virtio_loop_stop(&t->loop);
     close_handle((uv_handle_t *)&t->resample, &t->resample_open);
-    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
-        close_handle((uv_handle_t *)&t->kicks[q].poll, &t->kicks[q].poll_open);
 }
 
 /* ---- Registers (vd->lock held). */
@@ -410,7 +322,7 @@ static void notify_write(struct virtio_mmio *t, uint32_t q)
         vm_log(t, LOG_NOTIFY, "QueueNotify for queue %u of %u ignored", q, t->vd->num_queues);
         return;
     }
-    signal_eventfd(t->kicks[q].fd);
+    virtio_loop_kick(&t->loop, q);
 }
 
 /* The driver acknowledges the bits it handled; the line stays up (re-asserts) while any is set. */
@@ -488,7 +400,7 @@ static void registers_access(struct virtio_mmio *t, unsigned reg, uint8_t *data,
     pthread_mutex_lock(&vd->lock);
     if (is_write) {
         if (reg_write(t, reg, get_le32(data)))
-            kick_loop(t);
+            virtio_loop_request_work(&t->loop);
     } else {
         uint32_t v = 0;
         if (!reg_read(t, reg, &v))
@@ -531,7 +443,7 @@ static void vm_bus_io(void *dev, uint64_t off, uint8_t *data, uint32_t len, bool
 
 /* ---- Construction. */
 
-static int ioeventfd(struct virtio_mmio *t, const struct vm_kick *k, bool assign)
+static int ioeventfd(struct virtio_mmio *t, const struct virtio_kick *k, bool assign)
 {
     struct kvm_ioeventfd req = {
         .datamatch = k->q,
@@ -547,13 +459,12 @@ static int ioeventfd(struct virtio_mmio *t, const struct vm_kick *k, bool assign
 /* Per-queue kick eventfds, each on KVM's ioeventfd if it takes it (else the exit path kicks). */
 static int setup_kicks(struct virtio_mmio *t)
 {
+    int ret = virtio_loop_init(&t->loop, t->vd, "QueueReady");
+    if (ret < 0)
+        return ret;
     for (unsigned q = 0; q < t->vd->num_queues; q++) {
-        struct vm_kick *k = &t->kicks[q];
-        *k = (struct vm_kick){.t = t, .q = q};
-        k->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (k->fd < 0)
-            return -errno;
-        int ret = ioeventfd(t, k, true);
+        struct virtio_kick *k = &t->loop.kicks[q];
+        ret = ioeventfd(t, k, true);
         k->ioeventfd = ret == 0;
         if (ret < 0)
             vm_log(t, LOG_IOEVENTFD, "KVM_IOEVENTFD for queue %u: %s; kicks exit to kiln", q,
@@ -565,13 +476,10 @@ static int setup_kicks(struct virtio_mmio *t)
 static void free_transport(struct virtio_mmio *t)
 {
     irq_level_release(&t->line);
-    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
-        struct vm_kick *k = &t->kicks[q];
-        if (k->ioeventfd)
-            ioeventfd(t, k, false);
-        if (k->fd >= 0)
-            close(k->fd);
-    }
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        if (t->loop.kicks[q].ioeventfd)
+            ioeventfd(t, &t->loop.kicks[q], false);
+    virtio_loop_free(&t->loop);
     free(t);
 }
 
@@ -587,7 +495,7 @@ static struct virtio_mmio *alloc_transport(struct virtio_device *vd,
     t->base = cfg->base;
     t->line = (struct irq_level){.fd = -1, .resample_fd = -1};
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
-        t->kicks[q].fd = -1;
+        t->loop.kicks[q].fd = -1; /* nothing to close if creation fails early */
     for (unsigned i = 0; i < LOG_KINDS; i++)
         atomic_init(&t->logged[i], false);
     return t;

@@ -1,6 +1,8 @@
 /* virtio_pci.c: modern virtio-pci: config regions, MSI-X or INTx, ioeventfd kicks on libuv. */
 #include "virtio_pci.h"
 
+#include "virtio_loop.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,21 +29,10 @@ enum vp_log {
     LOG_QUEUE_VALUE, /* bad queue_size or queue_enable value */
     LOG_FEATURES,    /* driver_feature after FEATURES_OK */
     LOG_NOTIFY,      /* kick for a queue that does not exist */
-    LOG_KICK_EARLY,  /* kick before DRIVER_OK or for a disabled queue */
     LOG_PCI_CFG,     /* bad VIRTIO_PCI_CAP_PCI_CFG window */
     LOG_IOEVENTFD,   /* KVM_IOEVENTFD failed: kicks take the MMIO exit path */
     LOG_IRQ,         /* interrupt delivery failed */
     LOG_KINDS
-};
-
-/* One queue's doorbell: an eventfd that KVM (ioeventfd) or the MMIO path signals. */
-struct vp_kick {
-    struct virtio_pci *t;
-    unsigned q;
-    int fd;
-    bool ioeventfd; /* registered with KVM at notify_addr (config lock) */
-    uv_poll_t poll;
-    bool poll_open;
 };
 
 /*
@@ -61,7 +52,6 @@ struct virtio_pci {
     struct irq_msi *msi; /* one per MSI-X vector */
     uint32_t dfselect, gfselect;
     uint16_t queue_select;
-    bool started;
     /*
      * The INTx line as KVM's resampler holds it: raised by our irqfd write, lowered at the
      * guest's EOI (which the resamplefd reports). Writing only while it is low keeps a late
@@ -73,10 +63,8 @@ struct virtio_pci {
     unsigned pci_cfg_cap;
     /* Set at create. */
     struct irq_level intx;
-    struct vp_kick kicks[VIRTIO_MAX_QUEUES];
-    /* Loop side. */
-    uv_async_t async; /* vCPU -> loop: virtio_loop_work (activation, reset) */
-    bool async_open;
+    /* Loop side: status work and kicks (shared with virtio-mmio), and INTx's resampler. */
+    struct virtio_loop loop; /* kicks[q].ioeventfd: registered at notify_addr (config lock) */
     uv_poll_t resample;
     bool resample_open;
     atomic_bool logged[LOG_KINDS];
@@ -108,12 +96,6 @@ static void put_le(uint8_t *data, uint32_t len, uint64_t v)
 {
     for (uint32_t i = 0; i < len; i++)
         data[i] = (uint8_t)(v >> (8 * i));
-}
-
-static int signal_eventfd(int fd)
-{
-    uint64_t one = 1;
-    return write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN ? -errno : 0;
 }
 
 /* ---- Interrupts (vd->lock held). */
@@ -179,48 +161,6 @@ static void vp_msix_deliver(void *ctx, unsigned vector, uint64_t addr, uint32_t 
 
 /* ---- Loop side. */
 
-static void kick_loop(struct virtio_pci *t)
-{
-    if (t->started)
-        uv_async_send(&t->async);
-}
-
-static void async_cb(uv_async_t *h)
-{
-    struct virtio_pci *t = h->data;
-    virtio_loop_work(t->vd);
-}
-
-/* A kick reached the loop: hand it to the device if it may take it. */
-static void deliver_kick(struct virtio_pci *t, unsigned q)
-{
-    struct virtio_device *vd = t->vd;
-    pthread_mutex_lock(&vd->lock);
-    bool starting = !vd->active && !vd->reset_pending && (vd->status & VIRTIO_STATUS_DRIVER_OK);
-    pthread_mutex_unlock(&vd->lock);
-    /* The first kick may overtake the async carrying DRIVER_OK: activate first, lose nothing. */
-    if (starting)
-        virtio_loop_work(vd);
-    pthread_mutex_lock(&vd->lock);
-    bool ok = vd->active && !vd->reset_pending && vd->queues[q].enabled;
-    pthread_mutex_unlock(&vd->lock);
-    if (!ok) {
-        vp_log(t, LOG_KICK_EARLY, "kick for queue %u before DRIVER_OK or queue_enable ignored", q);
-        return;
-    }
-    vd->ops->queue_notify(vd, q);
-}
-
-static void kick_cb(uv_poll_t *h, int status, int events)
-{
-    struct vp_kick *k = h->data;
-    uint64_t n;
-    (void)events;
-    if (status < 0 || read(k->fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
-        return;
-    deliver_kick(k->t, k->q);
-}
-
 static void resample_cb(uv_poll_t *h, int status, int events)
 {
     struct virtio_pci *t = h->data;
@@ -233,53 +173,21 @@ static void resample_cb(uv_poll_t *h, int status, int events)
     pthread_mutex_unlock(&t->vd->lock);
 }
 
-static int poll_open(uv_loop_t *loop, uv_poll_t *p, int fd, uv_poll_cb cb, void *data, bool *open)
-{
-    int ret = uv_poll_init(loop, p, fd);
-    if (ret < 0)
-        return ret;
-    *open = true;
-    p->data = data;
-    return uv_poll_start(p, UV_READABLE, cb);
-}
-
 int virtio_pci_start(struct virtio_pci *t, uv_loop_t *loop)
 {
-    int ret = uv_async_init(loop, &t->async, async_cb);
-    if (ret < 0)
-        return ret;
-    t->async_open = true;
-    t->async.data = t;
-    for (unsigned q = 0; q < t->vd->num_queues && ret == 0; q++) {
-        struct vp_kick *k = &t->kicks[q];
-        ret = poll_open(loop, &k->poll, k->fd, kick_cb, k, &k->poll_open);
-    }
+    int ret = virtio_loop_start(&t->loop, loop);
     if (ret == 0)
-        ret = poll_open(loop, &t->resample, t->intx.resample_fd, resample_cb, t, &t->resample_open);
-    if (ret < 0)
-        return ret;
-    pthread_mutex_lock(&t->vd->lock);
-    t->started = true;
-    pthread_mutex_unlock(&t->vd->lock);
-    uv_async_send(&t->async); /* status work the driver may have requested before the loop ran */
-    return 0;
+        ret = virtio_loop_poll(loop, &t->resample, t->intx.resample_fd, resample_cb, t,
+                               &t->resample_open);
+    return ret;
 }
 
 void virtio_pci_stop(struct virtio_pci *t)
 {
-    pthread_mutex_lock(&t->vd->lock);
-    t->started = false;
-    pthread_mutex_unlock(&t->vd->lock);
-    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
-        if (t->kicks[q].poll_open)
-            uv_close((uv_handle_t *)&t->kicks[q].poll, NULL);
-        t->kicks[q].poll_open = false;
-    }
+    virtio_loop_stop(&t->loop);
     if (t->resample_open)
         uv_close((uv_handle_t *)&t->resample, NULL);
-    if (t->async_open)
-        uv_close((uv_handle_t *)&t->async, NULL);
-    t->resample_open = t->async_open = false;
+    t->resample_open = false;
 }
 
 /* ---- Common configuration (vd->lock held). */
@@ -507,7 +415,7 @@ static void common_access(struct virtio_pci *t, uint64_t off, uint8_t *data, uin
     else
         put_le(data, len, common_get(t, reg) >> shift);
     if (work)
-        kick_loop(t);
+        virtio_loop_request_work(&t->loop);
     pthread_mutex_unlock(&vd->lock);
 }
 
@@ -566,7 +474,7 @@ static void notify_access(struct virtio_pci *t, uint64_t off, uint8_t *data, uin
         return;
     }
     /* Same path as an ioeventfd: the loop thread is the one that runs the device. */
-    signal_eventfd(t->kicks[q].fd);
+    virtio_loop_kick(&t->loop, q);
 }
 
 static void caps_bar_io(struct virtio_pci *t, uint64_t off, uint8_t *data, uint32_t len,
@@ -613,7 +521,7 @@ static void vp_bar_io(struct pci_device *dev, unsigned bar, uint64_t off, uint8_
         memset(data, 0xff, len);
 }
 
-static int ioeventfd(struct virtio_pci *t, const struct vp_kick *k, uint64_t addr, bool assign)
+static int ioeventfd(struct virtio_pci *t, const struct virtio_kick *k, uint64_t addr, bool assign)
 {
     struct kvm_ioeventfd req = {
         .datamatch = k->q,
@@ -633,14 +541,14 @@ static void vp_bar_remap(struct pci_device *dev, unsigned bar, uint64_t base)
     if (bar != VIRTIO_PCI_CAPS_BAR)
         return;
     for (unsigned q = 0; q < t->vd->num_queues; q++) {
-        struct vp_kick *k = &t->kicks[q];
+        struct virtio_kick *k = &t->loop.kicks[q];
         if (k->ioeventfd)
             ioeventfd(t, k, t->notify_addr, false);
         k->ioeventfd = false;
     }
     t->notify_addr = base ? base + VIRTIO_PCI_NOTIFY_OFF : 0;
     for (unsigned q = 0; t->notify_addr && q < t->vd->num_queues; q++) {
-        struct vp_kick *k = &t->kicks[q];
+        struct virtio_kick *k = &t->loop.kicks[q];
         int ret = ioeventfd(t, k, t->notify_addr, true);
         k->ioeventfd = ret == 0;
         if (ret < 0)
@@ -771,14 +679,7 @@ static int alloc_fds(struct virtio_pci *t)
         return -ENOMEM;
     for (unsigned v = 0; v < t->msix.nvec; v++)
         irq_msi_init(&t->msi[v]);
-    for (unsigned q = 0; q < t->vd->num_queues; q++) {
-        struct vp_kick *k = &t->kicks[q];
-        *k = (struct vp_kick){.t = t, .q = q};
-        k->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (k->fd < 0)
-            return -errno;
-    }
-    return 0;
+    return virtio_loop_init(&t->loop, t->vd, "queue_enable");
 }
 
 static void free_transport(struct virtio_pci *t)
@@ -786,9 +687,7 @@ static void free_transport(struct virtio_pci *t)
     irq_level_release(&t->intx);
     for (unsigned v = 0; t->msi && v < t->msix.nvec; v++)
         irq_msi_release(&t->msi[v]);
-    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
-        if (t->kicks[q].fd >= 0)
-            close(t->kicks[q].fd);
+    virtio_loop_free(&t->loop);
     free(t->msi);
     msix_destroy(&t->msix);
     free(t);
@@ -806,7 +705,7 @@ static struct virtio_pci *alloc_transport(struct virtio_device *vd,
     t->log = cfg->log;
     t->intx = (struct irq_level){.fd = -1, .resample_fd = -1};
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
-        t->kicks[q].fd = -1;
+        t->loop.kicks[q].fd = -1; /* nothing to close if creation fails early */
     for (unsigned i = 0; i < LOG_KINDS; i++)
         atomic_init(&t->logged[i], false);
     return t;

@@ -1,0 +1,50 @@
+/* virtio_loop.h: what every virtio transport runs on the event loop: status work and kicks. */
+#ifndef KILN_VIRTIO_LOOP_H
+#define KILN_VIRTIO_LOOP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "virtio.h"
+
+struct virtio_loop;
+
+/* One queue's doorbell: an eventfd that KVM (an ioeventfd) or the transport's MMIO exit signals. */
+struct virtio_kick {
+    struct virtio_loop *l;
+    unsigned q;
+    int fd;
+    bool ioeventfd; /* registered with KVM: the transport's business */
+    uv_poll_t poll;
+    bool poll_open;
+};
+
+struct virtio_loop {
+    struct virtio_device *vd;
+    const char *enable_name; /* what enables a queue on this transport, for messages */
+    bool started;            /* guarded by vd->lock */
+    struct virtio_kick kicks[VIRTIO_MAX_QUEUES];
+    uv_async_t async; /* vCPU -> loop: virtio_loop_work (activation, reset) */
+    bool async_open;
+    atomic_bool early_kick_logged;
+};
+
+/* Create the kick eventfds for vd's queues. Returns 0 or -errno; virtio_loop_free undoes it. */
+int virtio_loop_init(struct virtio_loop *l, struct virtio_device *vd, const char *enable_name);
+void virtio_loop_free(struct virtio_loop *l);
+
+/* Start/stop servicing kicks and status work on loop (the loop thread). */
+int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop);
+void virtio_loop_stop(struct virtio_loop *l);
+
+/* Ask the loop to run virtio_loop_work (vd->lock held, after virtio_write_status said so). */
+void virtio_loop_request_work(struct virtio_loop *l);
+
+/* A kick that arrived as an MMIO exit instead of an ioeventfd: signal queue q's eventfd. */
+void virtio_loop_kick(struct virtio_loop *l, unsigned q);
+
+/* uv_poll_init + start for reading fd; *open tells the caller to close the handle later. */
+int virtio_loop_poll(uv_loop_t *loop, uv_poll_t *p, int fd, uv_poll_cb cb, void *data, bool *open);
+
+#endif
