@@ -23,6 +23,9 @@ int virtio_loop_init(struct virtio_loop *l, struct virtio_device *vd, const char
 
 void virtio_loop_free(struct virtio_loop *l)
 {
+    /* A zeroed loop that never got to virtio_loop_init owns nothing (fd 0 is not its own). */
+    if (!l->vd)
+        return;
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
         if (l->kicks[q].fd >= 0)
             close(l->kicks[q].fd);

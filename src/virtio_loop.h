@@ -30,7 +30,10 @@ struct virtio_loop {
     atomic_bool early_kick_logged;
 };
 
-/* Create the kick eventfds for vd's queues. Returns 0 or -errno; virtio_loop_free undoes it. */
+/*
+ * Create the kick eventfds for vd's queues. Returns 0 or -errno; virtio_loop_free undoes it,
+ * and is also safe on a zero-initialised loop that init never reached.
+ */
 int virtio_loop_init(struct virtio_loop *l, struct virtio_device *vd, const char *enable_name);
 void virtio_loop_free(struct virtio_loop *l);
 

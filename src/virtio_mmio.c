@@ -494,8 +494,6 @@ static struct virtio_mmio *alloc_transport(struct virtio_device *vd,
     t->log = cfg->log;
     t->base = cfg->base;
     t->line = (struct irq_level){.fd = -1, .resample_fd = -1};
-    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
-        t->loop.kicks[q].fd = -1; /* nothing to close if creation fails early */
     for (unsigned i = 0; i < LOG_KINDS; i++)
         atomic_init(&t->logged[i], false);
     return t;
