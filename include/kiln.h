@@ -40,7 +40,42 @@ struct kiln_disk {
     const char *serial; /* NULL or up to KILN_DISK_SERIAL_MAX printable ASCII characters */
 };
 
-/* How virtio devices (the disks) reach the guest. */
+/* Most network devices (virtio-net) one VM can have, and host port forwards per device. */
+#define KILN_MAX_NETS 8
+#define KILN_MAX_HOSTFWD 16
+
+/* Where a virtio-net device's frames go. */
+enum kiln_net_kind {
+    KILN_NET_TAP = 1, /* an existing TAP interface (IFF_VNET_HDR; offloads used when offered) */
+    /*
+     * User-mode networking (libslirp): no root needed. The guest is on 10.0.2.0/24 with DHCP
+     * handing out 10.0.2.15 up; 10.0.2.2 is the gateway and reaches the host's loopback;
+     * 10.0.2.3 forwards DNS to the host's resolver. IPv6 on fec0::/64 likewise.
+     */
+    KILN_NET_USER,
+};
+
+/* A host port forwarded into the guest (user-mode networking). */
+struct kiln_hostfwd {
+    bool udp;              /* false: TCP */
+    const char *host_addr; /* address to listen on; NULL or "": 127.0.0.1 */
+    uint16_t host_port;    /* 0: any free port */
+    const char *guest_addr; /* NULL or "": the first DHCP address, 10.0.2.15 */
+    uint16_t guest_port;
+};
+
+/* One virtio-net device. */
+struct kiln_net {
+    enum kiln_net_kind kind;
+    const char *tap_name; /* KILN_NET_TAP: the interface name (it must exist) */
+    bool mac_set;         /* false: a deterministic locally administered MAC (see README) */
+    uint8_t mac[6];
+    bool restricted; /* KILN_NET_USER: the guest may reach nothing outside (hostfwd still work) */
+    struct kiln_hostfwd hostfwd[KILN_MAX_HOSTFWD];
+    unsigned nhostfwd;
+};
+
+/* How virtio devices (disks, network) reach the guest. */
 enum kiln_transport {
     KILN_TRANSPORT_PCI = 0, /* modern virtio-pci on PCI bus 0 (the default) */
     /*
@@ -86,6 +121,9 @@ struct kiln_config {
 
     struct kiln_disk disks[KILN_MAX_DISKS]; /* in order: /dev/vda, /dev/vdb, ... */
     unsigned ndisks;
+
+    struct kiln_net nets[KILN_MAX_NETS]; /* in order: eth0, eth1, ... (after the disks on PCI) */
+    unsigned nnets;
 
     kiln_log_fn log_fn; /* NULL: the default stderr logger */
     void *log_ctx;
