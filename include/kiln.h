@@ -57,9 +57,9 @@ enum kiln_net_kind {
 
 /* A host port forwarded into the guest (user-mode networking). */
 struct kiln_hostfwd {
-    bool udp;              /* false: TCP */
-    const char *host_addr; /* address to listen on; NULL or "": 127.0.0.1 */
-    uint16_t host_port;    /* 0: any free port */
+    bool udp;               /* false: TCP */
+    const char *host_addr;  /* address to listen on; NULL or "": 127.0.0.1 */
+    uint16_t host_port;     /* 0: any free port */
     const char *guest_addr; /* NULL or "": the first DHCP address, 10.0.2.15 */
     uint16_t guest_port;
 };
@@ -155,6 +155,9 @@ struct kiln_stats {
     uint64_t first_run_cpu_ns;     /* process CPU time at the first KVM_RUN (0 if never ran) */
     uint64_t guest_resident_bytes; /* guest RAM pages the VM touched */
     uint64_t vcpu_exits;           /* exits to userspace over all vCPUs */
+    /* Frames over all network devices; dropped: malformed, oversized, or no room anywhere. */
+    uint64_t net_rx_frames, net_tx_frames; /* to the guest, from the guest */
+    uint64_t net_rx_dropped, net_tx_dropped;
 };
 
 struct kiln_vm;

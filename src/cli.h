@@ -31,10 +31,19 @@ struct cli_options {
     enum kiln_transport transport;
     struct kiln_disk disks[KILN_MAX_DISKS];
     unsigned ndisks;
+    struct kiln_net nets[KILN_MAX_NETS];
+    unsigned nnets;
 };
 
 /* Parse one --disk value "path=FILE[,ro][,serial=ID]" into *d (pointing into s). */
 int parse_disk(char *s, struct kiln_disk *d, char *errmsg);
+
+/* Parse one --net value "user[,...]" or "tap=NAME[,...]" into *n (pointing into s). */
+int parse_net(char *s, struct kiln_net *n, char *errmsg);
+/* "02:00:00:00:00:01" into mac (unicast only). Returns 0 or -EINVAL. */
+int parse_mac(const char *s, uint8_t mac[6]);
+/* "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" in place. Returns 0 or -EINVAL. */
+int parse_hostfwd(char *s, struct kiln_hostfwd *h);
 
 /*
  * Parse argv into *o. Returns 0, or -EINVAL with a one-line message (without the "kiln: "

@@ -26,6 +26,11 @@ const char cli_usage[] =
     "  --timeout SECONDS    stop the VM after this long and exit 124\n"
     "  --disk path=FILE[,ro][,serial=ID]\n"
     "                       raw disk image as virtio-blk (repeatable: vda, vdb, ...)\n"
+    "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,mac=MAC]\n"
+    "                       user-mode network (no root): DHCP 10.0.2.15, host loopback at\n"
+    "                       10.0.2.2; HOSTADDR defaults to 127.0.0.1 (repeatable: eth0, ...)\n"
+    "  --net tap=NAME[,mac=MAC]\n"
+    "                       an existing TAP interface as virtio-net (repeatable)\n"
     "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
     "  --stats              print VM statistics on stderr at exit\n"
     "\n"
@@ -237,9 +242,19 @@ static int add_disk(const char *value, struct cli_options *o, char *errmsg)
     return ret;
 }
 
-static const char *const value_flags[] = {"--kernel",  "--initrd", "--cmdline",
-                                          "--cpus",    "--memory", "--serial",
-                                          "--timeout", "--disk",   "--transport"};
+static int add_net(const char *value, struct cli_options *o, char *errmsg)
+{
+    if (o->nnets == KILN_MAX_NETS)
+        return kiln_fail(errmsg, EINVAL, "--net: at most %d network devices", KILN_MAX_NETS);
+    int ret = parse_net((char *)value, &o->nets[o->nnets], errmsg);
+    if (ret == 0)
+        o->nnets++;
+    return ret;
+}
+
+static const char *const value_flags[] = {"--kernel",    "--initrd", "--cmdline", "--cpus",
+                                          "--memory",    "--serial", "--timeout", "--disk",
+                                          "--transport", "--net"};
 
 static bool takes_value(const char *flag)
 {
@@ -290,6 +305,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return add_disk(value, o, errmsg);
     if (strcmp(flag, "--transport") == 0)
         return parse_transport(value, &o->transport, errmsg);
+    if (strcmp(flag, "--net") == 0)
+        return add_net(value, o, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 

@@ -117,6 +117,8 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
     cfg->timeout_ms = o->timeout_ms;
     cfg->ndisks = o->ndisks;
     memcpy(cfg->disks, o->disks, sizeof(cfg->disks));
+    cfg->nnets = o->nnets;
+    memcpy(cfg->nets, o->nets, sizeof(cfg->nets));
     cfg->transport = o->transport;
     *serial_fd = -1;
     switch (o->serial) {
@@ -148,10 +150,12 @@ static void print_stats(const struct kiln_vm *vm)
     getrusage(RUSAGE_SELF, &ru);
     fprintf(stderr,
             "kiln: stats: first_run_cpu_us=%llu guest_resident_kib=%llu max_rss_kib=%ld "
-            "vcpu_exits=%llu\n",
+            "vcpu_exits=%llu net_rx=%llu net_tx=%llu net_rx_dropped=%llu net_tx_dropped=%llu\n",
             (unsigned long long)(st.first_run_cpu_ns / 1000),
             (unsigned long long)(st.guest_resident_bytes >> 10), ru.ru_maxrss,
-            (unsigned long long)st.vcpu_exits);
+            (unsigned long long)st.vcpu_exits, (unsigned long long)st.net_rx_frames,
+            (unsigned long long)st.net_tx_frames, (unsigned long long)st.net_rx_dropped,
+            (unsigned long long)st.net_tx_dropped);
 }
 
 static int report_exit(const struct kiln_exit *e)

@@ -2,6 +2,7 @@
 #ifndef KILN_NET_PORT_H
 #define KILN_NET_PORT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,9 +50,9 @@ struct net_port_ops {
     /*
      * One frame from the guest: iov holds the NET_HDR_LEN header first if port->vnet_hdr,
      * else a bare Ethernet frame with complete checksums (the device finishes partial ones).
-     * Returns 0 when sent or dropped (a port drops and counts what its back end refuses as
-     * malformed), or -EAGAIN when the back end is full: the device keeps the frame, stops
-     * taking frames from the guest and sends it again after peer->writable.
+     * Returns 0 when sent, -EAGAIN when the back end is full (the device keeps the frame,
+     * stops taking frames from the guest and sends it again after peer->writable), or another
+     * -errno when the back end refused the frame (the device drops and counts it).
      */
     int (*send)(struct net_port *p, const struct iovec *iov, unsigned n);
     /* The guest has receive buffers again after receive returned -EAGAIN. */
@@ -71,7 +72,7 @@ struct net_port {
     bool vnet_hdr;                    /* frames carry a NET_HDR_LEN header both ways */
     unsigned offloads;                /* NET_OFFLOAD_* the back end handles (needs vnet_hdr) */
     char name[32];                    /* for messages: "tap0", "user" */
-    uint64_t dropped;                 /* frames the port itself dropped (loop thread) */
+    _Atomic uint64_t dropped;         /* frames for the guest the port had to drop */
 };
 
 #endif

@@ -308,3 +308,22 @@ bool virtq_enable_notify_and_check(struct virtq *q)
     atomic_thread_fence(memory_order_seq_cst);
     return ld16(avail_idx_ptr(q)) != q->last_avail;
 }
+
+void virtq_unpop(struct virtq *q, uint16_t n)
+{
+    q->last_avail = (uint16_t)(q->last_avail - n);
+}
+
+bool virtq_wait_for_more(struct virtq *q, uint16_t seen)
+{
+    if (!q->ready || q->broken)
+        return false;
+    q->notify = true;
+    /* With event_idx the kick comes once the driver's idx passes seen, not our rewound index. */
+    if (q->event_idx)
+        st16(avail_event_ptr(q), seen);
+    else
+        st16(q->used, 0);
+    atomic_thread_fence(memory_order_seq_cst); /* pairs as in virtq_enable_notify_and_check */
+    return ld16(avail_idx_ptr(q)) != seen;
+}

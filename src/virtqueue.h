@@ -114,4 +114,18 @@ void virtq_set_notify(struct virtq *q, bool on);
  */
 bool virtq_enable_notify_and_check(struct virtq *q);
 
+/*
+ * Give back the last n chains taken with virtq_pop and not pushed: the next pops return them
+ * again (re-read and re-checked). For a device that took buffers for a packet that then did not
+ * fit, like virtio-net's mergeable receive buffers.
+ */
+void virtq_unpop(struct virtq *q, uint16_t n);
+
+/*
+ * The chains available up to avail index seen (q->last_avail when virtq_pop last found none)
+ * were not enough: ask the driver for a kick as soon as it makes more available. Returns true
+ * if more arrived meanwhile (no kick will come for them: try again now).
+ */
+bool virtq_wait_for_more(struct virtq *q, uint16_t seen);
+
 #endif

@@ -16,7 +16,10 @@
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "irq_routing.h"
+#include "net_tap.h"
+#include "net_user.h"
 #include "pci.h"
 #include "virtio_mmio.h"
 #include "virtio_pci.h"
@@ -97,6 +100,34 @@ static void on_serial_escape(void *ctx)
     vm_finish(ctx, KILN_EXIT_STOPPED, 0, 0, "stopped from the console (Ctrl-A x)");
 }
 
+static int validate_net(const struct kiln_net *n, unsigned i, char *errmsg)
+{
+    if (n->kind == KILN_NET_TAP && (!n->tap_name || !n->tap_name[0]))
+        return kiln_fail(errmsg, EINVAL, "net %u: a TAP device needs an interface name", i);
+    if (n->kind != KILN_NET_TAP && n->kind != KILN_NET_USER)
+        return kiln_fail(errmsg, EINVAL, "net %u: kind %d is not tap or user", i, (int)n->kind);
+    if (n->kind == KILN_NET_TAP && n->nhostfwd)
+        return kiln_fail(errmsg, EINVAL, "--net tap=%s: hostfwd is for user-mode networking",
+                         n->tap_name);
+    if (n->nhostfwd > KILN_MAX_HOSTFWD)
+        return kiln_fail(errmsg, EINVAL, "net %u: %u port forwards (at most %d)", i, n->nhostfwd,
+                         KILN_MAX_HOSTFWD);
+    if (n->mac_set && (n->mac[0] & 1))
+        return kiln_fail(errmsg, EINVAL, "net %u: MAC %02x:%02x:%02x:%02x:%02x:%02x is multicast",
+                         i, n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+    return 0;
+}
+
+static int validate_nets(const struct kiln_config *cfg, char *errmsg)
+{
+    for (unsigned i = 0; i < cfg->nnets; i++) {
+        int ret = validate_net(&cfg->nets[i], i, errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
 static int validate_config(const struct kiln_config *cfg, int max_vcpus, char *errmsg)
 {
     if (cfg->cpus == 0)
@@ -113,10 +144,13 @@ static int validate_config(const struct kiln_config *cfg, int max_vcpus, char *e
                          (unsigned long long)cfg->memory_bytes);
     if (cfg->transport != KILN_TRANSPORT_PCI && cfg->transport != KILN_TRANSPORT_MMIO)
         return kiln_fail(errmsg, EINVAL, "transport %d: not pci or mmio", (int)cfg->transport);
-    if (cfg->transport == KILN_TRANSPORT_MMIO && cfg->ndisks > VIRTIO_MMIO_MAX_DEVICES)
-        return kiln_fail(errmsg, EINVAL, "%u disks: virtio-mmio has room for %d", cfg->ndisks,
-                         VIRTIO_MMIO_MAX_DEVICES);
-    return 0;
+    if (cfg->ndisks > KILN_MAX_DISKS || cfg->nnets > KILN_MAX_NETS)
+        return kiln_fail(errmsg, EINVAL, "%u disks and %u networks: at most %d and %d", cfg->ndisks,
+                         cfg->nnets, KILN_MAX_DISKS, KILN_MAX_NETS);
+    if (cfg->transport == KILN_TRANSPORT_MMIO && cfg->ndisks + cfg->nnets > VIRTIO_MMIO_MAX_DEVICES)
+        return kiln_fail(errmsg, EINVAL, "%u disks and %u networks: virtio-mmio has room for %d",
+                         cfg->ndisks, cfg->nnets, VIRTIO_MMIO_MAX_DEVICES);
+    return validate_nets(cfg, errmsg);
 }
 
 /* Bytes one virtio_mmio.device= entry takes at most (" virtio_mmio.device=512@0x...:15"). */
@@ -125,15 +159,16 @@ static int validate_config(const struct kiln_config *cfg, int max_vcpus, char *e
 /* With virtio-mmio the guest learns where the devices are from its command line. */
 static int add_mmio_cmdline(struct kiln_vm *vm)
 {
-    if (vm->cfg.transport != KILN_TRANSPORT_MMIO || vm->cfg.ndisks == 0)
+    unsigned ndev = vm->cfg.ndisks + vm->cfg.nnets;
+    if (vm->cfg.transport != KILN_TRANSPORT_MMIO || ndev == 0)
         return 0;
-    size_t size = strlen(vm->cmdline) + 1 + vm->cfg.ndisks * MMIO_CMDLINE_ENTRY_MAX;
+    size_t size = strlen(vm->cmdline) + 1 + ndev * MMIO_CMDLINE_ENTRY_MAX;
     char *s = realloc(vm->cmdline, size);
     if (!s)
         return -ENOMEM;
     vm->cmdline = s;
     vm->cfg.cmdline = s;
-    for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
+    for (unsigned i = 0; i < ndev; i++) {
         uint64_t base;
         unsigned gsi;
         int ret = virtio_mmio_slot(i, &base, &gsi);
@@ -149,7 +184,8 @@ static int add_mmio_cmdline(struct kiln_vm *vm)
 static uint16_t mmio_level_irqs(const struct kiln_vm *vm)
 {
     uint16_t irqs = 0;
-    for (unsigned i = 0; vm->cfg.transport == KILN_TRANSPORT_MMIO && i < vm->cfg.ndisks; i++) {
+    unsigned ndev = vm->cfg.ndisks + vm->cfg.nnets;
+    for (unsigned i = 0; vm->cfg.transport == KILN_TRANSPORT_MMIO && i < ndev; i++) {
         uint64_t base;
         unsigned gsi;
         if (virtio_mmio_slot(i, &base, &gsi) == 0 && gsi < 16)
@@ -263,24 +299,31 @@ static int create_pci(struct kiln_vm *vm, char *errmsg)
     return 0;
 }
 
-/* Disk i's transport: a PCI slot (vda = slot 1), or virtio-mmio slot i (its window and IRQ). */
-static int attach_disk(struct kiln_vm *vm, unsigned i)
+/*
+ * A virtio device's transport: the next PCI slot (vda = slot 1, then the other disks, then the
+ * network devices), or virtio-mmio slot `slot` (its window and IRQ).
+ */
+static int attach_virtio(struct kiln_vm *vm, struct virtio_device *vd, unsigned slot,
+                         struct virtio_pci **pci, struct virtio_mmio **mmio)
 {
-    struct virtio_device *vd = virtio_blk_device(vm->blk[i]);
     if (vm->cfg.transport == KILN_TRANSPORT_PCI) {
         const struct virtio_pci_config pc = {
             .bus = vm->pci, .irqs = vm->irq_routing, .log = &vm->log};
-        return virtio_pci_create(vd, &pc, &vm->blk_pci[i]);
+        return virtio_pci_create(vd, &pc, pci);
     }
     struct virtio_mmio_config mc = {.mmio = &vm->mmio, .irqs = vm->irq_routing, .log = &vm->log};
-    int ret = virtio_mmio_slot(i, &mc.base, &mc.gsi);
-    return ret < 0 ? ret : virtio_mmio_create(vd, &mc, &vm->blk_mmio[i]);
+    int ret = virtio_mmio_slot(slot, &mc.base, &mc.gsi);
+    return ret < 0 ? ret : virtio_mmio_create(vd, &mc, mmio);
+}
+
+static const char *transport_name(const struct kiln_vm *vm)
+{
+    return vm->cfg.transport == KILN_TRANSPORT_PCI ? "virtio-pci" : "virtio-mmio";
 }
 
 /* One virtio-blk device per configured disk, in order (vda first). */
 static int create_disks(struct kiln_vm *vm, char *errmsg)
 {
-    const char *tname = vm->cfg.transport == KILN_TRANSPORT_PCI ? "virtio-pci" : "virtio-mmio";
     for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
         const struct kiln_disk *d = &vm->cfg.disks[i];
         const struct virtio_blk_config bc = {
@@ -289,9 +332,56 @@ static int create_disks(struct kiln_vm *vm, char *errmsg)
         if (ret < 0)
             return ret;
         vm->ndisks = i + 1;
-        ret = attach_disk(vm, i);
+        ret =
+            attach_virtio(vm, virtio_blk_device(vm->blk[i]), i, &vm->blk_pci[i], &vm->blk_mmio[i]);
         if (ret < 0)
-            return kiln_fail(errmsg, -ret, "disk %s: %s: %s", d->path, tname, strerror(-ret));
+            return kiln_fail(errmsg, -ret, "disk %s: %s: %s", d->path, transport_name(vm),
+                             strerror(-ret));
+    }
+    return 0;
+}
+
+/*
+ * The default MAC: locally administered 02:6b:6c ("kl") and three bytes of an FNV-1a hash of
+ * the device's kind, TAP name and index, so it is the same every run and two VMs on different
+ * TAPs of one bridge differ.
+ */
+static void default_mac(const struct kiln_net *n, unsigned index, uint8_t mac[6])
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s/%s/%u", n->kind == KILN_NET_TAP ? "tap" : "user",
+             n->kind == KILN_NET_TAP ? n->tap_name : "", index);
+    uint32_t h = 2166136261u;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    const uint8_t m[6] = {0x02, 0x6b, 0x6c, (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h};
+    memcpy(mac, m, 6);
+}
+
+/* One virtio-net device per configured network, in order (eth0 first), after the disks. */
+static int create_nets(struct kiln_vm *vm, char *errmsg)
+{
+    for (unsigned i = 0; i < vm->cfg.nnets; i++) {
+        const struct kiln_net *cn = &vm->cfg.nets[i];
+        struct virtio_net_config nc = {0};
+        int ret = cn->kind == KILN_NET_TAP
+                      ? net_tap_open(cn->tap_name, &vm->log, &nc.port, errmsg)
+                      : net_user_create(cn, i, &vm->loop, &vm->log, &nc.port, errmsg);
+        if (ret < 0)
+            return ret;
+        if (cn->mac_set)
+            memcpy(nc.mac, cn->mac, 6);
+        else
+            default_mac(cn, i, nc.mac);
+        ret = virtio_net_create(&nc, &vm->loop, &vm->mem, &vm->log, &vm->net[i], errmsg);
+        if (ret < 0)
+            return ret;
+        vm->nnets = i + 1;
+        ret = attach_virtio(vm, virtio_net_device(vm->net[i]), vm->cfg.ndisks + i, &vm->net_pci[i],
+                            &vm->net_mmio[i]);
+        if (ret < 0)
+            return kiln_fail(errmsg, -ret, "net %u (%s): %s: %s", i, nc.port->name,
+                             transport_name(vm), strerror(-ret));
     }
     return 0;
 }
@@ -391,7 +481,8 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
     vm->loop_ready = true;
     if ((ret = create_devices(vm, errmsg)) < 0)
         goto fail;
-    if ((ret = create_pci(vm, errmsg)) < 0 || (ret = create_disks(vm, errmsg)) < 0)
+    if ((ret = create_pci(vm, errmsg)) < 0 || (ret = create_disks(vm, errmsg)) < 0 ||
+        (ret = create_nets(vm, errmsg)) < 0)
         goto fail;
     if ((ret = create_vcpus(vm, errmsg)) < 0)
         goto fail;
@@ -436,6 +527,12 @@ static int start_loop_handles(struct kiln_vm *vm)
     for (unsigned i = 0; i < vm->ndisks && ret == 0; i++)
         ret = vm->blk_pci[i] ? virtio_pci_start(vm->blk_pci[i], &vm->loop)
                              : virtio_mmio_start(vm->blk_mmio[i], &vm->loop);
+    for (unsigned i = 0; i < vm->nnets && ret == 0; i++) {
+        ret = vm->net_pci[i] ? virtio_pci_start(vm->net_pci[i], &vm->loop)
+                             : virtio_mmio_start(vm->net_mmio[i], &vm->loop);
+        if (ret == 0)
+            ret = virtio_net_start(vm->net[i]);
+    }
     return ret;
 }
 
@@ -448,6 +545,13 @@ static void close_loop_handles(struct kiln_vm *vm)
             virtio_pci_stop(vm->blk_pci[i]);
         else if (vm->blk_mmio[i])
             virtio_mmio_stop(vm->blk_mmio[i]);
+    for (unsigned i = 0; i < vm->nnets; i++) {
+        if (vm->net_pci[i])
+            virtio_pci_stop(vm->net_pci[i]);
+        else if (vm->net_mmio[i])
+            virtio_mmio_stop(vm->net_mmio[i]);
+        virtio_net_stop(vm->net[i]);
+    }
     uv_close((uv_handle_t *)&vm->timeout, NULL);
     uv_close((uv_handle_t *)&vm->wake, NULL);
     uv_run(&vm->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
@@ -531,6 +635,14 @@ void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats)
     stats->guest_resident_bytes = guest_resident_bytes(&vm->mem);
     for (unsigned i = 0; i < vm->ncpus && vm->vcpus; i++)
         stats->vcpu_exits += atomic_load(&vm->vcpus[i].exits);
+    for (unsigned i = 0; i < vm->nnets; i++) {
+        struct virtio_net_stats ns;
+        virtio_net_get_stats(vm->net[i], &ns);
+        stats->net_rx_frames += ns.rx_frames;
+        stats->net_tx_frames += ns.tx_frames;
+        stats->net_rx_dropped += ns.rx_dropped;
+        stats->net_tx_dropped += ns.tx_dropped;
+    }
 }
 
 void kiln_vm_destroy(struct kiln_vm *vm)
@@ -545,6 +657,11 @@ void kiln_vm_destroy(struct kiln_vm *vm)
         virtio_pci_destroy(vm->blk_pci[i]);
         virtio_mmio_destroy(vm->blk_mmio[i]); /* its bus range goes with vm->mmio below */
         virtio_blk_destroy(vm->blk[i]);
+    }
+    for (unsigned i = 0; i < vm->nnets; i++) {
+        virtio_pci_destroy(vm->net_pci[i]);
+        virtio_mmio_destroy(vm->net_mmio[i]);
+        virtio_net_destroy(vm->net[i]);
     }
     pci_bus_destroy(vm->pci);
     irq_routing_destroy(vm->irq_routing);

@@ -23,6 +23,7 @@ struct acpi_pm;
 struct irq_routing;
 struct pci_bus;
 struct virtio_blk;
+struct virtio_net;
 struct virtio_pci;
 struct virtio_mmio;
 
@@ -64,6 +65,10 @@ struct kiln_vm {
     struct virtio_pci *blk_pci[KILN_MAX_DISKS];   /* --transport pci */
     struct virtio_mmio *blk_mmio[KILN_MAX_DISKS]; /* --transport mmio */
     unsigned ndisks;
+    struct virtio_net *net[KILN_MAX_NETS];
+    struct virtio_pci *net_pci[KILN_MAX_NETS];
+    struct virtio_mmio *net_mmio[KILN_MAX_NETS];
+    unsigned nnets;
     atomic_uint unhandled_pio_logged; /* rate limit for unknown port messages */
 
     unsigned ncpus;

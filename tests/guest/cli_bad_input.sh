@@ -132,6 +132,28 @@ disk_bad_serial)
     needle=serial
     args=(run --kernel "$HELLO" --disk "path=x.img,serial=123456789012345678901")
     ;;
+net_tap_missing)
+    needle="no such network interface"
+    args=(run --kernel "$HELLO" --net tap=kilnnosuch0)
+    ;;
+net_tap_not_tap)
+    needle="not a TAP interface"
+    args=(run --kernel "$HELLO" --net tap=lo)
+    ;;
+net_bad_mac)
+    needle=mac
+    args=(run --kernel "$HELLO" --net user,mac=01:00:5e:00:00:01)
+    ;;
+net_bad_hostfwd)
+    needle=hostfwd
+    args=(run --kernel "$HELLO" --net user,hostfwd=tcp::80)
+    ;;
+net_hostfwd_busy)
+    # The same host port twice: the second listener cannot bind.
+    port=$((40000 + $$ % 20000))
+    needle="127.0.0.1:$port"
+    args=(run --kernel "$HELLO" --net "user,hostfwd=tcp::$port-:80,hostfwd=tcp::$port-:81")
+    ;;
 *)
     echo "FAIL: unknown case '$CASE'" >&2
     exit 1

@@ -203,6 +203,78 @@ START_TEST(test_disk_errors)
 }
 END_TEST
 
+START_TEST(test_nets)
+{
+    struct cli_options o;
+    char err[KILN_ERRMSG_MAX];
+    char a[] = "user,hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.2:5353-10.0.2.16:53,restrict=on";
+    char b[] = "tap=tap0,mac=02:AB:cd:00:00:01", c[] = "user";
+    int ret = PARSE(&o, err, "kiln", "run", "--kernel", "k", "--net", a, "--net", b, "--net", c);
+    ck_assert_msg(ret == 0, "%s", err);
+    ck_assert_uint_eq(o.nnets, 3);
+    ck_assert_int_eq(o.nets[0].kind, KILN_NET_USER);
+    ck_assert(o.nets[0].restricted && !o.nets[0].mac_set);
+    ck_assert_uint_eq(o.nets[0].nhostfwd, 2);
+    const struct kiln_hostfwd *h = o.nets[0].hostfwd;
+    ck_assert(!h[0].udp && !h[0].host_addr && !h[0].guest_addr);
+    ck_assert_uint_eq(h[0].host_port, 8080);
+    ck_assert_uint_eq(h[0].guest_port, 80);
+    ck_assert(h[1].udp);
+    ck_assert_str_eq(h[1].host_addr, "127.0.0.2");
+    ck_assert_str_eq(h[1].guest_addr, "10.0.2.16");
+    ck_assert_uint_eq(h[1].host_port, 5353);
+    ck_assert_uint_eq(h[1].guest_port, 53);
+    ck_assert_int_eq(o.nets[1].kind, KILN_NET_TAP);
+    ck_assert_str_eq(o.nets[1].tap_name, "tap0");
+    ck_assert(o.nets[1].mac_set);
+    const uint8_t mac[6] = {0x02, 0xab, 0xcd, 0, 0, 1};
+    ck_assert_mem_eq(o.nets[1].mac, mac, 6);
+    ck_assert_int_eq(o.nets[2].kind, KILN_NET_USER);
+    ck_assert_uint_eq(o.nets[2].nhostfwd, 0);
+}
+END_TEST
+
+START_TEST(test_net_errors)
+{
+    struct cli_options o;
+    char err[KILN_ERRMSG_MAX];
+    const char *bad[][2] = {
+        {"", "expected user or tap=NAME"},
+        {"tap=", "expected user or tap=NAME"},
+        {"slirp", "expected user or tap=NAME"},
+        {"user,mac=01:00:00:00:00:01", "not multicast"},
+        {"user,mac=02:00:00:00:00", "mac must be"},
+        {"user,mac=02:00:00:00:00:0g", "mac must be"},
+        {"user,mac=02-00-00-00-00-01", "mac must be"},
+        {"user,hostfwd=tcp::8080", "hostfwd must be"},
+        {"user,hostfwd=tcp::0-:80", "hostfwd must be"},
+        {"user,hostfwd=tcp::8080-:65536", "hostfwd must be"},
+        {"user,hostfwd=tcp:localhost:8080-:80", "hostfwd must be"},
+        {"user,hostfwd=sctp::1-:2", "hostfwd must be"},
+        {"user,restrict=yes", "restrict must be"},
+        {"tap=tap0,hostfwd=tcp::1-:2", "hostfwd is for user"},
+        {"user,model=e1000", "unknown option 'model=e1000'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char value[64];
+        snprintf(value, sizeof(value), "%s", bad[i][0]);
+        err[0] = '\0';
+        ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--net", value), -EINVAL);
+        ck_assert_msg(strstr(err, bad[i][1]) && strstr(err, "--net"), "'%s': %s", bad[i][0], err);
+    }
+    const char *argv[4 + 2 * (KILN_MAX_NETS + 1)] = {"kiln", "run", "--kernel", "k"};
+    char many[KILN_MAX_NETS + 1][8];
+    int argc = 4;
+    for (int i = 0; i <= KILN_MAX_NETS; i++) {
+        snprintf(many[i], sizeof(many[i]), "user");
+        argv[argc++] = "--net";
+        argv[argc++] = many[i];
+    }
+    ck_assert_int_eq(parse(&o, err, argc, argv), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "at most"));
+}
+END_TEST
+
 static int code_for(enum kiln_exit_reason reason, int status, int sig, char *warn)
 {
     struct kiln_exit e = {.reason = reason, .status = status};
@@ -243,6 +315,8 @@ int main(void)
     tcase_add_test(tc, test_exit_codes);
     tcase_add_test(tc, test_disks);
     tcase_add_test(tc, test_disk_errors);
+    tcase_add_test(tc, test_nets);
+    tcase_add_test(tc, test_net_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
