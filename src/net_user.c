@@ -81,7 +81,7 @@ struct net_user {
 
     /* Descriptors in the epoll set, and per-descriptor state indexed by fd. */
     int *watched;
-    unsigned nwatched, watched_cap;
+    unsigned nwatched, watched_cap; /* watched_next has the same capacity */
     int *watched_next;
     struct fd_state *fds;
     unsigned fds_cap;
@@ -418,7 +418,8 @@ static void sync_epoll(struct net_user *u)
         s->want |= to_epoll(u->reqs[i].events, u->rx_paused);
     }
     /* The descriptors of this fill, each once, become the new watched list. */
-    if (!grow((void **)&u->watched_next, &u->watched_cap, u->nreqs, sizeof(int)) ||
+    unsigned cap = u->watched_cap;
+    if (!grow((void **)&u->watched_next, &cap, u->nreqs, sizeof(int)) ||
         !grow((void **)&u->watched, &u->watched_cap, u->nreqs, sizeof(int))) {
         epoll_warn(u, "sync", -1, ENOMEM);
         return;
@@ -670,7 +671,7 @@ static void user_destroy(struct net_port *p)
     user_stop(p); /* harmless if stopped; the handles are freed when the loop next runs */
     if (u->slirp)
         slirp_cleanup(u->slirp); /* closes slirp's sockets and frees its timers */
-    while (u->timers) /* none are left by slirp_cleanup in 4.7; be safe */
+    while (u->timers)            /* none are left by slirp_cleanup in 4.7; be safe */
         cb_timer_free(u->timers, u);
     if (u->epfd >= 0)
         close(u->epfd);
@@ -710,13 +711,13 @@ static int add_hostfwd(struct net_user *u, const struct kiln_hostfwd *f, struct 
     const char *ha = f->host_addr && *f->host_addr ? f->host_addr : "127.0.0.1";
     if (inet_pton(AF_INET, ha, &host) != 1)
         return kiln_fail(errmsg, EINVAL,
-                         "--net user: hostfwd %s: bad host address \"%s\" (an IPv4 address)",
-                         name, ha);
+                         "--net user: hostfwd %s: bad host address \"%s\" (an IPv4 address)", name,
+                         ha);
     const char *ga = f->guest_addr && *f->guest_addr ? f->guest_addr : NET_USER_GUEST_ADDR;
     if (inet_pton(AF_INET, ga, &guest) != 1)
         return kiln_fail(errmsg, EINVAL,
-                         "--net user: hostfwd %s: bad guest address \"%s\" (an IPv4 address)",
-                         name, ga);
+                         "--net user: hostfwd %s: bad guest address \"%s\" (an IPv4 address)", name,
+                         ga);
     uint32_t g = ntohl(guest.s_addr), host_part = g & 0xff;
     if ((g & 0xffffff00u) != ntohl(net.s_addr) || host_part == 0 || host_part == 2 ||
         host_part == 3 || host_part == 255)
