@@ -14,6 +14,7 @@
  * inside slirp_cleanup, after the VM's loop has run for the last time.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -668,7 +669,8 @@ static void user_destroy(struct net_port *p)
     if (!p)
         return;
     struct net_user *u = to_user(p);
-    user_stop(p); /* harmless if stopped; the handles are freed when the loop next runs */
+    user_stop(p);   /* harmless if stopped; the handles are freed when the loop next runs */
+    p->peer = NULL; /* the device may be gone: whatever slirp still emits is dropped */
     if (u->slirp)
         slirp_cleanup(u->slirp); /* closes slirp's sockets and frees its timers */
     while (u->timers)            /* none are left by slirp_cleanup in 4.7; be safe */
