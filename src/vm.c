@@ -528,10 +528,11 @@ static int start_loop_handles(struct kiln_vm *vm)
         ret = vm->blk_pci[i] ? virtio_pci_start(vm->blk_pci[i], &vm->loop)
                              : virtio_mmio_start(vm->blk_mmio[i], &vm->loop);
     for (unsigned i = 0; i < vm->nnets && ret == 0; i++) {
-        ret = vm->net_pci[i] ? virtio_pci_start(vm->net_pci[i], &vm->loop)
-                             : virtio_mmio_start(vm->net_mmio[i], &vm->loop);
+        /* The device's own handles first: the transport may activate it from the next turn. */
+        ret = virtio_net_start(vm->net[i]);
         if (ret == 0)
-            ret = virtio_net_start(vm->net[i]);
+            ret = vm->net_pci[i] ? virtio_pci_start(vm->net_pci[i], &vm->loop)
+                                 : virtio_mmio_start(vm->net_mmio[i], &vm->loop);
     }
     return ret;
 }

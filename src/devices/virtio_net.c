@@ -165,6 +165,9 @@ static void rx_header(const struct virtio_net *n, const uint8_t *frame, uint8_t 
 {
     if (n->port->vnet_hdr) {
         memcpy(hdr, frame, NET_HDR_LEN);
+        /* A TAP marks frames DATA_VALID whatever the offloads; without GUEST_CSUM flags is 0. */
+        if (!n->guest_csum)
+            hdr[0] = 0;
         return;
     }
     memset(hdr, 0, NET_HDR_LEN);
@@ -299,6 +302,9 @@ static void tx_finish_csum(uint8_t *f, uint32_t len, const uint8_t *hdr)
     uint32_t field = start + get16(hdr + VIRTIO_NET_HDR_OFF_CSUM_OFFSET);
     /* The field holds the pseudo-header sum; the checksum covers it and the data after start. */
     uint16_t c = net_csum_finish(f + start, len - start, 0);
+    /* As Linux does: a UDP checksum of 0 means "none" (invalid over IPv6); 0xffff is equal. */
+    if (c == 0)
+        c = 0xffff;
     f[field] = (uint8_t)(c >> 8);
     f[field + 1] = (uint8_t)c;
 }
