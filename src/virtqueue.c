@@ -248,17 +248,29 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
     return 1;
 }
 
-void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
+void virtq_fill(struct virtq *q, uint16_t i, uint16_t head, uint32_t written)
 {
     if (!q->ready)
         return;
-    uint8_t *elem = used_elem_ptr(q, q->used_idx);
+    uint8_t *elem = used_elem_ptr(q, (uint16_t)(q->used_idx + i));
     st32(elem, head);
     st32(elem + 4, written);
-    q->used_idx++;
-    /* The driver reads the element once it sees idx move: the element must be visible first. */
+}
+
+void virtq_flush(struct virtq *q, uint16_t n)
+{
+    if (!q->ready)
+        return;
+    q->used_idx = (uint16_t)(q->used_idx + n);
+    /* The driver reads the elements once it sees idx move: they must be visible first. */
     atomic_thread_fence(memory_order_release);
     st16(used_idx_ptr(q), q->used_idx);
+}
+
+void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
+{
+    virtq_fill(q, 0, head, written);
+    virtq_flush(q, 1);
 }
 
 bool virtq_should_signal(struct virtq *q)

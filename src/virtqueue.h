@@ -95,6 +95,14 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c);
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
 
 /*
+ * The same for several chains the driver must see at once (a mergeable virtio-net frame):
+ * virtq_fill writes used element used_idx + i without publishing it, virtq_flush publishes the
+ * next n elements with one used->idx update.
+ */
+void virtq_fill(struct virtq *q, uint16_t i, uint16_t head, uint32_t written);
+void virtq_flush(struct virtq *q, uint16_t n);
+
+/*
  * After one or more pushes: should the device interrupt the driver? Honours
  * VIRTQ_AVAIL_F_NO_INTERRUPT, or with event_idx the used_event rule. Remembers the index it
  * looked at, so each push is considered once.

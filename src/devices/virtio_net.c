@@ -228,8 +228,10 @@ static int rx_place(struct virtio_net *n, const uint8_t *hdr, const uint8_t *dat
     uint8_t nb[2];
     put16(nb, used);
     scatter(&n->rx_first, VIRTIO_NET_HDR_OFF_NUM_BUFFERS, nb, sizeof(nb));
+    /* One used->idx update: a driver must never see a frame's first buffer without the rest. */
     for (uint16_t i = 0; i < used; i++)
-        virtq_push(q, n->rx_heads[i], n->rx_lens[i]);
+        virtq_fill(q, i, n->rx_heads[i], n->rx_lens[i]);
+    virtq_flush(q, used);
     count(&n->rx_frames);
     n->rx_pending_signal = true;
     return 0;
