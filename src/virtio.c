@@ -92,6 +92,24 @@ uint8_t virtio_read_status(const struct virtio_device *vd)
     return vd->status;
 }
 
+void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint32_t offset, void *data,
+                        uint32_t len)
+{
+    memset(data, 0, len);
+    if (offset >= cfg_len)
+        return;
+    memcpy(data, cfg + offset, cfg_len - offset < len ? cfg_len - offset : len);
+}
+
+void virtio_config_write_ignored(struct virtio_device *vd, uint32_t offset, const void *data,
+                                 uint32_t len)
+{
+    (void)vd;
+    (void)offset;
+    (void)data;
+    (void)len;
+}
+
 bool virtio_has_feature(const struct virtio_device *vd, uint64_t f)
 {
     return (vd->driver_features & f) == f;

@@ -129,6 +129,12 @@ void virtio_config_changed(struct virtio_device *vd);
 void virtio_device_error(struct virtio_device *vd, unsigned q, int err);
 /* A reset that the device finished asynchronously is complete. */
 void virtio_reset_done(struct virtio_device *vd);
+/* config_read for a device whose config space is the immutable bytes cfg[0, cfg_len). */
+void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint32_t offset, void *data,
+                        uint32_t len);
+/* config_write for a device whose every config field is read-only. */
+void virtio_config_write_ignored(struct virtio_device *vd, uint32_t offset, const void *data,
+                                 uint32_t len);
 /* True if feature bit f was negotiated. */
 bool virtio_has_feature(const struct virtio_device *vd, uint64_t f);
 

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/uio.h>
 
 /*
  * Guest-shared ring fields are accessed as relaxed atomics: each access happens exactly once
@@ -338,4 +339,57 @@ bool virtq_wait_for_more(struct virtq *q, uint16_t seen)
         st16(q->used, 0);
     atomic_thread_fence(memory_order_seq_cst); /* pairs as in virtq_enable_notify_and_check */
     return ld16(avail_idx_ptr(q)) != seen;
+}
+
+/* Copy len bytes at byte off of the buffer stream into dst; the guest cannot change the copy. */
+void virtq_bufs_read(const struct virtq_buf *buf, unsigned n, uint64_t off, void *dst, uint64_t len)
+{
+    uint8_t *out = dst;
+    for (unsigned i = 0; i < n && len > 0; i++) {
+        if (off >= buf[i].len) {
+            off -= buf[i].len;
+            continue;
+        }
+        uint64_t take = buf[i].len - off < len ? buf[i].len - off : len;
+        memcpy(out, (const uint8_t *)buf[i].host + off, take);
+        out += take;
+        len -= take;
+        off = 0;
+    }
+}
+
+/* Copy len bytes from src to byte offset off of the buffer stream. */
+void virtq_bufs_write(const struct virtq_buf *buf, unsigned n, uint64_t off, const void *src,
+                      uint64_t len)
+{
+    const uint8_t *in = src;
+    for (unsigned i = 0; i < n && len > 0; i++) {
+        if (off >= buf[i].len) {
+            off -= buf[i].len;
+            continue;
+        }
+        uint64_t take = buf[i].len - off < len ? buf[i].len - off : len;
+        memcpy((uint8_t *)buf[i].host + off, in, take);
+        in += take;
+        len -= take;
+        off = 0;
+    }
+}
+
+/* iovecs for bytes [off, off + len) of the buffer stream (at most n of them, none empty). */
+unsigned virtq_bufs_iov(const struct virtq_buf *buf, unsigned n, uint64_t off, uint64_t len,
+                        struct iovec *iov)
+{
+    unsigned cnt = 0;
+    for (unsigned i = 0; i < n && len > 0; i++) {
+        if (off >= buf[i].len) {
+            off -= buf[i].len;
+            continue;
+        }
+        uint64_t take = buf[i].len - off < len ? buf[i].len - off : len;
+        iov[cnt++] = (struct iovec){(uint8_t *)buf[i].host + off, (size_t)take};
+        len -= take;
+        off = 0;
+    }
+    return cnt;
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "memory.h"
 
@@ -135,5 +136,18 @@ void virtq_unpop(struct virtq *q, uint16_t n);
  * if more arrived meanwhile (no kick will come for them: try again now).
  */
 bool virtq_wait_for_more(struct virtq *q, uint16_t seen);
+
+/*
+ * The buffers of a chain as one byte stream (the spec forbids relying on framing): copy len bytes
+ * at offset off out of n buffers into dst (a stable copy: the guest cannot change it
+ * afterwards), or from src into them, or describe them as at most n iovecs (returned count).
+ * Bytes beyond the buffers are left alone; callers check lengths against the chain's totals.
+ */
+void virtq_bufs_read(const struct virtq_buf *buf, unsigned n, uint64_t off, void *dst,
+                     uint64_t len);
+void virtq_bufs_write(const struct virtq_buf *buf, unsigned n, uint64_t off, const void *src,
+                      uint64_t len);
+unsigned virtq_bufs_iov(const struct virtq_buf *buf, unsigned n, uint64_t off, uint64_t len,
+                        struct iovec *iov);
 
 #endif

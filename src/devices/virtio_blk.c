@@ -252,59 +252,6 @@ static void log_bad(struct virtio_blk *b, const char *what)
          "virtio-blk %s: bad request from the driver: %s (not logged again)", b->path, what);
 }
 
-/* Copy len bytes at byte off of the buffer stream into dst; the guest cannot change the copy. */
-static void gather(const struct virtq_buf *buf, unsigned n, uint64_t off, void *dst, uint64_t len)
-{
-    uint8_t *out = dst;
-    for (unsigned i = 0; i < n && len > 0; i++) {
-        if (off >= buf[i].len) {
-            off -= buf[i].len;
-            continue;
-        }
-        uint64_t take = buf[i].len - off < len ? buf[i].len - off : len;
-        memcpy(out, (const uint8_t *)buf[i].host + off, take);
-        out += take;
-        len -= take;
-        off = 0;
-    }
-}
-
-/* Copy len bytes from src to byte offset off of the buffer stream. */
-static void scatter(const struct virtq_buf *buf, unsigned n, uint64_t off, const void *src,
-                    uint64_t len)
-{
-    const uint8_t *in = src;
-    for (unsigned i = 0; i < n && len > 0; i++) {
-        if (off >= buf[i].len) {
-            off -= buf[i].len;
-            continue;
-        }
-        uint64_t take = buf[i].len - off < len ? buf[i].len - off : len;
-        memcpy((uint8_t *)buf[i].host + off, in, take);
-        in += take;
-        len -= take;
-        off = 0;
-    }
-}
-
-/* iovecs for bytes [off, off + len) of the buffer stream (at most n of them, none empty). */
-static unsigned to_iov(const struct virtq_buf *buf, unsigned n, uint64_t off, uint64_t len,
-                       struct iovec *iov)
-{
-    unsigned cnt = 0;
-    for (unsigned i = 0; i < n && len > 0; i++) {
-        if (off >= buf[i].len) {
-            off -= buf[i].len;
-            continue;
-        }
-        uint64_t take = buf[i].len - off < len ? buf[i].len - off : len;
-        iov[cnt++] = (struct iovec){(uint8_t *)buf[i].host + off, (size_t)take};
-        len -= take;
-        off = 0;
-    }
-    return cnt;
-}
-
 /*
  * Split a chain into header, payloads and status byte (the last writable byte). Returns false
  * if there is no writable byte: the request cannot even be failed, so the driver is broken.
@@ -327,7 +274,7 @@ static bool view_chain(const struct virtq_chain *c, struct req_view *v)
     if (c->readable_len < VIRTIO_BLK_HDR_LEN)
         return true;
     uint8_t hdr[VIRTIO_BLK_HDR_LEN];
-    gather(v->rd, v->nrd, 0, hdr, sizeof(hdr));
+    virtq_bufs_read(v->rd, v->nrd, 0, hdr, sizeof(hdr));
     v->hdr_ok = true;
     v->type = get32(hdr);
     v->sector = get64(hdr + 8);
@@ -382,8 +329,8 @@ static uint8_t prepare_rw(struct virtio_blk *b, const struct req_view *v, struct
         return VIRTIO_BLK_S_IOERR;
     }
     r->off = v->sector * VIRTIO_BLK_SECTOR; /* < capacity * 512: no overflow */
-    r->niov = in ? to_iov(v->wr, v->nwr, 0, len, r->iov)
-                 : to_iov(v->rd, v->nrd, VIRTIO_BLK_HDR_LEN, len, r->iov);
+    r->niov = in ? virtq_bufs_iov(v->wr, v->nwr, 0, len, r->iov)
+                 : virtq_bufs_iov(v->rd, v->nrd, VIRTIO_BLK_HDR_LEN, len, r->iov);
     r->sync = !in && !b->writeback;
     return VIRTIO_BLK_S_OK;
 }
@@ -423,7 +370,7 @@ static uint8_t prepare_dwz(struct virtio_blk *b, const struct req_view *v, struc
         return VIRTIO_BLK_S_IOERR;
     }
     uint8_t raw[DWZ_MAX_SEG * VIRTIO_BLK_SEG_LEN];
-    gather(v->rd, v->nrd, VIRTIO_BLK_HDR_LEN, raw, v->rd_payload);
+    virtq_bufs_read(v->rd, v->nrd, VIRTIO_BLK_HDR_LEN, raw, v->rd_payload);
     for (uint32_t i = 0; i < n; i++) {
         uint8_t st = check_segment(b, v->type, raw + i * VIRTIO_BLK_SEG_LEN, &r->seg[i]);
         if (st != VIRTIO_BLK_S_OK)
@@ -441,7 +388,7 @@ static void get_id(struct virtio_blk *b, const struct req_view *v)
         complete_now(b, v, VIRTIO_BLK_S_IOERR, 0);
         return;
     }
-    scatter(v->wr, v->nwr, 0, b->id, VIRTIO_BLK_ID_BYTES);
+    virtq_bufs_write(v->wr, v->nwr, 0, b->id, VIRTIO_BLK_ID_BYTES);
     complete_now(b, v, VIRTIO_BLK_S_OK, VIRTIO_BLK_ID_BYTES);
 }
 
@@ -600,21 +547,7 @@ static void after_work_cb(uv_work_t *w, int status)
 static void blk_config_read(struct virtio_device *vd, uint32_t offset, void *data, uint32_t len)
 {
     struct virtio_blk *b = vd->priv;
-    memset(data, 0, len);
-    if (offset >= VIRTIO_BLK_CONFIG_LEN)
-        return;
-    uint32_t n = VIRTIO_BLK_CONFIG_LEN - offset < len ? VIRTIO_BLK_CONFIG_LEN - offset : len;
-    memcpy(data, b->config + offset, n);
-}
-
-/* Every field is read-only (CONFIG_WCE is not offered): writes are ignored. */
-static void blk_config_write(struct virtio_device *vd, uint32_t offset, const void *data,
-                             uint32_t len)
-{
-    (void)vd;
-    (void)offset;
-    (void)data;
-    (void)len;
+    virtio_config_copy(b->config, VIRTIO_BLK_CONFIG_LEN, offset, data, len);
 }
 
 static int blk_activate(struct virtio_device *vd)
@@ -656,7 +589,7 @@ static const struct virtio_device_ops blk_ops = {
     .device_id = VIRTIO_ID_BLOCK,
     .config_len = VIRTIO_BLK_CONFIG_LEN,
     .config_read = blk_config_read,
-    .config_write = blk_config_write,
+    .config_write = virtio_config_write_ignored, /* CONFIG_WCE is not offered */
     .activate = blk_activate,
     .reset = blk_reset,
     .queue_notify = blk_queue_notify,

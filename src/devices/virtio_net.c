@@ -64,63 +64,6 @@ static void log_bad(struct virtio_net *n, const char *what)
          what);
 }
 
-/* Copy len bytes from src into the writable buffers of c starting at byte off of that stream. */
-static void scatter(const struct virtq_chain *c, uint32_t off, const uint8_t *src, uint32_t len)
-{
-    for (unsigned i = 0; i < c->count && len > 0; i++) {
-        const struct virtq_buf *b = &c->buf[i];
-        if (!b->writable)
-            continue;
-        if (off >= b->len) {
-            off -= b->len;
-            continue;
-        }
-        uint32_t take = b->len - off < len ? b->len - off : len;
-        memcpy((uint8_t *)b->host + off, src, take);
-        src += take;
-        len -= take;
-        off = 0;
-    }
-}
-
-/* Copy len bytes at byte off of the readable buffers of c into dst (a stable copy). */
-static void gather(const struct virtq_chain *c, uint32_t off, uint8_t *dst, uint32_t len)
-{
-    for (unsigned i = 0; i < c->count && len > 0; i++) {
-        const struct virtq_buf *b = &c->buf[i];
-        if (b->writable)
-            break;
-        if (off >= b->len) {
-            off -= b->len;
-            continue;
-        }
-        uint32_t take = b->len - off < len ? b->len - off : len;
-        memcpy(dst, (const uint8_t *)b->host + off, take);
-        dst += take;
-        len -= take;
-        off = 0;
-    }
-}
-
-/* iovecs for the readable bytes of c from off on; at most max of them. */
-static unsigned readable_iov(const struct virtq_chain *c, uint32_t off, struct iovec *iov,
-                             unsigned max)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < c->count && n < max; i++) {
-        const struct virtq_buf *b = &c->buf[i];
-        if (b->writable)
-            break;
-        if (off >= b->len) {
-            off -= b->len;
-            continue;
-        }
-        iov[n++] = (struct iovec){(uint8_t *)b->host + off, b->len - off};
-        off = 0;
-    }
-    return n;
-}
-
 uint16_t net_csum_finish(const uint8_t *data, size_t len, uint32_t sum)
 {
     uint64_t s = sum;
@@ -214,11 +157,12 @@ static int rx_place(struct virtio_net *n, const uint8_t *hdr, const uint8_t *dat
         /* This chain holds bytes [done, done + take) of header + payload. */
         if (done < NET_HDR_LEN) {
             uint32_t h = NET_HDR_LEN - done < take ? NET_HDR_LEN - done : take;
-            scatter(c, 0, hdr + done, h);
+            virtq_bufs_write(c->buf, c->count, 0, hdr + done, h);
         }
         uint32_t from = done > NET_HDR_LEN ? done : NET_HDR_LEN;
         if (from < done + take)
-            scatter(c, from - done, data + (from - NET_HDR_LEN), done + take - from);
+            virtq_bufs_write(c->buf, c->count, from - done, data + (from - NET_HDR_LEN),
+                             done + take - from);
         n->rx_heads[used] = c->head;
         n->rx_lens[used] = take;
         used++;
@@ -227,7 +171,8 @@ static int rx_place(struct virtio_net *n, const uint8_t *hdr, const uint8_t *dat
     /* num_buffers: 1 without MRG_RXBUF, as the spec asks. */
     uint8_t nb[2];
     put16(nb, used);
-    scatter(&n->rx_first, VIRTIO_NET_HDR_OFF_NUM_BUFFERS, nb, sizeof(nb));
+    virtq_bufs_write(n->rx_first.buf, n->rx_first.count, VIRTIO_NET_HDR_OFF_NUM_BUFFERS, nb,
+                     sizeof(nb));
     /* One used->idx update: a driver must never see a frame's first buffer without the rest. */
     for (uint16_t i = 0; i < used; i++)
         virtq_fill(q, i, n->rx_heads[i], n->rx_lens[i]);
@@ -323,7 +268,8 @@ static int tx_send(struct virtio_net *n, const struct virtq_chain *c)
     }
     uint32_t len = c->readable_len - NET_HDR_LEN;
     uint8_t hdr[NET_HDR_LEN];
-    gather(c, 0, hdr, NET_HDR_LEN); /* checked and sent from this copy: no double fetch */
+    /* Checked and sent from this copy: no double fetch. (TX chains are all readable here.) */
+    virtq_bufs_read(c->buf, c->count, 0, hdr, NET_HDR_LEN);
     const char *bad = tx_check_header(n, hdr, len);
     if (bad) {
         log_bad(n, bad);
@@ -335,10 +281,10 @@ static int tx_send(struct virtio_net *n, const struct virtq_chain *c)
     if (n->port->vnet_hdr) {
         put16(hdr + VIRTIO_NET_HDR_OFF_NUM_BUFFERS, 0);
         iov[0] = (struct iovec){hdr, NET_HDR_LEN};
-        cnt = 1 + readable_iov(c, NET_HDR_LEN, iov + 1, VIRTQ_CHAIN_MAX);
+        cnt = 1 + virtq_bufs_iov(c->buf, c->count, NET_HDR_LEN, len, iov + 1);
     } else {
         /* A port without offloads gets a stable, complete copy. */
-        gather(c, NET_HDR_LEN, n->tx_buf, len);
+        virtq_bufs_read(c->buf, c->count, NET_HDR_LEN, n->tx_buf, len);
         if (hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM)
             tx_finish_csum(n->tx_buf, len, hdr);
         iov[0] = (struct iovec){n->tx_buf, len};
@@ -406,21 +352,7 @@ static void net_writable(void *dev)
 static void net_config_read(struct virtio_device *vd, uint32_t offset, void *data, uint32_t len)
 {
     struct virtio_net *n = vd->priv;
-    memset(data, 0, len);
-    if (offset >= VIRTIO_NET_CONFIG_LEN)
-        return;
-    uint32_t take = VIRTIO_NET_CONFIG_LEN - offset < len ? VIRTIO_NET_CONFIG_LEN - offset : len;
-    memcpy(data, n->config + offset, take);
-}
-
-/* Every field is read-only for a virtio 1.x driver: writes are ignored. */
-static void net_config_write(struct virtio_device *vd, uint32_t offset, const void *data,
-                             uint32_t len)
-{
-    (void)vd;
-    (void)offset;
-    (void)data;
-    (void)len;
+    virtio_config_copy(n->config, VIRTIO_NET_CONFIG_LEN, offset, data, len);
 }
 
 /* Receive offloads the driver accepted, as the port's NET_OFFLOAD_* bits. */
@@ -497,7 +429,7 @@ static const struct virtio_device_ops net_ops = {
     .device_id = VIRTIO_ID_NET,
     .config_len = VIRTIO_NET_CONFIG_LEN,
     .config_read = net_config_read,
-    .config_write = net_config_write,
+    .config_write = virtio_config_write_ignored, /* the MAC is not writable in virtio 1.x */
     .activate = net_activate,
     .reset = net_reset,
     .queue_notify = net_queue_notify,
