@@ -219,6 +219,58 @@ START_TEST(test_create_errors)
 }
 END_TEST
 
+/* The vnet guest over the API: ARP and pings through user-mode networking; frames counted. */
+START_TEST(test_user_network)
+{
+    struct kiln_config cfg;
+    kiln_config_init(&cfg);
+    cfg.kernel_path = guest("vnet");
+    cfg.memory_bytes = 32 << 20;
+    cfg.timeout_ms = 60000;
+    cfg.nnets = 1;
+    cfg.nets[0] = (struct kiln_net){.kind = KILN_NET_USER};
+    char err[KILN_ERRMSG_MAX];
+    struct kiln_vm *vm;
+    ck_assert_msg(kiln_vm_create(&cfg, &vm, err) == 0, "%s", err);
+    struct kiln_exit ex;
+    ck_assert_int_eq(kiln_vm_run(vm, &ex), 0);
+    ck_assert_msg(ex.reason == KILN_EXIT_STATUS && ex.status == 0, "reason %d status %d: %s",
+                  ex.reason, ex.status, ex.message);
+    struct kiln_stats st;
+    kiln_vm_stats(vm, &st);
+    /* An ARP request and two pings at least each way; nothing dropped. */
+    ck_assert_uint_ge(st.net_tx_frames, 3);
+    ck_assert_uint_ge(st.net_rx_frames, 3);
+    ck_assert_uint_eq(st.net_rx_dropped + st.net_tx_dropped, 0);
+    kiln_vm_destroy(vm);
+}
+END_TEST
+
+/* Network set-up errors are reported by create, naming the input; nothing is left behind. */
+START_TEST(test_network_errors)
+{
+    struct kiln_config cfg;
+    kiln_config_init(&cfg);
+    cfg.kernel_path = guest("hello");
+    cfg.memory_bytes = 16 << 20;
+    cfg.nnets = 1;
+    cfg.nets[0] = (struct kiln_net){.kind = KILN_NET_TAP, .tap_name = "kilnnosuch9"};
+    char err[KILN_ERRMSG_MAX];
+    struct kiln_vm *vm = (struct kiln_vm *)1;
+    ck_assert_int_eq(kiln_vm_create(&cfg, &vm, err), -ENODEV);
+    ck_assert_ptr_null(vm);
+    ck_assert_ptr_nonnull(strstr(err, "kilnnosuch9"));
+    cfg.nets[0] = (struct kiln_net){.kind = KILN_NET_USER, .nhostfwd = 1};
+    cfg.nets[0].hostfwd[0] =
+        (struct kiln_hostfwd){.host_addr = "not-an-address", .host_port = 8080, .guest_port = 80};
+    ck_assert_int_eq(kiln_vm_create(&cfg, &vm, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "not-an-address"));
+    cfg.nets[0] = (struct kiln_net){.kind = 7};
+    ck_assert_int_eq(kiln_vm_create(&cfg, &vm, err), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "kind"));
+}
+END_TEST
+
 /* Skip (77) where /dev/kvm is missing or cannot run the tiny guests. */
 static bool kvm_usable(void)
 {
@@ -261,6 +313,8 @@ int main(void)
     tcase_add_test(tc, test_pause_and_resume);
     tcase_add_test(tc, test_two_vms_at_once);
     tcase_add_test(tc, test_create_errors);
+    tcase_add_test(tc, test_user_network);
+    tcase_add_test(tc, test_network_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
