@@ -39,6 +39,7 @@ bench: build
 	$(BUILD)/bench/bench_startup $(BUILD)/kiln $(BUILD)/guests/hello.elf
 	bash bench/boot $(BUILD)
 	bash bench/blk $(BUILD)
+	bash bench/net $(BUILD)
 
 format:
 	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] bench/*.c guests/*.c guests/lib/*.[ch]

@@ -26,35 +26,9 @@ for tool in mke2fs e2fsck debugfs; do
 done
 mke2fs=$(readlink -f "$(command -v mke2fs)")
 
-# The modules, dependencies first, duplicates once: modprobe resolves them from modules.dep of
-# that version (-C /dev/null: the host's modprobe.d must not change the answer). Built-in ones
-# show as "builtin NAME" and need nothing.
+# The modules, dependencies first (see harness guest-modules).
 mods=$build/e2e/virtio-blk-$ver
-rm -rf "$mods"
-mkdir -p "$mods"
-for m in virtio_pci virtio_blk ext4; do
-    modprobe -C /dev/null -S "$ver" --show-depends "$m" || {
-        echo "FAIL: run-disk.sh: modprobe knows no $m for kernel $ver"
-        exit 1
-    }
-done >"$mods/deps"
-while read -r kind ko _; do
-    [[ $kind == insmod ]] || continue
-    name=$(basename "$ko")
-    name=${name%.xz}
-    name=${name%.zst}
-    name=${name%.gz}
-    [[ -e $mods/$name ]] && continue
-    case $ko in
-        *.ko.xz) xz -dc "$ko" >"$mods/$name" ;;
-        *.ko.zst) zstd -qdc "$ko" >"$mods/$name" ;;
-        *.ko.gz) gzip -dc "$ko" >"$mods/$name" ;;
-        *) cp "$ko" "$mods/$name" ;;
-    esac
-    echo "$name" >>"$mods/load-order"
-done <"$mods/deps"
-rm "$mods/deps"
-echo "run-disk.sh: modules for $ver, in load order: $(tr '\n' ' ' <"$mods/load-order")"
+"$here/harness" guest-modules "$mods" virtio_pci virtio_blk ext4
 
 # mke2fs goes in as /sbin/mkfs.ext4 would resolve (the real file), with /etc/mke2fs.conf so the
 # guest makes the same ext4 flavour as the host's e2fsck expects.

@@ -15,27 +15,9 @@ ver=$("$here/harness" kernel-version) || {
     exit "$rc"
 }
 
-# The modules, dependencies first: modprobe resolves them from modules.dep of that version
-# (-C /dev/null: the host's modprobe.d must not change the answer).
+# The modules, dependencies first (see harness guest-modules).
 mods=$build/e2e/pvpanic-$ver
-rm -rf "$mods"
-mkdir -p "$mods"
-deps=$(modprobe -C /dev/null -S "$ver" --show-depends pvpanic-mmio) || {
-    echo "FAIL: run-lifecycle.sh: no pvpanic-mmio module for kernel $ver"
-    exit 1
-}
-while read -r kind ko _; do
-    [[ $kind == insmod ]] || continue
-    name=$(basename "$ko")
-    case $ko in
-        *.ko.xz) name=${name%.xz}; xz -dc "$ko" >"$mods/$name" ;;
-        *.ko.zst) name=${name%.zst}; zstd -qdc "$ko" >"$mods/$name" ;;
-        *.ko.gz) name=${name%.gz}; gzip -dc "$ko" >"$mods/$name" ;;
-        *) cp "$ko" "$mods/$name" ;;
-    esac
-    echo "$name" >>"$mods/load-order"
-done <<<"$deps"
-echo "run-lifecycle.sh: pvpanic modules for $ver, in load order: $(tr '\n' ' ' <"$mods/load-order")"
+"$here/harness" guest-modules "$mods" pvpanic-mmio
 
 "$here/harness" guest-initramfs "$build/e2e/lifecycle-guest.cpio.gz" "$here/lifecycle-guest.sh" \
     "$mods"
