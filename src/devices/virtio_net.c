@@ -100,6 +100,12 @@ static int rx_pop(struct virtio_net *n, struct virtq_chain *c)
         driver_error(n, VIRTIO_NET_RXQ, -EINVAL);
         return -EINVAL;
     }
+    /* The spec: with MRG_RXBUF every buffer holds at least the header (num_buffers goes there). */
+    if (ret == 1 && n->mergeable && c->writable_len < NET_HDR_LEN) {
+        log_bad(n, "mergeable RX buffer shorter than the 12-byte header");
+        driver_error(n, VIRTIO_NET_RXQ, -EINVAL);
+        return -EINVAL;
+    }
     return ret;
 }
 

@@ -859,6 +859,25 @@ START_TEST(test_rx_readable_buffer)
 }
 END_TEST
 
+/* With MRG_RXBUF every RX buffer must hold the header: a shorter one is a driver error. */
+START_TEST(test_rx_mergeable_short_buffer)
+{
+    struct t t;
+    setup(&t, VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF);
+    uint64_t g = RXBUF_GPA;
+    struct vqb_seg s = {g, NET_HDR_LEN - 1, true};
+    vqb_add(&t.rx, &s, 1);
+    memset(gpa_to_host(&t.gm, g, 16), 0xcc, 16);
+    uint8_t d[256];
+    net_write(&t, d, mkdgram(d, 60, 1));
+    spin(&t);
+    ck_assert(needs_reset(&t));
+    ck_assert_uint_eq(vqb_used_idx(&t.rx), 0);
+    ck_assert_uint_eq(*(uint8_t *)gpa_to_host(&t.gm, g, 1), 0xcc); /* not written */
+    teardown(&t);
+}
+END_TEST
+
 START_TEST(test_rx_outside_ram)
 {
     struct t t;
@@ -1405,6 +1424,7 @@ int main(void)
     tcase_add_test(tc, test_header_split);
     tcase_add_test(tc, test_header_split_mergeable);
     tcase_add_test(tc, test_rx_readable_buffer);
+    tcase_add_test(tc, test_rx_mergeable_short_buffer);
     tcase_add_test(tc, test_rx_outside_ram);
     tcase_add_test(tc, test_tx_outside_ram);
     tcase_add_test(tc, test_tx_dropped);
