@@ -16,3 +16,10 @@ void fixture_tmpfile(const void *data, size_t len, char *path)
     ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
     close(fd);
 }
+
+void fixture_count_log(void *ctx, enum kiln_log_level level, const char *msg)
+{
+    (void)level;
+    (void)msg;
+    (*(unsigned *)ctx)++;
+}

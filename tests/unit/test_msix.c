@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "msix.h"
 #include "pci.h"
 #include "util.h"
@@ -25,16 +26,7 @@ static void deliver(void *ctx, unsigned vector, uint64_t addr, uint32_t data)
 }
 
 static unsigned log_lines;
-
-static void count_log(void *ctx, enum kiln_log_level level, const char *msg)
-{
-    (void)ctx;
-    (void)level;
-    (void)msg;
-    log_lines++;
-}
-
-static const struct kiln_log test_log = {count_log, NULL, KILN_LOG_DEBUG};
+static const struct kiln_log test_log = {fixture_count_log, &log_lines, KILN_LOG_DEBUG};
 
 static void wr32(struct msix *m, uint64_t off, uint32_t v)
 {

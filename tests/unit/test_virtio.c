@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "fixtures.h"
 #include "memory.h"
 #include "virtio.h"
 #include "virtqueue.h"
@@ -61,16 +62,7 @@ static void t_signal_config(struct virtio_device *vd)
 static const struct virtio_transport_ops transport = {t_signal_queue, t_signal_config};
 
 static unsigned log_lines;
-
-static void count_log(void *ctx, enum kiln_log_level level, const char *msg)
-{
-    (void)ctx;
-    (void)level;
-    (void)msg;
-    log_lines++;
-}
-
-static const struct kiln_log test_log = {count_log, NULL, KILN_LOG_WARN};
+static const struct kiln_log test_log = {fixture_count_log, &log_lines, KILN_LOG_WARN};
 
 static void setup(struct fake *f, unsigned queues)
 {

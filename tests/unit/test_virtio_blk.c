@@ -12,6 +12,7 @@
 #include "memory.h"
 #include "util.h"
 #include "virtio.h"
+#include "virtio_fixture.h"
 #include "virtq_builder.h"
 
 #define RAM (16ULL << 20)
@@ -37,32 +38,17 @@ struct t {
     struct vqb b;
     struct kiln_log log;
     char path[128];
-    int fd; /* the test's own view of the image */
-    unsigned qsig, csig, nlog, nbad;
-    char msg[512];
+    int fd;             /* the test's own view of the image */
+    struct vfx_rec rec; /* signals, log lines, the last message */
+    unsigned nbad;      /* "bad request" lines */
 };
-
-static void fake_signal_queue(struct virtio_device *vd, unsigned q)
-{
-    ck_assert_uint_eq(q, 0);
-    ((struct t *)vd->transport_priv)->qsig++;
-}
-
-static void fake_signal_config(struct virtio_device *vd)
-{
-    ((struct t *)vd->transport_priv)->csig++;
-}
-
-static const struct virtio_transport_ops fake_transport = {fake_signal_queue, fake_signal_config};
 
 static void capture(void *ctx, enum kiln_log_level level, const char *msg)
 {
     struct t *t = ctx;
-    (void)level;
-    t->nlog++;
+    vfx_capture(&t->rec, level, msg);
     if (strstr(msg, "bad request"))
         t->nbad++;
-    snprintf(t->msg, sizeof(t->msg), "%s", msg);
 }
 
 /* Pattern byte for image offset off: distinguishes every sector. */
@@ -107,22 +93,9 @@ static int create(struct t *t, bool ro, const char *serial, struct virtio_blk **
 /* Negotiate as a driver would, with queue 0 laid out by the fake driver, and activate. */
 static void drive_up(struct t *t, uint64_t features, bool event_idx)
 {
-    struct virtio_device *vd = t->vd;
-    vd->transport = &fake_transport;
-    vd->transport_priv = t;
+    vfx_attach_transport(t->vd, &t->rec, 1);
     vqb_init(&t->b, &t->gm, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
-    pthread_mutex_lock(&vd->lock);
-    vqb_attach(&t->b, &vd->queues[0].vq);
-    vd->queues[0].enabled = true;
-    ck_assert(!virtio_write_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER));
-    vd->driver_features = features | VIRTIO_F_VERSION_1 | (event_idx ? VIRTIO_F_EVENT_IDX : 0);
-    uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-    ck_assert(!virtio_write_status(vd, st));
-    ck_assert(virtio_read_status(vd) & VIRTIO_STATUS_FEATURES_OK);
-    ck_assert(virtio_write_status(vd, st | VIRTIO_STATUS_DRIVER_OK));
-    pthread_mutex_unlock(&vd->lock);
-    virtio_loop_work(vd);
-    ck_assert(vd->active);
+    vfx_drive_up(t->vd, (struct vqb *[]){&t->b}, 1, features, event_idx);
 }
 
 #define ALL_RW                                                                                     \
@@ -358,7 +331,7 @@ START_TEST(test_config_space)
     setup_full(&t, IMG_SIZE + 100, false, NULL, ALL_RW);
     /* A partial last sector is not exposed, and the user is told. */
     ck_assert_uint_eq(virtio_blk_capacity(t.blk), IMG_SECTORS);
-    ck_assert_ptr_nonnull(strstr(t.msg, "not visible"));
+    ck_assert_ptr_nonnull(strstr(t.rec.msg, "not visible"));
     uint64_t cap = 0;
     t.vd->ops->config_read(t.vd, VIRTIO_BLK_CFG_CAPACITY, &cap, 8);
     ck_assert_uint_eq(le64toh(cap), IMG_SECTORS);
@@ -432,7 +405,7 @@ START_TEST(test_write_read_round_trip)
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_IN, IMG_SECTORS - 1, back, 512, true, 513),
                       VIRTIO_BLK_S_OK);
     expect_guest_pattern(&t, back, IMG_SIZE - 512, 512);
-    ck_assert_uint_ge(t.qsig, 3);
+    ck_assert_uint_ge(t.rec.sig[0], 3);
     ck_assert_uint_eq(t.nbad, 0);
     teardown(&t);
 }
@@ -679,10 +652,10 @@ START_TEST(test_read_only_refuses_writes)
     setup_full(&t, IMG_SIZE, true, NULL, VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_RO);
     fill_guest(&t, DATA_GPA, 4096, 1);
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_OUT, 0, DATA_GPA, 4096, false, 1), VIRTIO_BLK_S_IOERR);
-    unsigned logged = t.nlog;
-    ck_assert_ptr_nonnull(strstr(t.msg, "read-only"));
+    unsigned logged = t.rec.nlog;
+    ck_assert_ptr_nonnull(strstr(t.rec.msg, "read-only"));
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_OUT, 8, DATA_GPA, 512, false, 1), VIRTIO_BLK_S_IOERR);
-    ck_assert_uint_eq(t.nlog, logged); /* once */
+    ck_assert_uint_eq(t.rec.nlog, logged); /* once */
     const uint64_t seg[1][3] = {{0, 8, 0}};
     ck_assert_uint_eq(dwz(&t, VIRTIO_BLK_T_DISCARD, seg, 1), VIRTIO_BLK_S_UNSUPP);
     /* The image is unchanged; reads and flushes work. */
@@ -718,7 +691,7 @@ START_TEST(test_bounds_and_alignment)
     expect_guest_pattern(&t, d, 0, IMG_SIZE);
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_IN, IMG_SECTORS, 0, 0, true, 1), VIRTIO_BLK_S_OK);
     ck_assert_uint_eq(t.nbad, 1);
-    ck_assert_uint_eq(t.csig, 0);
+    ck_assert_uint_eq(t.rec.csig, 0);
     teardown(&t);
 }
 END_TEST
@@ -746,7 +719,7 @@ START_TEST(test_wrong_direction_and_type)
     kick(&t);
     expect_used(&t, 5, head, 1);
     ck_assert_uint_eq(get_status(&t, STATUS_GPA), VIRTIO_BLK_S_IOERR);
-    ck_assert_uint_eq(t.csig, 0);
+    ck_assert_uint_eq(t.rec.csig, 0);
     ck_assert(!(virtio_read_status(t.vd) & VIRTIO_STATUS_NEEDS_RESET));
     teardown(&t);
 }
@@ -763,7 +736,7 @@ START_TEST(test_no_status_byte)
     add_req(&t, 1, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512, true);
     kick(&t);
     ck_assert(virtio_read_status(t.vd) & VIRTIO_STATUS_NEEDS_RESET);
-    ck_assert_uint_eq(t.csig, 1);
+    ck_assert_uint_eq(t.rec.csig, 1);
     ck_assert_uint_eq(vqb_used_idx(&t.b), 0); /* nothing after it is processed either */
     ck_assert_uint_eq(get_status(&t, STATUS_GPA + 1), 0xee);
     kick(&t);
@@ -784,13 +757,13 @@ START_TEST(test_hostile_chain)
     vqb_add(&t.b, s, 3);
     kick(&t);
     ck_assert(virtio_read_status(t.vd) & VIRTIO_STATUS_NEEDS_RESET);
-    ck_assert_uint_eq(t.csig, 1);
+    ck_assert_uint_eq(t.rec.csig, 1);
     ck_assert_uint_eq(vqb_used_idx(&t.b), 0);
     /* Later kicks do nothing until the driver resets the device. */
     add_req(&t, 1, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512, true);
     kick(&t);
     ck_assert_uint_eq(vqb_used_idx(&t.b), 0);
-    ck_assert_uint_eq(t.csig, 1);
+    ck_assert_uint_eq(t.rec.csig, 1);
     teardown(&t);
 }
 END_TEST
@@ -802,7 +775,7 @@ START_TEST(test_image_shrank)
     ck_assert_int_eq(ftruncate(t.fd, 4096), 0);
     /* Reads running into, or starting past, the new end of file: IOERR, not made-up zeros. */
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_IN, 7, DATA_GPA, 1024, true, 0), VIRTIO_BLK_S_IOERR);
-    ck_assert_ptr_nonnull(strstr(t.msg, "failed"));
+    ck_assert_ptr_nonnull(strstr(t.rec.msg, "failed"));
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_IN, 10, DATA_GPA, 1024, true, 0), VIRTIO_BLK_S_IOERR);
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_IN, 0, DATA_GPA, 1024, true, 1025), VIRTIO_BLK_S_OK);
     teardown(&t);
@@ -861,21 +834,13 @@ START_TEST(test_event_idx)
     vqb_set_used_event(&t.b, 3); /* interrupt only once the 4th request is used */
     for (unsigned i = 0; i < 3; i++)
         ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_IN, i, DATA_GPA, 512, true, 513), VIRTIO_BLK_S_OK);
-    ck_assert_uint_eq(t.qsig, 0);
+    ck_assert_uint_eq(t.rec.sig[0], 0);
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512, true, 513), VIRTIO_BLK_S_OK);
-    ck_assert_uint_eq(t.qsig, 1);
+    ck_assert_uint_eq(t.rec.sig[0], 1);
     ck_assert_uint_eq(vqb_avail_event(&t.b), 4); /* kicks wanted for the next one */
     teardown(&t);
 }
 END_TEST
-
-static void reset_device(struct t *t)
-{
-    pthread_mutex_lock(&t->vd->lock);
-    ck_assert(virtio_write_status(t->vd, 0));
-    pthread_mutex_unlock(&t->vd->lock);
-    virtio_loop_work(t->vd);
-}
 
 START_TEST(test_reset_with_inflight)
 {
@@ -884,18 +849,18 @@ START_TEST(test_reset_with_inflight)
     add_reads(&t, 100);
     t.vd->ops->queue_notify(t.vd, 0);
     ck_assert(virtio_blk_busy(t.blk));
-    reset_device(&t);
+    vfx_reset(t.vd);
     /* Still draining: the driver keeps reading a non-zero status. */
     ck_assert(t.vd->reset_pending);
     ck_assert_uint_ne(virtio_read_status(t.vd), 0);
-    unsigned qsig = t.qsig;
+    unsigned qsig = t.rec.sig[0];
     uv_run(&t.loop, UV_RUN_DEFAULT);
     ck_assert(!virtio_blk_busy(t.blk));
     ck_assert(!t.vd->reset_pending);
     ck_assert_uint_eq(virtio_read_status(t.vd), 0);
     /* The dropped completions never touched the old rings or status bytes. */
     ck_assert_uint_eq(vqb_used_idx(&t.b), 0);
-    ck_assert_uint_eq(t.qsig, qsig);
+    ck_assert_uint_eq(t.rec.sig[0], qsig);
     for (unsigned i = 0; i < 100; i++)
         ck_assert_uint_eq(get_status(&t, STATUS_GPA + i), 0xee);
     /* The device comes back up for the next driver. */
@@ -911,7 +876,7 @@ START_TEST(test_reset_idle)
     struct t t;
     setup(&t);
     ck_assert_uint_eq(one(&t, VIRTIO_BLK_T_IN, 0, DATA_GPA, 512, true, 513), VIRTIO_BLK_S_OK);
-    reset_device(&t);
+    vfx_reset(t.vd);
     ck_assert(!t.vd->reset_pending);
     ck_assert_uint_eq(virtio_read_status(t.vd), 0);
     /* Kicks after a reset are ignored. */

@@ -8,196 +8,31 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "fixtures.h"
 #include "irq_routing.h"
 #include "virtio.h"
+#include "virtio_fixture.h"
 #include "virtio_mmio.h"
 
 #define RAM (16ULL << 20)
 #define FEAT_X (1ULL << 5) /* some device feature */
-#define MAX_REC 64
 #define BASE VIRTIO_MMIO_WINDOW_BASE
 #define GSI 5
 
-/* ---- Fake KVM: remembers the irqfds and ioeventfds it was given. */
-
-struct fake_irqfd {
-    int fd, resample_fd;
-    unsigned gsi, flags;
-};
-
-struct fake_ioev {
-    uint64_t addr, datamatch;
-    uint32_t len, flags;
-    int fd;
-    bool active;
-};
-
-struct fake_kvm {
-    pthread_mutex_t lock;
-    struct fake_irqfd irqfd[MAX_REC];
-    unsigned nirqfd;
-    struct fake_ioev ioev[MAX_REC];
-    unsigned nioev;
-    int fail_irqfd, fail_ioeventfd;
-};
-
-static int fake_ioeventfd(struct fake_kvm *k, const struct kvm_ioeventfd *e)
-{
-    if (k->fail_ioeventfd)
-        return k->fail_ioeventfd;
-    for (unsigned i = 0; i < k->nioev; i++) {
-        struct fake_ioev *v = &k->ioev[i];
-        bool same = v->active && v->addr == e->addr && v->datamatch == e->datamatch &&
-                    v->fd == e->fd && v->len == e->len;
-        if (same && (e->flags & KVM_IOEVENTFD_FLAG_DEASSIGN)) {
-            v->active = false;
-            return 0;
-        }
-        if (same)
-            return -EEXIST;
-    }
-    if (e->flags & KVM_IOEVENTFD_FLAG_DEASSIGN)
-        return -ENOENT;
-    ck_assert_uint_lt(k->nioev, MAX_REC);
-    k->ioev[k->nioev++] = (struct fake_ioev){e->addr, e->datamatch, e->len, e->flags, e->fd, true};
-    return 0;
-}
-
-static int fake_ioctl_locked(struct fake_kvm *k, unsigned long req, void *arg)
-{
-    if (req == KVM_IRQFD) {
-        const struct kvm_irqfd *f = arg;
-        if (k->fail_irqfd)
-            return k->fail_irqfd;
-        ck_assert_uint_lt(k->nirqfd, MAX_REC);
-        k->irqfd[k->nirqfd++] =
-            (struct fake_irqfd){(int)f->fd, (int)f->resamplefd, f->gsi, f->flags};
-        return 0;
-    }
-    if (req == KVM_IOEVENTFD)
-        return fake_ioeventfd(k, arg);
-    return -ENOTTY;
-}
-
-static int fake_ioctl(void *ctx, unsigned long req, void *arg)
-{
-    struct fake_kvm *k = ctx;
-    pthread_mutex_lock(&k->lock);
-    int ret = fake_ioctl_locked(k, req, arg);
-    pthread_mutex_unlock(&k->lock);
-    return ret;
-}
-
-static unsigned active_ioevents(const struct fake_kvm *k)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < k->nioev; i++)
-        n += k->ioev[i].active;
-    return n;
-}
-
-/* The eventfd KVM would signal for a 4-byte write of q at QueueNotify. */
-static int ioevent_fd(const struct fake_kvm *k, unsigned q)
-{
-    for (unsigned i = 0; i < k->nioev; i++)
-        if (k->ioev[i].active && k->ioev[i].datamatch == q)
-            return k->ioev[i].fd;
-    return -1;
-}
-
-/* Interrupts injected through fd since the last look. */
-static uint64_t fired(int fd)
-{
-    uint64_t n = 0;
-    if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
-        return 0;
-    return n;
-}
-
-static void poke(int fd)
-{
-    uint64_t one = 1;
-    ck_assert_int_eq(write(fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-}
-
-/* ---- Fake device. */
-
-struct fake_dev {
-    struct virtio_device vd;
-    uint8_t config[8];
-    unsigned activates, resets, notifies[2], config_reads, config_writes;
-    int reset_ret;
-};
-
-static void fd_config_read(struct virtio_device *vd, uint32_t off, void *data, uint32_t len)
-{
-    struct fake_dev *d = vd->priv;
-    ck_assert_uint_le(off + len, sizeof(d->config));
-    memcpy(data, d->config + off, len);
-    d->config_reads++;
-}
-
-static void fd_config_write(struct virtio_device *vd, uint32_t off, const void *data, uint32_t len)
-{
-    struct fake_dev *d = vd->priv;
-    ck_assert_uint_le(off + len, sizeof(d->config));
-    memcpy(d->config + off, data, len);
-    d->config_writes++;
-}
-
-static int fd_activate(struct virtio_device *vd)
-{
-    struct fake_dev *d = vd->priv;
-    d->activates++;
-    return 0;
-}
-
-static int fd_reset(struct virtio_device *vd)
-{
-    struct fake_dev *d = vd->priv;
-    d->resets++;
-    return d->reset_ret;
-}
-
-static void fd_queue_notify(struct virtio_device *vd, unsigned q)
-{
-    struct fake_dev *d = vd->priv;
-    ck_assert_uint_lt(q, 2);
-    d->notifies[q]++;
-}
-
-static const struct virtio_device_ops fake_ops = {
-    .name = "fake-blk",
-    .device_id = VIRTIO_ID_BLOCK,
-    .config_len = 8,
-    .config_read = fd_config_read,
-    .config_write = fd_config_write,
-    .activate = fd_activate,
-    .reset = fd_reset,
-    .queue_notify = fd_queue_notify,
-};
+static const struct virtio_device_ops fake_ops = VFX_DEV_OPS;
 
 static unsigned log_lines;
-
-static void count_log(void *ctx, enum kiln_log_level level, const char *msg)
-{
-    (void)ctx;
-    (void)level;
-    (void)msg;
-    log_lines++;
-}
-
-static const struct kiln_log test_log = {count_log, NULL, KILN_LOG_WARN};
+static const struct kiln_log test_log = {fixture_count_log, &log_lines, KILN_LOG_WARN};
 
 /* ---- Fixture: RAM, fake KVM, routing, MMIO bus, the device on it, a libuv loop. */
 
 struct t {
     struct guest_mem gm;
-    struct fake_kvm kvm;
+    struct vfx_kvm kvm;
     struct vm_ioctl vmi;
     struct irq_routing *irqs;
     struct bus mmio;
-    struct fake_dev dev;
+    struct vfx_dev dev;
     struct virtio_mmio *vm;
     uv_loop_t loop;
     int line, resample; /* the level line's irqfd and resamplefd */
@@ -214,20 +49,15 @@ static void base_setup(struct t *t, int fail_ioeventfd)
     memset(t, 0, sizeof(*t));
     log_lines = 0;
     ck_assert_int_eq(guest_mem_init(&t->gm, RAM), 0);
-    pthread_mutex_init(&t->kvm.lock, NULL);
-    t->kvm.fail_ioeventfd = fail_ioeventfd;
-    t->vmi = (struct vm_ioctl){fake_ioctl, &t->kvm};
+    t->vmi = vfx_kvm_init(&t->kvm, fail_ioeventfd);
     ck_assert_int_eq(irq_routing_create(&t->vmi, &test_log, &t->irqs), 0);
     bus_init(&t->mmio);
-    virtio_device_init(&t->dev.vd, &fake_ops, &t->dev, FEAT_X | VIRTIO_F_EVENT_IDX, 2, 256, &t->gm,
-                       &test_log);
-    memcpy(t->dev.config, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    vfx_dev_init(&t->dev, &fake_ops, FEAT_X | VIRTIO_F_EVENT_IDX, &t->gm, &test_log);
 }
 
 static void spin(struct t *t)
 {
-    for (int i = 0; i < 4; i++)
-        uv_run(&t->loop, UV_RUN_NOWAIT);
+    vfx_spin(&t->loop, 4);
 }
 
 static void setup_with(struct t *t, int fail_ioeventfd)
@@ -263,7 +93,7 @@ static void teardown(struct t *t)
     uv_run(&t->loop, UV_RUN_DEFAULT);
     ck_assert_int_eq(uv_loop_close(&t->loop), 0);
     virtio_mmio_destroy(t->vm);
-    ck_assert_uint_eq(active_ioevents(&t->kvm), 0);
+    ck_assert_uint_eq(vfx_active_ioevents(&t->kvm, 0), 0);
     base_teardown(t);
 }
 
@@ -348,15 +178,6 @@ static void bring_up(struct t *t)
     ck_assert_uint_eq(r32(t, VIRTIO_MMIO_STATUS), 0x0f);
 }
 
-/* Raise the queue interrupt the way virtio_queue_signal does (status bit, then the transport). */
-static void queue_irq(struct t *t, unsigned q)
-{
-    pthread_mutex_lock(&t->dev.vd.lock);
-    t->dev.vd.isr |= VIRTIO_ISR_QUEUE;
-    pthread_mutex_unlock(&t->dev.vd.lock);
-    t->dev.vd.transport->signal_queue(&t->dev.vd, q);
-}
-
 /* ---- Tests. */
 
 START_TEST(test_identity)
@@ -385,7 +206,7 @@ START_TEST(test_identity)
     ck_assert_uint_eq(t.kvm.irqfd[0].gsi, GSI);
     ck_assert_uint_eq(t.kvm.irqfd[0].flags, KVM_IRQFD_FLAG_RESAMPLE);
     /* One 4-byte datamatch ioeventfd per queue on QueueNotify. */
-    ck_assert_uint_eq(active_ioevents(&t.kvm), 2);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 2);
     for (unsigned i = 0; i < 2; i++) {
         ck_assert_uint_eq(t.kvm.ioev[i].addr, BASE + VIRTIO_MMIO_QUEUE_NOTIFY);
         ck_assert_uint_eq(t.kvm.ioev[i].len, 4);
@@ -542,12 +363,12 @@ START_TEST(test_notify_ioeventfd)
     setup(&t);
     bring_up(&t);
     /* KVM signals the queue's eventfd for a matching write: the loop runs queue_notify. */
-    poke(ioevent_fd(&t.kvm, 1));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 1));
     spin(&t);
     ck_assert_uint_eq(t.dev.notifies[1], 1);
     ck_assert_uint_eq(t.dev.notifies[0], 0);
-    poke(ioevent_fd(&t.kvm, 0));
-    poke(ioevent_fd(&t.kvm, 0));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
     spin(&t);
     ck_assert_uint_eq(t.dev.notifies[0], 1); /* eventfd counts coalesce: one pass of the ring */
     ck_assert_uint_eq(log_lines, 0);
@@ -559,7 +380,7 @@ START_TEST(test_notify_exit_path)
 {
     struct t t;
     setup_with(&t, -ENOSYS); /* no ioeventfd: every QueueNotify write exits to kiln */
-    ck_assert_uint_eq(active_ioevents(&t.kvm), 0);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
     ck_assert_uint_eq(log_lines, 1);
     bring_up(&t);
     w32(&t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
@@ -584,17 +405,17 @@ START_TEST(test_kick_before_driver_ok)
     setup(&t);
     ck_assert_uint_eq(negotiate(&t, VIRTIO_F_VERSION_1), 0x0b);
     setup_queue(&t, 0);
-    poke(ioevent_fd(&t.kvm, 0));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
     spin(&t);
     ck_assert_uint_eq(t.dev.notifies[0], 0);
     ck_assert_uint_eq(log_lines, 1);
     /* DRIVER_OK, then a kick for the queue never made ready: still ignored. */
     w32(&t, VIRTIO_MMIO_STATUS, 0x0f);
     spin(&t);
-    poke(ioevent_fd(&t.kvm, 1));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 1));
     spin(&t);
     ck_assert_uint_eq(t.dev.notifies[1], 0);
-    poke(ioevent_fd(&t.kvm, 0));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
     spin(&t);
     ck_assert_uint_eq(t.dev.notifies[0], 1);
     teardown(&t);
@@ -606,31 +427,31 @@ START_TEST(test_interrupt_line)
     struct t t;
     setup(&t);
     bring_up(&t);
-    queue_irq(&t, 0);
-    ck_assert_uint_eq(fired(t.line), 1);
+    vfx_queue_irq(&t.dev.vd, 0);
+    ck_assert_uint_eq(vfx_fired(t.line), 1);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE);
     /* Reading does not acknowledge (unlike the PCI ISR). */
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE);
     /* While the line is high, more events do not write the irqfd again. */
     virtio_config_changed(&t.dev.vd);
-    ck_assert_uint_eq(fired(t.line), 0);
+    ck_assert_uint_eq(vfx_fired(t.line), 0);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_CONFIG_GENERATION), 1);
     /* EOI with a bit still set: asserted again. */
     w32(&t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_QUEUE);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_CONFIG);
-    poke(t.resample);
+    vfx_poke(t.resample);
     spin(&t);
-    ck_assert_uint_eq(fired(t.line), 1);
+    ck_assert_uint_eq(vfx_fired(t.line), 1);
     /* All bits acknowledged: the next EOI leaves the line low. */
     w32(&t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_CONFIG);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
-    poke(t.resample);
+    vfx_poke(t.resample);
     spin(&t);
-    ck_assert_uint_eq(fired(t.line), 0);
+    ck_assert_uint_eq(vfx_fired(t.line), 0);
     /* Low again: the next event raises it at once. */
-    queue_irq(&t, 1);
-    ck_assert_uint_eq(fired(t.line), 1);
+    vfx_queue_irq(&t.dev.vd, 1);
+    ck_assert_uint_eq(vfx_fired(t.line), 1);
     /* Acknowledging bits that are not set changes nothing. */
     w32(&t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_CONFIG | 0xfc);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE);
@@ -645,7 +466,7 @@ START_TEST(test_device_error_interrupts)
     setup(&t);
     bring_up(&t);
     virtio_device_error(&t.dev.vd, 0, -EINVAL);
-    ck_assert_uint_eq(fired(t.line), 1);
+    ck_assert_uint_eq(vfx_fired(t.line), 1);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_CONFIG);
     ck_assert(r32(&t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
     teardown(&t);
@@ -673,7 +494,7 @@ START_TEST(test_reset_after_driver_ok)
     ck_assert_uint_eq(t.dev.vd.queues[0].vq.size, 256);
     t.dev.reset_ret = 0;
     bring_up(&t);
-    poke(ioevent_fd(&t.kvm, 0));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
     spin(&t);
     ck_assert_uint_eq(t.dev.notifies[0], 1);
     teardown(&t);
@@ -797,13 +618,13 @@ START_TEST(test_create_errors)
     t.kvm.fail_irqfd = -EIO;
     ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EIO);
     t.kvm.fail_irqfd = 0;
-    ck_assert_uint_eq(active_ioevents(&t.kvm), 0);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
     /* The window overlaps another device: the ioeventfds are taken back. */
     ck_assert_int_eq(bus_insert(&t.mmio, BASE + 0x100, 0x10, other_io, NULL, "other"), 0);
     ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EEXIST);
     ck_assert_ptr_null(vm);
     ck_assert_ptr_null(t.dev.vd.transport);
-    ck_assert_uint_eq(active_ioevents(&t.kvm), 0);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
     base_teardown(&t);
 }
 END_TEST
@@ -830,7 +651,7 @@ START_TEST(test_second_device)
 {
     struct t t;
     setup(&t);
-    struct fake_dev other = {0};
+    struct vfx_dev other = {0};
     virtio_device_init(&other.vd, &fake_ops, &other, 0, 2, 64, &t.gm, &test_log);
     struct virtio_mmio_config cfg = mmio_cfg(&t);
     cfg.base = BASE + VIRTIO_MMIO_STRIDE;
@@ -840,9 +661,9 @@ START_TEST(test_second_device)
     ck_assert_uint_eq(t.kvm.irqfd[1].gsi, 6);
     ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_STRIDE + VIRTIO_MMIO_QUEUE_NUM_MAX, 4), 64);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
-    ck_assert_uint_eq(active_ioevents(&t.kvm), 4);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 4);
     virtio_mmio_destroy(vm2);
-    ck_assert_uint_eq(active_ioevents(&t.kvm), 2);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 2);
     virtio_device_destroy(&other.vd);
     /* The range stays on the bus (no removal), so the fixture's bus must not outlive it. */
     teardown(&t);

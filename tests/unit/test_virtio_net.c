@@ -12,6 +12,7 @@
 #include "net_tap.h"
 #include "util.h"
 #include "virtio.h"
+#include "virtio_fixture.h"
 #include "virtq_builder.h"
 
 #define RAM (16ULL << 20)
@@ -40,33 +41,11 @@ struct t {
     struct net_port *port;
     struct vqb rx, tx;
     struct kiln_log log;
-    int sock; /* the network side: each datagram is [header][frame] (or a bare frame) */
-    unsigned sig[2], csig, nlog;
-    char msg[512];
+    int sock;           /* the network side: each datagram is [header][frame] (or a bare frame) */
+    struct vfx_rec rec; /* signals, log lines, the last message */
     uint64_t rx_gpa[QSIZE]; /* where the single-buffer RX chain with head i points */
     unsigned tx_slot;       /* next TX buffer slot */
 };
-
-static void fake_signal_queue(struct virtio_device *vd, unsigned q)
-{
-    ck_assert_uint_lt(q, 2);
-    ((struct t *)vd->transport_priv)->sig[q]++;
-}
-
-static void fake_signal_config(struct virtio_device *vd)
-{
-    ((struct t *)vd->transport_priv)->csig++;
-}
-
-static const struct virtio_transport_ops fake_transport = {fake_signal_queue, fake_signal_config};
-
-static void capture(void *ctx, enum kiln_log_level level, const char *msg)
-{
-    struct t *t = ctx;
-    (void)level;
-    t->nlog++;
-    snprintf(t->msg, sizeof(t->msg), "%s", msg);
-}
 
 static void set_sndbuf(int fd, int bytes)
 {
@@ -80,7 +59,7 @@ static void set_sndbuf(int fd, int bytes)
 static void setup_port(struct t *t, bool vnet_hdr, unsigned offloads, int dev_sndbuf)
 {
     memset(t, 0, sizeof(*t));
-    t->log = (struct kiln_log){capture, t, KILN_LOG_DEBUG};
+    t->log = (struct kiln_log){vfx_capture, &t->rec, KILN_LOG_DEBUG};
     ck_assert_int_eq(guest_mem_init(&t->gm, RAM), 0);
     ck_assert_int_eq(uv_loop_init(&t->loop), 0);
     int sv[2];
@@ -93,32 +72,17 @@ static void setup_port(struct t *t, bool vnet_hdr, unsigned offloads, int dev_sn
     char err[KILN_ERRMSG_MAX] = "";
     ck_assert_msg(virtio_net_create(&cfg, &t->loop, &t->gm, &t->log, &t->net, err) == 0, "%s", err);
     t->vd = virtio_net_device(t->net);
-    t->vd->transport = &fake_transport;
-    t->vd->transport_priv = t;
+    vfx_attach_transport(t->vd, &t->rec, 2);
     ck_assert_int_eq(virtio_net_start(t->net), 0);
 }
 
 /* Negotiate as a driver would with both rings laid out (and zeroed), and activate. */
 static void drive_up(struct t *t, uint64_t features, bool event_idx)
 {
-    struct virtio_device *vd = t->vd;
     vqb_init(&t->rx, &t->gm, QSIZE, RX_DESC, RX_AVAIL, RX_USED);
     vqb_init(&t->tx, &t->gm, QSIZE, TX_DESC, TX_AVAIL, TX_USED);
     t->tx_slot = 0;
-    pthread_mutex_lock(&vd->lock);
-    vqb_attach(&t->rx, &vd->queues[RXQ].vq);
-    vqb_attach(&t->tx, &vd->queues[TXQ].vq);
-    vd->queues[RXQ].enabled = true;
-    vd->queues[TXQ].enabled = true;
-    ck_assert(!virtio_write_status(vd, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER));
-    vd->driver_features = features | VIRTIO_F_VERSION_1 | (event_idx ? VIRTIO_F_EVENT_IDX : 0);
-    uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
-    ck_assert(!virtio_write_status(vd, st));
-    ck_assert(virtio_read_status(vd) & VIRTIO_STATUS_FEATURES_OK);
-    ck_assert(virtio_write_status(vd, st | VIRTIO_STATUS_DRIVER_OK));
-    pthread_mutex_unlock(&vd->lock);
-    virtio_loop_work(vd);
-    ck_assert(vd->active);
+    vfx_drive_up(t->vd, (struct vqb *[]){[RXQ] = &t->rx, [TXQ] = &t->tx}, 2, features, event_idx);
 }
 
 static void setup(struct t *t, uint64_t features)
@@ -139,18 +103,14 @@ static void teardown(struct t *t)
 
 static void reset_device(struct t *t)
 {
-    pthread_mutex_lock(&t->vd->lock);
-    ck_assert(virtio_write_status(t->vd, 0));
-    pthread_mutex_unlock(&t->vd->lock);
-    virtio_loop_work(t->vd);
+    vfx_reset(t->vd);
     ck_assert_uint_eq(virtio_read_status(t->vd), 0);
 }
 
 /* Turn the loop (never blocking: the port's poll handle keeps it alive) until nothing is left. */
 static void spin(struct t *t)
 {
-    for (int i = 0; i < 16; i++)
-        uv_run(&t->loop, UV_RUN_NOWAIT);
+    vfx_spin(&t->loop, 16);
 }
 
 static void kick(struct t *t, unsigned q)
@@ -371,8 +331,8 @@ START_TEST(test_tx_single)
     expect_no_dgram(&t);
     ck_assert_uint_eq(vqb_used_idx(&t.tx), 1);
     expect_used(&t.tx, 0, head, 0);
-    ck_assert_uint_eq(t.sig[TXQ], 1);
-    ck_assert_uint_eq(t.sig[RXQ], 0);
+    ck_assert_uint_eq(t.rec.sig[TXQ], 1);
+    ck_assert_uint_eq(t.rec.sig[RXQ], 0);
     /* The ring is empty: kicks wanted again. */
     ck_assert_uint_eq(vqb_used_flags(&t.tx), 0);
     struct virtio_net_stats st = stats(&t);
@@ -392,9 +352,9 @@ START_TEST(test_tx_single)
     expect_dgram(&t, d, len);
     ck_assert_uint_eq(stats(&t).tx_frames, 3);
     /* A kick with nothing new: no interrupt. */
-    unsigned sig = t.sig[TXQ];
+    unsigned sig = t.rec.sig[TXQ];
     kick(&t, TXQ);
-    ck_assert_uint_eq(t.sig[TXQ], sig);
+    ck_assert_uint_eq(t.rec.sig[TXQ], sig);
     ck_assert(!needs_reset(&t));
     teardown(&t);
 }
@@ -437,7 +397,7 @@ START_TEST(test_tx_split_and_indirect)
     }
     expect_no_dgram(&t);
     ck_assert_uint_eq(vqb_used_idx(&t.tx), 6);
-    ck_assert_uint_eq(t.sig[TXQ], 1); /* one interrupt for the burst */
+    ck_assert_uint_eq(t.rec.sig[TXQ], 1); /* one interrupt for the burst */
     ck_assert_uint_eq(stats(&t).tx_frames, 6);
     ck_assert(!needs_reset(&t));
     teardown(&t);
@@ -456,11 +416,11 @@ START_TEST(test_tx_signal_rules)
     kick(&t, TXQ);
     expect_dgram(&t, d, len);
     ck_assert_uint_eq(vqb_used_idx(&t.tx), 1);
-    ck_assert_uint_eq(t.sig[TXQ], 0);
+    ck_assert_uint_eq(t.rec.sig[TXQ], 0);
     vqb_set_avail_flags(&t.tx, 0);
     tx_post(&t, d, len);
     kick(&t, TXQ);
-    ck_assert_uint_eq(t.sig[TXQ], 1);
+    ck_assert_uint_eq(t.rec.sig[TXQ], 1);
     teardown(&t);
 
     setup_port(&t, true, 0, 0);
@@ -471,10 +431,10 @@ START_TEST(test_tx_signal_rules)
         kick(&t, TXQ);
     }
     ck_assert_uint_eq(vqb_used_idx(&t.tx), 2);
-    ck_assert_uint_eq(t.sig[TXQ], 0);
+    ck_assert_uint_eq(t.rec.sig[TXQ], 0);
     tx_post(&t, d, len);
     kick(&t, TXQ);
-    ck_assert_uint_eq(t.sig[TXQ], 1);
+    ck_assert_uint_eq(t.rec.sig[TXQ], 1);
     ck_assert_uint_eq(vqb_avail_event(&t.tx), 3); /* kicks wanted for the next one */
     for (int i = 0; i < 3; i++)
         expect_dgram(&t, d, len);
@@ -532,7 +492,7 @@ START_TEST(test_rx_single)
     ck_assert_uint_eq(hdr_num_buffers(b), 1);
     ck_assert_int_eq(memcmp(b + NET_HDR_LEN, d + NET_HDR_LEN, len - NET_HDR_LEN), 0);
     ck_assert_uint_eq(b[len], 0xcc); /* nothing written past the frame */
-    ck_assert_uint_eq(t.sig[RXQ], 1);
+    ck_assert_uint_eq(t.rec.sig[RXQ], 1);
     /* A burst of two: one interrupt. */
     uint8_t d2[2048], d3[2048];
     uint32_t l2 = mkdgram(d2, 1514, 8), l3 = mkdgram(d3, 60, 9);
@@ -540,7 +500,7 @@ START_TEST(test_rx_single)
     net_write(&t, d3, l3);
     spin(&t);
     ck_assert_uint_eq(vqb_used_idx(&t.rx), 3);
-    ck_assert_uint_eq(t.sig[RXQ], 2);
+    ck_assert_uint_eq(t.rec.sig[RXQ], 2);
     expect_used(&t.rx, 1, heads[1], l2);
     expect_used(&t.rx, 2, heads[2], l3);
     b = rx_used(&t, 1, &ul);
@@ -684,7 +644,7 @@ START_TEST(test_rx_mergeable)
     ck_assert_uint_eq(vqb_used_idx(&t.rx), 47);
     expect_merged(&t, 46, 1, d, l3, 1536);
     /* With event_idx the driver's used_event stays 0: only the first burst interrupts. */
-    ck_assert_uint_eq(t.sig[RXQ], event_idx ? 1 : 3);
+    ck_assert_uint_eq(t.rec.sig[RXQ], event_idx ? 1 : 3);
     /* 17 chains left; a 60000-byte frame needs 40: the device waits for more and asks for a kick.
      */
     uint32_t l4 = mkdgram(d, 60000, 4);
@@ -832,7 +792,7 @@ START_TEST(test_rx_readable_buffer)
     net_write(&t, d, mkdgram(d, 60, 3));
     spin(&t);
     ck_assert(needs_reset(&t));
-    ck_assert_uint_ge(t.csig, 1);
+    ck_assert_uint_ge(t.rec.csig, 1);
     ck_assert_uint_eq(vqb_used_idx(&t.rx), 0);
     ck_assert_uint_eq(*(uint8_t *)gpa_to_host(&t.gm, g, 1), 0xcc); /* not written */
     /* The device stopped: the port holds a frame and reads no more; later kicks do nothing. */
@@ -910,7 +870,7 @@ START_TEST(test_tx_outside_ram)
     vqb_add(&t.tx, s, 2);
     kick(&t, TXQ);
     ck_assert(needs_reset(&t));
-    ck_assert_uint_ge(t.csig, 1);
+    ck_assert_uint_ge(t.rec.csig, 1);
     ck_assert_uint_eq(vqb_used_idx(&t.tx), 0);
     expect_no_dgram(&t);
     /* Good frames after it are not processed until a reset. */
@@ -949,7 +909,7 @@ START_TEST(test_tx_dropped)
     ck_assert_uint_eq(vqb_used_idx(&t.tx), ++n);
     expect_used(&t.tx, 0, head, 0);
     ck_assert_uint_eq(stats(&t).tx_dropped, 1);
-    ck_assert_uint_ge(t.nlog, 1);
+    ck_assert_uint_ge(t.rec.nlog, 1);
     /* Only a writable buffer. */
     struct vqb_seg w = {TXBUF_GPA, 100, true};
     vqb_add(&t.tx, &w, 1);
@@ -1184,7 +1144,7 @@ START_TEST(test_reset_with_tx_held)
     kick(&t, TXQ);
     uint16_t used = vqb_used_idx(&t.tx);
     ck_assert_uint_lt(used, n);
-    unsigned sig = t.sig[TXQ];
+    unsigned sig = t.rec.sig[TXQ];
     reset_device(&t);
     /* Wreck the old chains, as a driver reusing its memory would. */
     memset(gpa_to_host(&t.gm, TXBUF_GPA, STRIDE * n), 0xee, STRIDE * n);
@@ -1199,7 +1159,7 @@ START_TEST(test_reset_with_tx_held)
     }
     ck_assert_uint_eq(got, used);
     ck_assert_uint_eq(vqb_used_idx(&t.tx), used);
-    ck_assert_uint_eq(t.sig[TXQ], sig);
+    ck_assert_uint_eq(t.rec.sig[TXQ], sig);
     ck_assert_uint_eq(stats(&t).tx_frames, used);
     /* A new driver: fresh rings, frames flow. */
     drive_up(&t, VIRTIO_NET_F_MAC, false);

@@ -7,119 +7,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixtures.h"
 #include "irq_routing.h"
 #include "msix.h"
 #include "pci.h"
 #include "virtio.h"
+#include "virtio_fixture.h"
 #include "virtio_pci.h"
 
 #define RAM (16ULL << 20)
 #define FEAT_X (1ULL << 5) /* some device feature */
-#define MAX_REC 64
 
-/* ---- Fake KVM: remembers the routing table, irqfds and ioeventfds it was given. */
-
-struct fake_irqfd {
-    int fd, resample_fd;
-    unsigned gsi, flags;
-};
-
-struct fake_ioev {
-    uint64_t addr, datamatch;
-    uint32_t len, flags;
-    int fd;
-    bool active;
-};
-
-struct fake_kvm {
-    pthread_mutex_t lock; /* vCPU threads and the loop may all issue VM ioctls */
-    unsigned routing_calls;
-    unsigned nr;
-    struct kvm_irq_routing_entry table[MAX_REC];
-    struct fake_irqfd irqfd[MAX_REC];
-    unsigned nirqfd;
-    struct fake_ioev ioev[MAX_REC];
-    unsigned nioev;
-    int fail_irqfd, fail_ioeventfd;
-};
-
-static int fake_ioeventfd(struct fake_kvm *k, const struct kvm_ioeventfd *e)
-{
-    if (k->fail_ioeventfd)
-        return k->fail_ioeventfd;
-    for (unsigned i = 0; i < k->nioev; i++) {
-        bool same = k->ioev[i].active && k->ioev[i].addr == e->addr &&
-                    k->ioev[i].datamatch == e->datamatch && k->ioev[i].fd == e->fd;
-        if (same && (e->flags & KVM_IOEVENTFD_FLAG_DEASSIGN)) {
-            k->ioev[i].active = false;
-            return 0;
-        }
-        if (same)
-            return -EEXIST;
-    }
-    if (e->flags & KVM_IOEVENTFD_FLAG_DEASSIGN)
-        return -ENOENT;
-    unsigned i = 0;
-    while (i < k->nioev && k->ioev[i].active)
-        i++;
-    if (i == MAX_REC)
-        return -ENOSPC;
-    k->ioev[i] = (struct fake_ioev){e->addr, e->datamatch, e->len, e->flags, e->fd, true};
-    k->nioev += i == k->nioev;
-    return 0;
-}
-
-static int fake_ioctl_locked(struct fake_kvm *k, unsigned long req, void *arg)
-{
-    if (req == KVM_SET_GSI_ROUTING) {
-        const struct kvm_irq_routing *r = arg;
-        ck_assert_uint_le(r->nr, MAX_REC);
-        k->routing_calls++;
-        k->nr = r->nr;
-        memcpy(k->table, r->entries, r->nr * sizeof(r->entries[0]));
-        return 0;
-    }
-    if (req == KVM_IRQFD) {
-        const struct kvm_irqfd *f = arg;
-        if (k->fail_irqfd)
-            return k->fail_irqfd;
-        ck_assert_uint_lt(k->nirqfd, MAX_REC);
-        k->irqfd[k->nirqfd++] =
-            (struct fake_irqfd){(int)f->fd, (int)f->resamplefd, f->gsi, f->flags};
-        return 0;
-    }
-    if (req == KVM_IOEVENTFD)
-        return fake_ioeventfd(k, arg);
-    return -ENOTTY;
-}
-
-static int fake_ioctl(void *ctx, unsigned long req, void *arg)
-{
-    struct fake_kvm *k = ctx;
-    pthread_mutex_lock(&k->lock);
-    int ret = fake_ioctl_locked(k, req, arg);
-    pthread_mutex_unlock(&k->lock);
-    return ret;
-}
-
-static unsigned active_ioevents(const struct fake_kvm *k, uint64_t addr)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < k->nioev; i++)
-        n += k->ioev[i].active && (!addr || k->ioev[i].addr == addr);
-    return n;
-}
-
-/* The eventfd KVM would signal for a 2-byte write of q at the notify address. */
-static int ioevent_fd(const struct fake_kvm *k, unsigned q)
-{
-    for (unsigned i = 0; i < k->nioev; i++)
-        if (k->ioev[i].active && k->ioev[i].datamatch == q)
-            return k->ioev[i].fd;
-    return -1;
-}
-
-static int irqfd_for_gsi(const struct fake_kvm *k, unsigned gsi)
+static int irqfd_for_gsi(const struct vfx_kvm *k, unsigned gsi)
 {
     for (unsigned i = 0; i < k->nirqfd; i++)
         if (k->irqfd[i].gsi == gsi)
@@ -127,106 +26,21 @@ static int irqfd_for_gsi(const struct fake_kvm *k, unsigned gsi)
     return -1;
 }
 
-/* Interrupts injected through fd since the last look. */
-static uint64_t fired(int fd)
-{
-    uint64_t n = 0;
-    if (read(fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
-        return 0;
-    return n;
-}
-
-static void poke(int fd)
-{
-    uint64_t one = 1;
-    ck_assert_int_eq(write(fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-}
-
-/* ---- Fake device. */
-
-struct fake_dev {
-    struct virtio_device vd;
-    uint8_t config[8];
-    unsigned activates, resets, notifies[2], config_reads, config_writes;
-    int reset_ret;
-    char order[16]; /* 'a' activate, 'n' notify */
-    unsigned norder;
-};
-
-static void fd_config_read(struct virtio_device *vd, uint32_t off, void *data, uint32_t len)
-{
-    struct fake_dev *d = vd->priv;
-    ck_assert_uint_le(off + len, sizeof(d->config));
-    memcpy(data, d->config + off, len);
-    d->config_reads++;
-}
-
-static void fd_config_write(struct virtio_device *vd, uint32_t off, const void *data, uint32_t len)
-{
-    struct fake_dev *d = vd->priv;
-    ck_assert_uint_le(off + len, sizeof(d->config));
-    memcpy(d->config + off, data, len);
-    d->config_writes++;
-}
-
-static int fd_activate(struct virtio_device *vd)
-{
-    struct fake_dev *d = vd->priv;
-    d->activates++;
-    if (d->norder < sizeof(d->order))
-        d->order[d->norder++] = 'a';
-    return 0;
-}
-
-static int fd_reset(struct virtio_device *vd)
-{
-    struct fake_dev *d = vd->priv;
-    d->resets++;
-    return d->reset_ret;
-}
-
-static void fd_queue_notify(struct virtio_device *vd, unsigned q)
-{
-    struct fake_dev *d = vd->priv;
-    ck_assert_uint_lt(q, 2);
-    d->notifies[q]++;
-    if (d->norder < sizeof(d->order))
-        d->order[d->norder++] = 'n';
-}
-
-static const struct virtio_device_ops fake_ops = {
-    .name = "fake-blk",
-    .device_id = VIRTIO_ID_BLOCK,
-    .config_len = 8,
-    .config_read = fd_config_read,
-    .config_write = fd_config_write,
-    .activate = fd_activate,
-    .reset = fd_reset,
-    .queue_notify = fd_queue_notify,
-};
+static const struct virtio_device_ops fake_ops = VFX_DEV_OPS;
 
 static unsigned log_lines;
-
-static void count_log(void *ctx, enum kiln_log_level level, const char *msg)
-{
-    (void)ctx;
-    (void)level;
-    (void)msg;
-    log_lines++;
-}
-
-static const struct kiln_log test_log = {count_log, NULL, KILN_LOG_WARN};
+static const struct kiln_log test_log = {fixture_count_log, &log_lines, KILN_LOG_WARN};
 
 /* ---- Fixture: RAM, fake KVM, routing, PCI bus, the device on it, a libuv loop. */
 
 struct t {
     struct guest_mem gm;
-    struct fake_kvm kvm;
+    struct vfx_kvm kvm;
     struct vm_ioctl vmi;
     struct irq_routing *irqs;
     struct bus pio, mmio;
     struct pci_bus *pci;
-    struct fake_dev dev;
+    struct vfx_dev dev;
     struct virtio_pci *vp;
     uv_loop_t loop;
     uint64_t bar0, bar2;
@@ -244,24 +58,19 @@ static void base_setup(struct t *t, int fail_ioeventfd)
     memset(t, 0, sizeof(*t));
     log_lines = 0;
     ck_assert_int_eq(guest_mem_init(&t->gm, RAM), 0);
-    pthread_mutex_init(&t->kvm.lock, NULL);
-    t->kvm.fail_ioeventfd = fail_ioeventfd;
-    t->vmi = (struct vm_ioctl){fake_ioctl, &t->kvm};
+    t->vmi = vfx_kvm_init(&t->kvm, fail_ioeventfd);
     ck_assert_int_eq(irq_routing_create(&t->vmi, &test_log, &t->irqs), 0);
     bus_init(&t->pio);
     bus_init(&t->mmio);
     ck_assert_int_eq(pci_bus_create(&t->pio, &t->mmio, PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_SIZE,
                                     &test_log, &t->pci),
                      0);
-    virtio_device_init(&t->dev.vd, &fake_ops, &t->dev, FEAT_X | VIRTIO_F_EVENT_IDX, 2, 256, &t->gm,
-                       &test_log);
-    memcpy(t->dev.config, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    vfx_dev_init(&t->dev, &fake_ops, FEAT_X | VIRTIO_F_EVENT_IDX, &t->gm, &test_log);
 }
 
 static void spin(struct t *t)
 {
-    for (int i = 0; i < 4; i++)
-        uv_run(&t->loop, UV_RUN_NOWAIT);
+    vfx_spin(&t->loop, 4);
 }
 
 static void setup_with(struct t *t, int fail_ioeventfd)
@@ -482,7 +291,7 @@ START_TEST(test_ioeventfds_follow_bar)
     struct t t;
     setup(&t);
     uint64_t notify = t.bar0 + VIRTIO_PCI_NOTIFY_OFF;
-    ck_assert_uint_eq(active_ioevents(&t.kvm, notify), 2);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, notify), 2);
     for (unsigned i = 0; i < 2; i++) {
         ck_assert_uint_eq(t.kvm.ioev[i].len, 2);
         ck_assert_uint_eq(t.kvm.ioev[i].datamatch, i);
@@ -491,18 +300,18 @@ START_TEST(test_ioeventfds_follow_bar)
     /* The guest moves BAR 0: deassigned at the old address, assigned at the new one. */
     uint64_t to = PCI_MMIO_WINDOW_BASE + 0x1000000;
     cfg_w(&t, PCI_BAR0, (uint32_t)to, 4);
-    ck_assert_uint_eq(active_ioevents(&t.kvm, notify), 0);
-    ck_assert_uint_eq(active_ioevents(&t.kvm, to + VIRTIO_PCI_NOTIFY_OFF), 2);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, notify), 0);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, to + VIRTIO_PCI_NOTIFY_OFF), 2);
     ck_assert_uint_eq(cr(&t, VIRTIO_PCI_COMMON_NUMQ, 2), 0xffffffff & 0xffff); /* old: gone */
     t.bar0 = to;
     ck_assert_uint_eq(cr(&t, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
     /* Memory decoding off: no doorbells at all. */
     cfg_w(&t, PCI_COMMAND, 0, 2);
-    ck_assert_uint_eq(active_ioevents(&t.kvm, 0), 0);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
     cfg_w(&t, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
-    ck_assert_uint_eq(active_ioevents(&t.kvm, 0), 2);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 2);
     teardown(&t);
-    ck_assert_uint_eq(active_ioevents(&t.kvm, 0), 0); /* destroy took them down */
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0); /* destroy took them down */
 }
 END_TEST
 
@@ -527,7 +336,7 @@ START_TEST(test_negotiation_end_to_end)
     cw(&t, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
     ck_assert_uint_eq(cr(&t, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)VIRTIO_F_EVENT_IDX);
     /* A kick through the ioeventfd KVM would signal for "1". */
-    poke(ioevent_fd(&t.kvm, 1));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 1));
     spin(&t);
     ck_assert_uint_eq(t.dev.notifies[1], 1);
     /* A kick that exits to kiln (no ioeventfd caught it) takes the same path. */
@@ -673,7 +482,7 @@ START_TEST(test_kicks_before_driver_ok)
     setup(&t);
     ck_assert_uint_eq(negotiate(&t, VIRTIO_F_VERSION_1), 0x0b);
     setup_queue(&t, 0, VIRTIO_NO_VECTOR);
-    poke(ioevent_fd(&t.kvm, 0));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
     spin(&t);
     ck_assert_uint_eq(t.dev.notifies[0], 0);
     /*
@@ -681,7 +490,7 @@ START_TEST(test_kicks_before_driver_ok)
      * reports in that order): the loop sees the kick before the async carrying DRIVER_OK and
      * must activate the device first rather than drop the kick.
      */
-    poke(ioevent_fd(&t.kvm, 0));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
     cw(&t, VIRTIO_PCI_COMMON_STATUS, 0x0f, 1);
     spin(&t);
     ck_assert_uint_eq(t.dev.activates, 1);
@@ -728,11 +537,11 @@ START_TEST(test_msix_delivery)
     int i = irqfd_for_gsi(&t.kvm, 24);
     ck_assert_int_ge(i, 0);
     ck_assert_uint_eq(t.kvm.irqfd[i].flags, 0);
-    ck_assert_uint_eq(fired(t.kvm.irqfd[i].fd), 1);
+    ck_assert_uint_eq(vfx_fired(t.kvm.irqfd[i].fd), 1);
     /* Same vector again: no routing change. */
     t.dev.vd.transport->signal_queue(&t.dev.vd, 0);
     ck_assert_uint_eq(t.kvm.routing_calls, 1);
-    ck_assert_uint_eq(fired(t.kvm.irqfd[i].fd), 1);
+    ck_assert_uint_eq(vfx_fired(t.kvm.irqfd[i].fd), 1);
     /* The guest re-targets the vector (masked while it rewrites it, as Linux does). */
     program_vector(&t, 1, 0xfee01000, 0x42, true);
     mmio_w(&t, t.bar2 + 16 + 12, 0, 4);
@@ -740,10 +549,10 @@ START_TEST(test_msix_delivery)
     ck_assert_uint_eq(t.kvm.routing_calls, 2);
     ck_assert_uint_eq(t.kvm.nr, 41);
     ck_assert_uint_eq(t.kvm.table[40].u.msi.data, 0x42);
-    ck_assert_uint_eq(fired(t.kvm.irqfd[i].fd), 1);
+    ck_assert_uint_eq(vfx_fired(t.kvm.irqfd[i].fd), 1);
     /* Queue 1 has no vector: with MSI-X on, nobody is interrupted (INTx neither). */
     t.dev.vd.transport->signal_queue(&t.dev.vd, 1);
-    ck_assert_uint_eq(fired(t.kvm.irqfd[irqfd_for_gsi(&t.kvm, 16)].fd), 0);
+    ck_assert_uint_eq(vfx_fired(t.kvm.irqfd[irqfd_for_gsi(&t.kvm, 16)].fd), 0);
     ck_assert_uint_eq(t.kvm.routing_calls, 2);
     teardown(&t);
 }
@@ -765,26 +574,17 @@ START_TEST(test_msix_masked_pending)
     ck_assert_uint_eq(mmio_r(&t, t.bar2 + VIRTIO_PCI_MSIX_PBA_OFF, 8), 0);
     ck_assert_uint_eq(t.kvm.routing_calls, 1);
     ck_assert_uint_eq(t.kvm.table[40].u.msi.data, 0x51);
-    ck_assert_uint_eq(fired(t.kvm.irqfd[irqfd_for_gsi(&t.kvm, 24)].fd), 1);
+    ck_assert_uint_eq(vfx_fired(t.kvm.irqfd[irqfd_for_gsi(&t.kvm, 24)].fd), 1);
     /* Function mask through config space holds it back the same way. */
     unsigned m = find_cap(&t, PCI_CAP_ID_MSIX, 0);
     cfg_w(&t, m + 2, MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL, 2);
     virtio_config_changed(&t.dev.vd);
-    ck_assert_uint_eq(fired(t.kvm.irqfd[irqfd_for_gsi(&t.kvm, 24)].fd), 0);
+    ck_assert_uint_eq(vfx_fired(t.kvm.irqfd[irqfd_for_gsi(&t.kvm, 24)].fd), 0);
     cfg_w(&t, m + 2, MSIX_CTRL_ENABLE, 2);
-    ck_assert_uint_eq(fired(t.kvm.irqfd[irqfd_for_gsi(&t.kvm, 24)].fd), 1);
+    ck_assert_uint_eq(vfx_fired(t.kvm.irqfd[irqfd_for_gsi(&t.kvm, 24)].fd), 1);
     teardown(&t);
 }
 END_TEST
-
-/* Raise the queue interrupt the way virtio_queue_signal does (ISR bit, then the transport). */
-static void queue_irq(struct t *t, unsigned q)
-{
-    pthread_mutex_lock(&t->dev.vd.lock);
-    t->dev.vd.isr |= VIRTIO_ISR_QUEUE;
-    pthread_mutex_unlock(&t->dev.vd.lock);
-    t->dev.vd.transport->signal_queue(&t->dev.vd, q);
-}
 
 START_TEST(test_intx)
 {
@@ -795,37 +595,37 @@ START_TEST(test_intx)
     ck_assert_uint_eq(t.kvm.irqfd[i].flags, KVM_IRQFD_FLAG_RESAMPLE);
     int line = t.kvm.irqfd[i].fd, resample = t.kvm.irqfd[i].resample_fd;
     bring_up(&t, VIRTIO_NO_VECTOR, VIRTIO_NO_VECTOR);
-    queue_irq(&t, 0);
-    ck_assert_uint_eq(fired(line), 1);
+    vfx_queue_irq(&t.dev.vd, 0);
+    ck_assert_uint_eq(vfx_fired(line), 1);
     /* While the line is high (no EOI yet), more events do not write the irqfd again. */
-    queue_irq(&t, 1);
-    ck_assert_uint_eq(fired(line), 0);
+    vfx_queue_irq(&t.dev.vd, 1);
+    ck_assert_uint_eq(vfx_fired(line), 0);
     /* The guest's EOI while ISR is still set: asserted again. */
-    poke(resample);
+    vfx_poke(resample);
     spin(&t);
-    ck_assert_uint_eq(fired(line), 1);
+    ck_assert_uint_eq(vfx_fired(line), 1);
     /* Reading ISR acknowledges; the next EOI leaves the line low. */
     ck_assert_uint_eq(mmio_r(&t, t.bar0 + VIRTIO_PCI_ISR_OFF, 1), VIRTIO_ISR_QUEUE);
     ck_assert_uint_eq(mmio_r(&t, t.bar0 + VIRTIO_PCI_ISR_OFF, 1), 0);
-    poke(resample);
+    vfx_poke(resample);
     spin(&t);
-    ck_assert_uint_eq(fired(line), 0);
+    ck_assert_uint_eq(vfx_fired(line), 0);
     /* A resample with ISR clear: the line is low again, the next event raises it. */
-    queue_irq(&t, 0);
-    ck_assert_uint_eq(fired(line), 1);
+    vfx_queue_irq(&t.dev.vd, 0);
+    ck_assert_uint_eq(vfx_fired(line), 1);
     ck_assert_uint_eq(mmio_r(&t, t.bar0 + VIRTIO_PCI_ISR_OFF, 1), VIRTIO_ISR_QUEUE);
-    poke(resample);
+    vfx_poke(resample);
     spin(&t);
     /* INTx disabled in the command register: silent until re-enabled. */
     cfg_w(&t, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_INTX_DISABLE, 2);
-    queue_irq(&t, 1);
-    ck_assert_uint_eq(fired(line), 0);
+    vfx_queue_irq(&t.dev.vd, 1);
+    ck_assert_uint_eq(vfx_fired(line), 0);
     cfg_w(&t, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
-    ck_assert_uint_eq(fired(line), 1);
+    ck_assert_uint_eq(vfx_fired(line), 1);
     /* MSI-X on: INTx is no longer used. */
     msix_on(&t);
-    queue_irq(&t, 0);
-    ck_assert_uint_eq(fired(line), 0);
+    vfx_queue_irq(&t.dev.vd, 0);
+    ck_assert_uint_eq(vfx_fired(line), 0);
     teardown(&t);
 }
 END_TEST
@@ -900,7 +700,7 @@ START_TEST(test_no_ioeventfd)
 {
     struct t t;
     setup_with(&t, -ENOSYS);
-    ck_assert_uint_eq(active_ioevents(&t.kvm, 0), 0);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
     ck_assert_uint_eq(log_lines, 1); /* said once, not per queue */
     bring_up(&t, VIRTIO_NO_VECTOR, VIRTIO_NO_VECTOR);
     mmio_w(&t, t.bar0 + VIRTIO_PCI_NOTIFY_OFF, 1, 2);
@@ -919,7 +719,7 @@ START_TEST(test_create_errors)
     ck_assert_int_eq(create(&t), -EINVAL);
     ck_assert_ptr_null(t.vp);
     ck_assert_ptr_null(t.dev.vd.transport);
-    ck_assert_uint_eq(active_ioevents(&t.kvm, 0), 0);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
     /* Its slot is free again. */
     uint8_t d[4];
     uint32_t a = PCI_CONF1_ENABLE | 1u << 11;
