@@ -13,6 +13,7 @@
  * same uv_timer_t: they are created inside slirp_new, before the port has a loop handle, and freed
  * inside slirp_cleanup, after the VM's loop has run for the last time.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,8 +67,27 @@ struct user_handles {
     unsigned open;
 };
 
+/*
+ * libslirp, loaded with dlopen by each user-mode port: a VM without one never maps libslirp and
+ * the glib it pulls in (about 1 MiB of RSS and a millisecond of start-up). Each port holds its
+ * own handle (dlopen counts references), so there is no process-wide state.
+ */
+struct slirp_api {
+    void *dl;
+    __typeof__(slirp_new) *new_;
+    __typeof__(slirp_cleanup) *cleanup;
+    __typeof__(slirp_input) *input;
+    __typeof__(slirp_pollfds_fill) *pollfds_fill;
+    __typeof__(slirp_pollfds_poll) *pollfds_poll;
+    __typeof__(slirp_handle_timer) *handle_timer;
+    __typeof__(slirp_add_hostfwd) *add_hostfwd;
+};
+
+#define SLIRP_SONAME "libslirp.so.0"
+
 struct net_user {
     struct net_port port;
+    struct slirp_api api;
     unsigned index;
     const struct kiln_log *log;
     Slirp *slirp;
@@ -457,7 +477,7 @@ static uint64_t fill(struct net_user *u)
     uint32_t timeout = UINT32_MAX;
     u->nreqs = 0;
     u->fill_gen++;
-    slirp_pollfds_fill(u->slirp, &timeout, cb_add_poll, u);
+    u->api.pollfds_fill(u->slirp, &timeout, cb_add_poll, u);
     sync_epoll(u);
     u->fill_valid = true;
 
@@ -484,7 +504,7 @@ static void run_timers(struct net_user *u)
         if (!t)
             break;
         t->armed = false;
-        slirp_handle_timer(u->slirp, t->id, t->cb_opaque);
+        u->api.handle_timer(u->slirp, t->id, t->cb_opaque);
     }
 }
 
@@ -518,7 +538,7 @@ static void service(struct net_user *u)
         s->revents = u->events[i].events;
         s->poll_gen = u->poll_gen;
     }
-    slirp_pollfds_poll(u->slirp, select_error, cb_get_revents, u);
+    u->api.pollfds_poll(u->slirp, select_error, cb_get_revents, u);
     run_timers(u);
     u->fill_valid = false;
     end_burst(u);
@@ -590,7 +610,7 @@ static int user_send(struct net_port *p, const struct iovec *iov, unsigned n)
         frame = u->txbuf;
     }
     u->in_send = true;
-    slirp_input(u->slirp, frame, (int)pass);
+    u->api.input(u->slirp, frame, (int)pass);
     u->in_send = false;
     u->fill_valid = false;
     return 0;
@@ -672,9 +692,11 @@ static void user_destroy(struct net_port *p)
     user_stop(p);   /* harmless if stopped; the handles are freed when the loop next runs */
     p->peer = NULL; /* the device may be gone: whatever slirp still emits is dropped */
     if (u->slirp)
-        slirp_cleanup(u->slirp); /* closes slirp's sockets and frees its timers */
-    while (u->timers)            /* none are left by slirp_cleanup in 4.7; be safe */
+        u->api.cleanup(u->slirp); /* closes slirp's sockets and frees its timers */
+    while (u->timers)             /* none are left by slirp_cleanup in 4.7; be safe */
         cb_timer_free(u->timers, u);
+    if (u->api.dl)
+        dlclose(u->api.dl);
     if (u->epfd >= 0)
         close(u->epfd);
     free(u->reqs);
@@ -697,6 +719,32 @@ static const struct net_port_ops user_ops = {
 };
 
 /* ---- creation ---- */
+
+/* dlsym into *slot, or false. (POSIX guarantees that function pointers survive the cast.) */
+static bool sym(void *dl, const char *name, void *slot)
+{
+    void *f = dlsym(dl, name);
+    memcpy(slot, &f, sizeof(f));
+    return f != NULL;
+}
+
+static int load_slirp(struct slirp_api *a, char *errmsg)
+{
+    a->dl = dlopen(SLIRP_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!a->dl)
+        return kiln_fail(errmsg, ENOENT, "--net user: cannot load %s (install libslirp0): %s",
+                         SLIRP_SONAME, dlerror());
+    bool ok = sym(a->dl, "slirp_new", &a->new_) && sym(a->dl, "slirp_cleanup", &a->cleanup) &&
+              sym(a->dl, "slirp_input", &a->input) &&
+              sym(a->dl, "slirp_pollfds_fill", &a->pollfds_fill) &&
+              sym(a->dl, "slirp_pollfds_poll", &a->pollfds_poll) &&
+              sym(a->dl, "slirp_handle_timer", &a->handle_timer) &&
+              sym(a->dl, "slirp_add_hostfwd", &a->add_hostfwd);
+    if (!ok)
+        return kiln_fail(errmsg, ENOSYS, "--net user: %s lacks a function kiln needs: %s",
+                         SLIRP_SONAME, dlerror());
+    return 0;
+}
 
 static void fwd_name(const struct kiln_hostfwd *f, char *buf, size_t len)
 {
@@ -730,7 +778,7 @@ static int add_hostfwd(struct net_user *u, const struct kiln_hostfwd *f, struct 
     if (f->guest_port == 0)
         return kiln_fail(errmsg, EINVAL, "--net user: hostfwd %s: guest port 0", name);
     errno = 0;
-    if (slirp_add_hostfwd(u->slirp, f->udp, host, f->host_port, guest, f->guest_port) < 0) {
+    if (u->api.add_hostfwd(u->slirp, f->udp, host, f->host_port, guest, f->guest_port) < 0) {
         int err = errno ? errno : EADDRNOTAVAIL;
         return kiln_fail(errmsg, err, "--net user: hostfwd %s: cannot listen: %s", name,
                          strerror(err));
@@ -782,7 +830,9 @@ int net_user_create(const struct kiln_net *cfg, unsigned index, uv_loop_t *loop,
     inet_pton(AF_INET6, "fec0::", &sc.vprefix_addr6);
     inet_pton(AF_INET6, "fec0::2", &sc.vhost6);
     inet_pton(AF_INET6, "fec0::3", &sc.vnameserver6);
-    u->slirp = slirp_new(&sc, &slirp_callbacks, u);
+    if ((ret = load_slirp(&u->api, errmsg)) < 0)
+        goto fail;
+    u->slirp = u->api.new_(&sc, &slirp_callbacks, u);
     if (!u->slirp) {
         ret = kiln_fail(errmsg, ENOMEM, "--net user: cannot create the user-mode network");
         goto fail;
