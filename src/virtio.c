@@ -87,6 +87,36 @@ bool virtio_write_status(struct virtio_device *vd, uint8_t status)
     return ready;
 }
 
+uint32_t virtio_feature_half(uint64_t features, uint32_t select)
+{
+    return select == 0 ? (uint32_t)features : select == 1 ? (uint32_t)(features >> 32) : 0;
+}
+
+bool virtio_set_driver_features_half(struct virtio_device *vd, uint32_t select, uint32_t v)
+{
+    if ((vd->status & VIRTIO_STATUS_FEATURES_OK) || vd->reset_pending || select > 1)
+        return false;
+    unsigned shift = 32 * select;
+    vd->driver_features =
+        (vd->driver_features & ~(0xffffffffULL << shift)) | ((uint64_t)v << shift);
+    return true;
+}
+
+struct virtio_queue *virtio_queue_at(struct virtio_device *vd, unsigned index)
+{
+    return index < vd->num_queues ? &vd->queues[index] : NULL;
+}
+
+bool virtio_queue_configurable(const struct virtio_device *vd, const struct virtio_queue *q)
+{
+    return !(vd->status & VIRTIO_STATUS_DRIVER_OK) && !vd->reset_pending && !q->enabled;
+}
+
+bool virtio_queue_size_ok(const struct virtio_queue *q, uint64_t size)
+{
+    return size && size <= q->vq.max_size && !(size & (size - 1));
+}
+
 uint8_t virtio_read_status(const struct virtio_device *vd)
 {
     return vd->status;

@@ -117,6 +117,19 @@ void virtio_device_destroy(struct virtio_device *vd);
 bool virtio_write_status(struct virtio_device *vd, uint8_t status);
 uint8_t virtio_read_status(const struct virtio_device *vd);
 
+/* Register helpers the transports share (device lock held). */
+/* Half `select` (0: bits 0-31, 1: bits 32-63) of a feature set; 0 for any other select. */
+uint32_t virtio_feature_half(uint64_t features, uint32_t select);
+/* Set half `select` of the driver's features. False (nothing changed) once FEATURES_OK is set,
+ * while a reset is pending, or for a select above 1. */
+bool virtio_set_driver_features_half(struct virtio_device *vd, uint32_t select, uint32_t v);
+/* Queue index, or NULL for one the device does not have. */
+struct virtio_queue *virtio_queue_at(struct virtio_device *vd, unsigned index);
+/* The driver may still configure q: not enabled, device neither started nor resetting. */
+bool virtio_queue_configurable(const struct virtio_device *vd, const struct virtio_queue *q);
+/* A queue size q may take: a power of two (split rings), 1..max_size. */
+bool virtio_queue_size_ok(const struct virtio_queue *q, uint64_t size);
+
 /* Loop side: carry out a pending activation or reset. */
 void virtio_loop_work(struct virtio_device *vd);
 

@@ -96,6 +96,25 @@ int virtio_loop_poll(uv_loop_t *loop, uv_poll_t *p, int fd, uv_poll_cb cb, void 
     return uv_poll_start(p, UV_READABLE, cb);
 }
 
+void virtio_loop_set_line(struct virtio_loop *l, const struct irq_level *line,
+                          void (*lowered)(void *ctx), void *ctx)
+{
+    l->line = line;
+    l->line_lowered = lowered;
+    l->line_ctx = ctx;
+}
+
+static void resample_cb(uv_poll_t *h, int status, int events)
+{
+    struct virtio_loop *l = h->data;
+    (void)events;
+    if (status < 0 || !irq_level_resampled(l->line))
+        return;
+    pthread_mutex_lock(&l->vd->lock);
+    l->line_lowered(l->line_ctx); /* KVM lowered the line at the EOI */
+    pthread_mutex_unlock(&l->vd->lock);
+}
+
 int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop)
 {
     int ret = uv_async_init(loop, &l->async, async_cb);
@@ -107,6 +126,9 @@ int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop)
         struct virtio_kick *k = &l->kicks[q];
         ret = virtio_loop_poll(loop, &k->poll, k->fd, kick_cb, k, &k->poll_open);
     }
+    if (ret == 0 && l->line)
+        ret = virtio_loop_poll(loop, &l->resample, l->line->resample_fd, resample_cb, l,
+                               &l->resample_open);
     if (ret < 0)
         return ret;
     pthread_mutex_lock(&l->vd->lock);
@@ -129,4 +151,7 @@ void virtio_loop_stop(struct virtio_loop *l)
     if (l->async_open)
         uv_close((uv_handle_t *)&l->async, NULL);
     l->async_open = false;
+    if (l->resample_open)
+        uv_close((uv_handle_t *)&l->resample, NULL);
+    l->resample_open = false;
 }

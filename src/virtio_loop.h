@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "irq_routing.h"
 #include "virtio.h"
 
 struct virtio_loop;
@@ -28,6 +29,12 @@ struct virtio_loop {
     uv_async_t async; /* vCPU -> loop: virtio_loop_work (activation, reset) */
     bool async_open;
     atomic_bool early_kick_logged;
+    /* A level interrupt line's resampler (virtio_loop_set_line), polled while started. */
+    const struct irq_level *line;
+    void (*line_lowered)(void *ctx);
+    void *line_ctx;
+    uv_poll_t resample;
+    bool resample_open;
 };
 
 /*
@@ -37,7 +44,15 @@ struct virtio_loop {
 int virtio_loop_init(struct virtio_loop *l, struct virtio_device *vd, const char *enable_name);
 void virtio_loop_free(struct virtio_loop *l);
 
-/* Start/stop servicing kicks and status work on loop (the loop thread). */
+/*
+ * The transport's level interrupt line: while started, when KVM reports the guest's EOI on its
+ * resamplefd, lowered(ctx) runs with vd->lock held (the transport marks the line low and
+ * re-asserts it if an interrupt is still pending).
+ */
+void virtio_loop_set_line(struct virtio_loop *l, const struct irq_level *line,
+                          void (*lowered)(void *ctx), void *ctx);
+
+/* Start/stop servicing kicks, status work and the line's resampler on loop (the loop thread). */
 int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop);
 void virtio_loop_stop(struct virtio_loop *l);
 

@@ -44,10 +44,8 @@ struct virtio_mmio {
     bool line_high; /* raised by our irqfd write, lowered by KVM at the guest's EOI */
     /* Set at create. */
     struct irq_level line;
-    /* Loop side: status work and kicks (shared with virtio-pci), and the line's resampler. */
+    /* Loop side (shared with virtio-pci): status work, kicks and the line's resampler. */
     struct virtio_loop loop;
-    uv_poll_t resample;
-    bool resample_open;
     atomic_bool logged[LOG_KINDS];
 };
 
@@ -142,55 +140,29 @@ static const struct virtio_transport_ops vm_transport = {
 
 /* ---- Loop side. */
 
-static void resample_cb(uv_poll_t *h, int status, int events)
+/* KVM lowered the line at the guest's EOI (vd->lock held): raise it again if still pending. */
+static void line_lowered(void *ctx)
 {
-    struct virtio_mmio *t = h->data;
-    (void)events;
-    if (status < 0 || !irq_level_resampled(&t->line))
-        return;
-    pthread_mutex_lock(&t->vd->lock);
-    t->line_high = false; /* KVM lowered the line at the EOI */
+    struct virtio_mmio *t = ctx;
+    t->line_high = false;
     line_update_locked(t);
-    pthread_mutex_unlock(&t->vd->lock);
 }
 
 int virtio_mmio_start(struct virtio_mmio *t, uv_loop_t *loop)
 {
-    int ret = virtio_loop_start(&t->loop, loop);
-    if (ret == 0)
-        ret = virtio_loop_poll(loop, &t->resample, t->line.resample_fd, resample_cb, t,
-                               &t->resample_open);
-    return ret;
-}
-
-static void close_handle(uv_handle_t *h, bool *open)
-{
-    if (*open && !uv_is_closing(h))
-        uv_close(h, NULL);
-    *open = false;
+    return virtio_loop_start(&t->loop, loop);
 }
 
 void virtio_mmio_stop(struct virtio_mmio *t)
 {
     virtio_loop_stop(&t->loop);
-    close_handle((uv_handle_t *)&t->resample, &t->resample_open);
 }
 
 /* ---- Registers (vd->lock held). */
 
-static struct virtio_queue *selected_queue(struct virtio_mmio *t)
-{
-    return t->queue_select < t->vd->num_queues ? &t->vd->queues[t->queue_select] : NULL;
-}
-
-static uint32_t feature_half(uint64_t features, uint32_t select)
-{
-    return select == 0 ? (uint32_t)features : select == 1 ? (uint32_t)(features >> 32) : 0;
-}
-
 static uint32_t queue_read(struct virtio_mmio *t, unsigned reg)
 {
-    struct virtio_queue *q = selected_queue(t);
+    struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
     if (!q)
         return 0; /* QueueNumMax 0: "queue not available", how drivers count queues */
     if (reg == VIRTIO_MMIO_QUEUE_NUM_MAX)
@@ -217,7 +189,7 @@ static bool reg_read(struct virtio_mmio *t, unsigned reg, uint32_t *v)
         *v = VIRTIO_MMIO_VENDOR;
         return true;
     case VIRTIO_MMIO_DEVICE_FEATURES:
-        *v = feature_half(vd->device_features, t->dfselect);
+        *v = virtio_feature_half(vd->device_features, t->dfselect);
         return true;
     case VIRTIO_MMIO_QUEUE_NUM_MAX:
     case VIRTIO_MMIO_QUEUE_READY:
@@ -235,11 +207,6 @@ static bool reg_read(struct virtio_mmio *t, unsigned reg, uint32_t *v)
     default:
         return false;
     }
-}
-
-static bool queue_num_ok(const struct virtio_queue *q, uint32_t v)
-{
-    return v && v <= q->vq.max_size && !(v & (v - 1)); /* split rings: a power of two */
 }
 
 /* Set the low or high half of a 64-bit ring address. */
@@ -261,7 +228,7 @@ static void queue_set_value(struct virtio_mmio *t, struct virtio_queue *q, unsig
 {
     switch (reg) {
     case VIRTIO_MMIO_QUEUE_NUM:
-        if (queue_num_ok(q, v))
+        if (virtio_queue_size_ok(q, v))
             q->vq.size = (uint16_t)v;
         else
             vm_log(t, LOG_QUEUE_VALUE, "queue %u: QueueNum %u refused (power of two <= %u)",
@@ -288,13 +255,13 @@ static void queue_set_value(struct virtio_mmio *t, struct virtio_queue *q, unsig
 static void queue_write(struct virtio_mmio *t, unsigned reg, uint32_t v)
 {
     struct virtio_device *vd = t->vd;
-    struct virtio_queue *q = selected_queue(t);
+    struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
     if (!q) {
         vm_log(t, LOG_QUEUE_SEL, "queue register 0x%x written with QueueSel %u of %u queues", reg,
                t->queue_select, vd->num_queues);
     } else if (reg == VIRTIO_MMIO_QUEUE_READY && v == 0 && !q->enabled) {
         return; /* disabling a queue that is not ready: nothing to do, nothing wrong */
-    } else if ((vd->status & VIRTIO_STATUS_DRIVER_OK) || vd->reset_pending || q->enabled) {
+    } else if (!virtio_queue_configurable(vd, q)) {
         vm_log(t, LOG_QUEUE_LATE, "queue %u: configuration written after QueueReady or DRIVER_OK",
                t->queue_select);
     } else {
@@ -304,15 +271,9 @@ static void queue_write(struct virtio_mmio *t, unsigned reg, uint32_t v)
 
 static void driver_features_write(struct virtio_mmio *t, uint32_t v)
 {
-    struct virtio_device *vd = t->vd;
-    if ((vd->status & VIRTIO_STATUS_FEATURES_OK) || vd->reset_pending || t->gfselect > 1) {
+    if (!virtio_set_driver_features_half(t->vd, t->gfselect, v))
         vm_log(t, LOG_FEATURES, "DriverFeatures write (select %u) after FEATURES_OK ignored",
                t->gfselect);
-        return;
-    }
-    unsigned shift = 32 * t->gfselect;
-    vd->driver_features =
-        (vd->driver_features & ~(0xffffffffULL << shift)) | ((uint64_t)v << shift);
 }
 
 /* A kick that KVM did not catch (no ioeventfd) exits to here: same path as an ioeventfd. */
@@ -494,6 +455,7 @@ static struct virtio_mmio *alloc_transport(struct virtio_device *vd,
     t->log = cfg->log;
     t->base = cfg->base;
     t->line = (struct irq_level){.fd = -1, .resample_fd = -1};
+    virtio_loop_set_line(&t->loop, &t->line, line_lowered, t);
     for (unsigned i = 0; i < LOG_KINDS; i++)
         atomic_init(&t->logged[i], false);
     return t;

@@ -63,10 +63,8 @@ struct virtio_pci {
     unsigned pci_cfg_cap;
     /* Set at create. */
     struct irq_level intx;
-    /* Loop side: status work and kicks (shared with virtio-mmio), and INTx's resampler. */
+    /* Loop side (shared with virtio-mmio): status work, kicks and INTx's resampler. */
     struct virtio_loop loop; /* kicks[q].ioeventfd: registered at notify_addr (config lock) */
-    uv_poll_t resample;
-    bool resample_open;
     atomic_bool logged[LOG_KINDS];
 };
 
@@ -161,50 +159,29 @@ static void vp_msix_deliver(void *ctx, unsigned vector, uint64_t addr, uint32_t 
 
 /* ---- Loop side. */
 
-static void resample_cb(uv_poll_t *h, int status, int events)
+/* KVM lowered INTx at the guest's EOI (vd->lock held): raise it again if still pending. */
+static void intx_lowered(void *ctx)
 {
-    struct virtio_pci *t = h->data;
-    (void)events;
-    if (status < 0 || !irq_level_resampled(&t->intx))
-        return;
-    pthread_mutex_lock(&t->vd->lock);
-    t->intx_high = false; /* KVM lowered the line at the EOI */
+    struct virtio_pci *t = ctx;
+    t->intx_high = false;
     intx_update_locked(t);
-    pthread_mutex_unlock(&t->vd->lock);
 }
 
 int virtio_pci_start(struct virtio_pci *t, uv_loop_t *loop)
 {
-    int ret = virtio_loop_start(&t->loop, loop);
-    if (ret == 0)
-        ret = virtio_loop_poll(loop, &t->resample, t->intx.resample_fd, resample_cb, t,
-                               &t->resample_open);
-    return ret;
+    return virtio_loop_start(&t->loop, loop);
 }
 
 void virtio_pci_stop(struct virtio_pci *t)
 {
     virtio_loop_stop(&t->loop);
-    if (t->resample_open)
-        uv_close((uv_handle_t *)&t->resample, NULL);
-    t->resample_open = false;
 }
 
 /* ---- Common configuration (vd->lock held). */
 
-static struct virtio_queue *selected_queue(struct virtio_pci *t)
-{
-    return t->queue_select < t->vd->num_queues ? &t->vd->queues[t->queue_select] : NULL;
-}
-
-static uint32_t feature_half(uint64_t features, uint32_t select)
-{
-    return select == 0 ? (uint32_t)features : select == 1 ? (uint32_t)(features >> 32) : 0;
-}
-
 static uint64_t queue_get(struct virtio_pci *t, unsigned reg)
 {
-    struct virtio_queue *q = selected_queue(t);
+    struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
     if (!q)
         return reg == VIRTIO_PCI_COMMON_Q_MSIX ? VIRTIO_NO_VECTOR : 0; /* size 0: no queue */
     switch (reg) {
@@ -232,11 +209,11 @@ static uint64_t common_get(struct virtio_pci *t, unsigned reg)
     case VIRTIO_PCI_COMMON_DFSELECT:
         return t->dfselect;
     case VIRTIO_PCI_COMMON_DF:
-        return feature_half(vd->device_features, t->dfselect);
+        return virtio_feature_half(vd->device_features, t->dfselect);
     case VIRTIO_PCI_COMMON_GFSELECT:
         return t->gfselect;
     case VIRTIO_PCI_COMMON_GF:
-        return feature_half(vd->driver_features, t->gfselect);
+        return virtio_feature_half(vd->driver_features, t->gfselect);
     case VIRTIO_PCI_COMMON_MSIX:
         return vd->config_vector;
     case VIRTIO_PCI_COMMON_NUMQ:
@@ -258,16 +235,11 @@ static uint16_t checked_vector(struct virtio_pci *t, uint64_t v)
     return v < t->msix.nvec ? (uint16_t)v : VIRTIO_NO_VECTOR;
 }
 
-static bool queue_size_ok(const struct virtio_queue *q, uint64_t v)
-{
-    return v && v <= q->vq.max_size && !(v & (v - 1)); /* split rings: a power of two */
-}
-
 static void queue_set_value(struct virtio_pci *t, struct virtio_queue *q, unsigned reg, uint64_t v)
 {
     switch (reg) {
     case VIRTIO_PCI_COMMON_Q_SIZE:
-        if (queue_size_ok(q, v))
+        if (virtio_queue_size_ok(q, v))
             q->vq.size = (uint16_t)v;
         else
             vp_log(t, LOG_QUEUE_VALUE, "queue %u: size %llu refused (power of two <= %u)",
@@ -302,11 +274,11 @@ static void queue_set_value(struct virtio_pci *t, struct virtio_queue *q, unsign
 static void queue_set(struct virtio_pci *t, unsigned reg, uint64_t v)
 {
     struct virtio_device *vd = t->vd;
-    struct virtio_queue *q = selected_queue(t);
+    struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
     if (!q) {
         vp_log(t, LOG_QUEUE_SEL, "queue register 0x%x written with queue_select %u of %u queues",
                reg, t->queue_select, vd->num_queues);
-    } else if ((vd->status & VIRTIO_STATUS_DRIVER_OK) || vd->reset_pending || q->enabled) {
+    } else if (!virtio_queue_configurable(vd, q)) {
         vp_log(t, LOG_QUEUE_LATE, "queue %u: configuration written after enable or DRIVER_OK",
                t->queue_select);
     } else {
@@ -314,16 +286,12 @@ static void queue_set(struct virtio_pci *t, unsigned reg, uint64_t v)
     }
 }
 
+/* GF is a 4-byte field (common_fields), so v fits 32 bits. */
 static void driver_features_set(struct virtio_pci *t, uint64_t v)
 {
-    struct virtio_device *vd = t->vd;
-    if ((vd->status & VIRTIO_STATUS_FEATURES_OK) || vd->reset_pending || t->gfselect > 1) {
+    if (!virtio_set_driver_features_half(t->vd, t->gfselect, (uint32_t)v))
         vp_log(t, LOG_FEATURES, "driver_feature write (select %u) after FEATURES_OK ignored",
                t->gfselect);
-        return;
-    }
-    unsigned shift = 32 * t->gfselect;
-    vd->driver_features = (vd->driver_features & ~(0xffffffffULL << shift)) | (v << shift);
 }
 
 /* Returns true if the loop must run virtio_loop_work. */
@@ -704,6 +672,7 @@ static struct virtio_pci *alloc_transport(struct virtio_device *vd,
     t->irqs = cfg->irqs;
     t->log = cfg->log;
     t->intx = (struct irq_level){.fd = -1, .resample_fd = -1};
+    virtio_loop_set_line(&t->loop, &t->intx, intx_lowered, t);
     for (unsigned i = 0; i < LOG_KINDS; i++)
         atomic_init(&t->logged[i], false);
     return t;
