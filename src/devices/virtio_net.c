@@ -24,7 +24,7 @@ struct virtio_net {
     bool tx_blocked; /* the port returned -EAGAIN: waiting for peer.writable */
     bool tx_held;    /* tx_chain was taken but not sent yet (back end full) */
     bool rx_pending_signal;
-    uint64_t host_gso; /* HOST_* offload features negotiated */
+    uint64_t tx_offloads; /* CSUM and HOST_* features negotiated (copied at activation) */
     bool bad_logged;
     uv_idle_t tx_idle; /* continues a TX burst cut short by the budget */
     bool tx_idle_open;
@@ -225,24 +225,24 @@ static const char *tx_check_header(const struct virtio_net *n, const uint8_t *hd
 {
     uint8_t flags = hdr[0], gso = hdr[1] & ~VIRTIO_NET_HDR_GSO_ECN;
     if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-        if (!virtio_has_feature(&n->vd, VIRTIO_NET_F_CSUM))
+        if (!(n->tx_offloads & VIRTIO_NET_F_CSUM))
             return "partial checksum without CSUM";
         uint32_t start = get16(hdr + VIRTIO_NET_HDR_OFF_CSUM_START);
         uint32_t field = get16(hdr + VIRTIO_NET_HDR_OFF_CSUM_OFFSET);
         if (start + field + 2 > len)
             return "checksum position beyond the frame";
     }
-    if ((hdr[1] & VIRTIO_NET_HDR_GSO_ECN) && !(n->host_gso & VIRTIO_NET_F_HOST_ECN))
+    if ((hdr[1] & VIRTIO_NET_HDR_GSO_ECN) && !(n->tx_offloads & VIRTIO_NET_F_HOST_ECN))
         return "ECN segmentation not negotiated";
     switch (gso) {
     case VIRTIO_NET_HDR_GSO_NONE:
         return len > NET_FRAME_MAX ? "frame too long" : NULL;
     case VIRTIO_NET_HDR_GSO_TCPV4:
-        return n->host_gso & VIRTIO_NET_F_HOST_TSO4 ? NULL : "TSO4 not negotiated";
+        return n->tx_offloads & VIRTIO_NET_F_HOST_TSO4 ? NULL : "TSO4 not negotiated";
     case VIRTIO_NET_HDR_GSO_TCPV6:
-        return n->host_gso & VIRTIO_NET_F_HOST_TSO6 ? NULL : "TSO6 not negotiated";
+        return n->tx_offloads & VIRTIO_NET_F_HOST_TSO6 ? NULL : "TSO6 not negotiated";
     case VIRTIO_NET_HDR_GSO_UDP:
-        return n->host_gso & VIRTIO_NET_F_HOST_UFO ? NULL : "UFO not negotiated";
+        return n->tx_offloads & VIRTIO_NET_F_HOST_UFO ? NULL : "UFO not negotiated";
     default:
         return "unknown segmentation type";
     }
@@ -380,8 +380,9 @@ static int net_activate(struct virtio_device *vd)
     pthread_mutex_lock(&vd->lock);
     n->mergeable = virtio_has_feature(vd, VIRTIO_NET_F_MRG_RXBUF);
     n->guest_csum = virtio_has_feature(vd, VIRTIO_NET_F_GUEST_CSUM);
-    n->host_gso = vd->driver_features & (VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6 |
-                                         VIRTIO_NET_F_HOST_ECN | VIRTIO_NET_F_HOST_UFO);
+    n->tx_offloads =
+        vd->driver_features & (VIRTIO_NET_F_CSUM | VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6 |
+                               VIRTIO_NET_F_HOST_ECN | VIRTIO_NET_F_HOST_UFO);
     unsigned offloads = rx_offloads(vd);
     bool ready = vd->queues[VIRTIO_NET_RXQ].enabled && vd->queues[VIRTIO_NET_RXQ].vq.ready &&
                  vd->queues[VIRTIO_NET_TXQ].enabled && vd->queues[VIRTIO_NET_TXQ].vq.ready;
