@@ -42,7 +42,7 @@ bench: build
 	bash bench/net $(BUILD)
 
 format:
-	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] bench/*.c guests/*.c guests/lib/*.[ch]
+	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] bench/*.c guests/*.c guests/lib/*.[ch]
 
 clean:
 	rm -rf $(BUILD)

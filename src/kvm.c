@@ -6,7 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "layout.h"
+#include "platform/layout.h"
 #include "vm.h"
 
 #define KVM_PATH "/dev/kvm"

@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "layout.h"
+#include "platform/layout.h"
 #include "util.h"
 
 #define HUGE_PAGE (2ULL << 20)

@@ -9,7 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "acpi.h"
+#include "platform/acpi.h"
 #include "devices/acpi_pm.h"
 #include "devices/exitdev.h"
 #include "devices/i8042.h"
@@ -17,13 +17,13 @@
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
-#include "irq_routing.h"
-#include "net_tap.h"
-#include "net_user.h"
-#include "pci.h"
-#include "virtio_mmio.h"
-#include "virtio_pci.h"
-#include "layout.h"
+#include "platform/irq_routing.h"
+#include "net/net_tap.h"
+#include "net/net_user.h"
+#include "pci/pci.h"
+#include "virtio/virtio_mmio.h"
+#include "virtio/virtio_pci.h"
+#include "platform/layout.h"
 
 #define DEFAULT_MEMORY (256ULL << 20)
 #define SERIAL_FLUSH_MS 2000

@@ -11,7 +11,7 @@
 
 #include "bus.h"
 #include "kiln.h"
-#include "loader.h"
+#include "boot/loader.h"
 #include "memory.h"
 #include "util.h"
 

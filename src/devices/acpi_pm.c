@@ -1,9 +1,9 @@
 /* acpi_pm.c: the FADT's sleep control register ends the VM on S5; the reset register resets. */
-#include "acpi_pm.h"
+#include "devices/acpi_pm.h"
 
 #include <string.h>
 
-#include "acpi.h"
+#include "platform/acpi.h"
 
 #define REG_SLEEP_CONTROL 0
 #define REG_SLEEP_STATUS 1

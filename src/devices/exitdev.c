@@ -1,5 +1,5 @@
 /* exitdev.c: the exit device at port 0x5f0: a guest ends the VM with a status of its choosing. */
-#include "exitdev.h"
+#include "devices/exitdev.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* i8042.c: a PS/2 controller with no keyboard attached; command 0xFE resets (ends) the VM. */
-#include "i8042.h"
+#include "devices/i8042.h"
 
 #include <string.h>
 

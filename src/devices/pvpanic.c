@@ -1,5 +1,5 @@
 /* pvpanic.c: pvpanic at port 0x505: reads give the events supported, writes report them. */
-#include "pvpanic.h"
+#include "devices/pvpanic.h"
 
 #include <string.h>
 

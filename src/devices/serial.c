@@ -1,5 +1,5 @@
 /* serial.c: COM1 adapter: locks the UART model, pulses its IRQ line, moves bytes via libuv. */
-#include "serial.h"
+#include "devices/serial.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "uart16550.h"
+#include "devices/uart16550.h"
 
 /* Output waiting for the host fd. Bounded: when full, the UART stops draining (THRE stays 0). */
 #define SERIAL_OUT_RING 65536

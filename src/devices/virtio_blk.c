@@ -1,5 +1,5 @@
 /* virtio_blk.c: virtio-blk: requests checked on the VM loop, file I/O on libuv's thread pool. */
-#include "virtio_blk.h"
+#include "devices/virtio_blk.h"
 
 #include <endian.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
 
 #include "memory.h"
 #include "util.h"
-#include "virtio.h"
+#include "virtio/virtio.h"
 
 /* Feature bits (virtio 1.x, "Block Device"). */
 #define VIRTIO_BLK_F_SIZE_MAX (1ULL << 1)

@@ -1,5 +1,5 @@
 /* virtio_net.c: virtio-net: guest frames checked and passed to a net_port on the VM loop. */
-#include "virtio_net.h"
+#include "devices/virtio_net.h"
 
 #include <endian.h>
 #include <errno.h>

@@ -7,9 +7,9 @@
 #include <uv.h>
 
 #include "memory.h"
-#include "net_port.h"
+#include "net/net_port.h"
 #include "util.h"
-#include "virtio.h"
+#include "virtio/virtio.h"
 
 /* Feature bits (virtio 1.x, "Network Device"). */
 #define VIRTIO_NET_F_CSUM (1ULL << 0)

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "layout.h"
+#include "platform/layout.h"
 #include "vm.h"
 
 /* GDT slots, shared by both entry modes. Linux's 64-bit boot protocol wants CS 0x10, DS 0x18. */

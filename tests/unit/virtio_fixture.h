@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "irq_routing.h"
-#include "virtio.h"
+#include "platform/irq_routing.h"
+#include "virtio/virtio.h"
 #include "virtq_builder.h"
 
 /* ---- Loggers. */

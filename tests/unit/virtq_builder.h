@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "memory.h"
-#include "virtqueue.h"
+#include "virtio/virtqueue.h"
 
 /* One buffer of a chain as the driver describes it. */
 struct vqb_seg {

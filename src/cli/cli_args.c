@@ -1,0 +1,378 @@
+/* cli_args.c: parsing and validating kiln's command line into struct cli_options. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "util.h"
+
+#define MAX_TIMEOUT_S (365ULL * 24 * 3600)
+
+const char cli_usage[] =
+    "Usage: kiln run --kernel PATH [options]\n"
+    "       kiln --help | --version\n"
+    "\n"
+    "Boot a virtual machine on KVM with a serial console.\n"
+    "\n"
+    "Options for 'run':\n"
+    "  --kernel PATH        Linux bzImage, or ELF64 kernel (vmlinux/PVH or 64-bit entry)\n"
+    "  --initrd PATH        initial ramdisk\n"
+    "  --cmdline STR        kernel command line (default: \"console=ttyS0 reboot=k\")\n"
+    "  --cpus N             number of vCPUs (default 1)\n"
+    "  --memory SIZE        guest RAM, bytes or with K/M/G suffix (default 256M)\n"
+    "  --serial MODE        stdio (default), file=PATH, or none\n"
+    "  --timeout SECONDS    stop the VM after this long and exit 124\n"
+    "  --disk path=FILE[,ro][,serial=ID]\n"
+    "                       raw disk image as virtio-blk (repeatable: vda, vdb, ...)\n"
+    "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,mac=MAC]\n"
+    "                       user-mode network (no root): DHCP 10.0.2.15, host loopback at\n"
+    "                       10.0.2.2; HOSTADDR defaults to 127.0.0.1 (repeatable: eth0, ...)\n"
+    "  --net tap=NAME[,mac=MAC]\n"
+    "                       an existing TAP interface as virtio-net (repeatable)\n"
+    "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
+    "  --stats              print VM statistics on stderr at exit\n"
+    "\n"
+    "Exit status: 0 guest powered off or rebooted; 1-123 status the guest wrote to the exit\n"
+    "device (port 0x5f0); 124 timeout; 125 kiln failed; 126 guest crashed.\n"
+    "On a terminal, Ctrl-A x stops the VM.\n";
+
+#define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
+
+int parse_size(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE)
+        return -ERANGE;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        break;
+    default:
+        return -EINVAL;
+    }
+    /* After the unit letter only "B" or "iB" may follow (1G, 1GB, 1GiB). */
+    const char *rest = *end ? end + 1 : end;
+    if (strcmp(rest, "") != 0 && strcmp(rest, "B") != 0 && strcmp(rest, "iB") != 0)
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -ERANGE;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int parse_seconds(const char *s, uint64_t *ms)
+{
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    uint64_t whole = 0, frac = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        whole = whole * 10 + (uint64_t)(*p - '0');
+        if (whole > MAX_TIMEOUT_S)
+            return -ERANGE;
+    }
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        for (; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                frac = frac * 10 + (uint64_t)(*p - '0');
+        if (digits == 0)
+            return -EINVAL;
+        for (; digits < 3; digits++)
+            frac *= 10;
+    }
+    if (*p != '\0')
+        return -EINVAL;
+    uint64_t total = whole * 1000 + frac;
+    if (total == 0)
+        return -ERANGE;
+    if (total > MAX_TIMEOUT_S * 1000)
+        return -ERANGE;
+    *ms = total;
+    return 0;
+}
+
+static int parse_cpus(const char *s, unsigned *out, char *errmsg)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = (s[0] >= '0' && s[0] <= '9') ? strtoul(s, &end, 10) : 0;
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno == ERANGE)
+        return kiln_fail(errmsg, EINVAL, "--cpus '%s': not a whole number", s);
+    if (v == 0)
+        return kiln_fail(errmsg, EINVAL, "--cpus 0: a VM needs at least one vCPU");
+    if (v > KILN_MAX_CPUS)
+        return kiln_fail(errmsg, EINVAL, "--cpus %s: above kiln's maximum of %d vCPUs", s,
+                         KILN_MAX_CPUS);
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int parse_memory(const char *s, uint64_t host_ram, uint64_t *out, char *errmsg)
+{
+    uint64_t v;
+    int ret = parse_size(s, &v);
+    if (ret == -ERANGE)
+        return kiln_fail(errmsg, EINVAL, "--memory '%s': too large", s);
+    if (ret < 0)
+        return kiln_fail(errmsg, EINVAL,
+                         "--memory '%s': not a size (bytes, or a number with K, M or G)", s);
+    if (v < KILN_MIN_MEMORY)
+        return kiln_fail(errmsg, EINVAL, "--memory %s: below the minimum of %llu MiB", s,
+                         (unsigned long long)(KILN_MIN_MEMORY >> 20));
+    if (v % 4096)
+        return kiln_fail(errmsg, EINVAL, "--memory %s: not a multiple of 4 KiB", s);
+    if (host_ram && v > host_ram)
+        return kiln_fail(errmsg, EINVAL,
+                         "--memory %s: more than this host's %" PRIu64 " MiB of RAM", s,
+                         host_ram >> 20);
+    *out = v;
+    return 0;
+}
+
+static int parse_serial(const char *s, struct cli_options *o, char *errmsg)
+{
+    if (strcmp(s, "stdio") == 0) {
+        o->serial = CLI_SERIAL_STDIO;
+    } else if (strcmp(s, "none") == 0) {
+        o->serial = CLI_SERIAL_NONE;
+    } else if (strncmp(s, "file=", 5) == 0 && s[5] != '\0') {
+        o->serial = CLI_SERIAL_FILE;
+        o->serial_path = s + 5;
+    } else {
+        return kiln_fail(errmsg, EINVAL, "--serial '%s': expected stdio, file=PATH or none", s);
+    }
+    return 0;
+}
+
+static int parse_timeout(const char *s, uint64_t *ms, char *errmsg)
+{
+    int ret = parse_seconds(s, ms);
+    if (ret == -ERANGE)
+        return kiln_fail(errmsg, EINVAL, "--timeout %s: must be above 0 and at most a year", s);
+    if (ret < 0)
+        return kiln_fail(errmsg, EINVAL, "--timeout '%s': not a number of seconds", s);
+    return 0;
+}
+
+/* A serial is what GET_ID returns: printable ASCII, no separators kiln's syntax uses. */
+static bool serial_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > KILN_DISK_SERIAL_MAX)
+        return false;
+    for (; *s; s++)
+        if (*s < 0x21 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+/* Apply one comma-separated field of a --disk value. */
+static int disk_field(char *field, bool first, struct kiln_disk *d, const char *orig, char *errmsg)
+{
+    if (strncmp(field, "path=", 5) == 0 || (first && !strchr(field, '=') && strcmp(field, "ro"))) {
+        if (d->path)
+            return kiln_fail(errmsg, EINVAL, "--disk '%s': more than one path", orig);
+        d->path = strncmp(field, "path=", 5) == 0 ? field + 5 : field;
+        if (!d->path[0])
+            return kiln_fail(errmsg, EINVAL, "--disk '%s': empty path", orig);
+    } else if (strcmp(field, "ro") == 0) {
+        d->read_only = true;
+    } else if (strncmp(field, "serial=", 7) == 0) {
+        if (!serial_ok(field + 7))
+            return kiln_fail(errmsg, EINVAL,
+                             "--disk '%s': serial must be 1-%d printable characters without "
+                             "spaces or commas",
+                             orig, KILN_DISK_SERIAL_MAX);
+        d->serial = field + 7;
+    } else {
+        return kiln_fail(errmsg, EINVAL,
+                         "--disk '%s': unknown option '%s' (expected path=FILE, ro, serial=ID)",
+                         orig, field);
+    }
+    return 0;
+}
+
+int parse_disk(char *s, struct kiln_disk *d, char *errmsg)
+{
+    char orig[128];
+    snprintf(orig, sizeof(orig), "%s", s);
+    memset(d, 0, sizeof(*d));
+    bool first = true;
+    for (char *field = s, *next; field; field = next, first = false) {
+        next = strchr(field, ',');
+        if (next)
+            *next++ = '\0';
+        int ret = disk_field(field, first, d, orig, errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    if (!d->path)
+        return kiln_fail(errmsg, EINVAL, "--disk '%s': path=FILE is required", orig);
+    return 0;
+}
+
+static int add_disk(const char *value, struct cli_options *o, char *errmsg)
+{
+    if (o->ndisks == KILN_MAX_DISKS)
+        return kiln_fail(errmsg, EINVAL, "--disk: at most %d disks", KILN_MAX_DISKS);
+    /* argv strings are writable (C11 5.1.2.2.1); the fields are split in place. */
+    int ret = parse_disk((char *)value, &o->disks[o->ndisks], errmsg);
+    if (ret == 0)
+        o->ndisks++;
+    return ret;
+}
+
+static int add_net(const char *value, struct cli_options *o, char *errmsg)
+{
+    if (o->nnets == KILN_MAX_NETS)
+        return kiln_fail(errmsg, EINVAL, "--net: at most %d network devices", KILN_MAX_NETS);
+    int ret = parse_net((char *)value, &o->nets[o->nnets], errmsg);
+    if (ret == 0)
+        o->nnets++;
+    return ret;
+}
+
+static const char *const value_flags[] = {"--kernel",    "--initrd", "--cmdline", "--cpus",
+                                          "--memory",    "--serial", "--timeout", "--disk",
+                                          "--transport", "--net"};
+
+static bool takes_value(const char *flag)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(value_flags); i++)
+        if (strcmp(flag, value_flags[i]) == 0)
+            return true;
+    return false;
+}
+
+static int set_path(const char *flag, const char *value, const char **dst, char *errmsg)
+{
+    if (value[0] == '\0')
+        return kiln_fail(errmsg, EINVAL, "%s: empty path", flag);
+    *dst = value;
+    return 0;
+}
+
+static int parse_transport(const char *s, enum kiln_transport *t, char *errmsg)
+{
+    if (strcmp(s, "pci") == 0)
+        *t = KILN_TRANSPORT_PCI;
+    else if (strcmp(s, "mmio") == 0)
+        *t = KILN_TRANSPORT_MMIO;
+    else
+        return kiln_fail(errmsg, EINVAL, "--transport '%s': expected pci or mmio", s);
+    return 0;
+}
+
+/* Apply one "--flag value" pair. */
+static int apply_option(const char *flag, const char *value, uint64_t host_ram,
+                        struct cli_options *o, char *errmsg)
+{
+    if (strcmp(flag, "--kernel") == 0)
+        return set_path(flag, value, &o->kernel, errmsg);
+    if (strcmp(flag, "--initrd") == 0)
+        return set_path(flag, value, &o->initrd, errmsg);
+    if (strcmp(flag, "--cmdline") == 0) {
+        o->cmdline = value;
+        return 0;
+    }
+    if (strcmp(flag, "--cpus") == 0)
+        return parse_cpus(value, &o->cpus, errmsg);
+    if (strcmp(flag, "--memory") == 0)
+        return parse_memory(value, host_ram, &o->memory, errmsg);
+    if (strcmp(flag, "--serial") == 0)
+        return parse_serial(value, o, errmsg);
+    if (strcmp(flag, "--disk") == 0)
+        return add_disk(value, o, errmsg);
+    if (strcmp(flag, "--transport") == 0)
+        return parse_transport(value, &o->transport, errmsg);
+    if (strcmp(flag, "--net") == 0)
+        return add_net(value, o, errmsg);
+    return parse_timeout(value, &o->timeout_ms, errmsg);
+}
+
+static void defaults(struct cli_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->command = CLI_RUN;
+    o->cmdline = DEFAULT_CMDLINE;
+    o->cpus = 1;
+    o->memory = 256ULL << 20;
+    o->serial = CLI_SERIAL_STDIO;
+}
+
+static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)
+{
+    for (int i = 2; i < argc; i++) {
+        char flag[32];
+        const char *arg = argv[i];
+        const char *value = NULL;
+        const char *eq = strchr(arg, '=');
+        if (strncmp(arg, "--", 2) == 0 && eq && (size_t)(eq - arg) < sizeof(flag)) {
+            memcpy(flag, arg, (size_t)(eq - arg));
+            flag[eq - arg] = '\0';
+            value = eq + 1;
+        } else {
+            snprintf(flag, sizeof(flag), "%s", arg);
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            o->command = CLI_HELP;
+            return 0;
+        }
+        if (strcmp(arg, "--stats") == 0) {
+            o->stats = true;
+            continue;
+        }
+        if (!takes_value(flag))
+            return kiln_fail(errmsg, EINVAL, "run: unknown option '%s' (see kiln --help)", arg);
+        if (!value) {
+            if (i + 1 >= argc)
+                return kiln_fail(errmsg, EINVAL, "%s: missing value", flag);
+            value = argv[++i];
+        }
+        int ret = apply_option(flag, value, host_ram, o, errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    if (!o->kernel)
+        return kiln_fail(errmsg, EINVAL, "run: --kernel PATH is required");
+    return 0;
+}
+
+int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)
+{
+    defaults(o);
+    if (argc < 2)
+        return kiln_fail(errmsg, EINVAL, "no command given (try kiln --help)");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        o->command = CLI_HELP;
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        o->command = CLI_VERSION;
+        return 0;
+    }
+    if (strcmp(cmd, "run") != 0)
+        return kiln_fail(errmsg, EINVAL, "unknown command '%s' (try kiln --help)", cmd);
+    return parse_run(argc, argv, host_ram, o, errmsg);
+}

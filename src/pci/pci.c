@@ -1,0 +1,427 @@
+/* pci.c: PCI bus 0: conf1 config access, type-0 config spaces, BAR placement and MMIO dispatch. */
+#include "pci/pci.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Host bridge identity: an Intel 440FX, which every PC guest knows and needs no driver for. */
+#define HOST_VENDOR 0x8086
+#define HOST_DEVICE 0x1237
+#define HOST_REVISION 0x02
+#define HOST_CLASS 0x060000
+
+/* Address latch bits that exist: enable, extended register (AMD), bus, device, function, dword. */
+#define CONF1_ADDR_MASK 0x8ffffffcu
+
+#define COMMAND_WRITABLE                                                                           \
+    (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY |               \
+     PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
+
+struct pci_bus {
+    /* The configuration lock: the conf1 latch, every config space and BAR register. */
+    pthread_mutex_t lock;
+    uint32_t conf1;
+    /* Filled while the VM is built; MMIO dispatch reads it without locks afterwards. */
+    struct pci_device *devs[PCI_MAX_SLOTS];
+    struct pci_device host;
+    uint64_t mmio_base, mmio_size;
+    uint64_t mmio_next; /* BAR placement cursor */
+    const struct kiln_log *log;
+    atomic_bool unmapped_logged;
+    atomic_bool conf1_logged;
+};
+
+uint32_t pci_cfg_get(const struct pci_device *dev, unsigned off, unsigned len)
+{
+    uint32_t v = 0;
+    for (unsigned i = 0; i < len && off + i < PCI_CFG_SIZE; i++)
+        v |= (uint32_t)dev->cfg[off + i] << (8 * i);
+    return v;
+}
+
+void pci_cfg_set(struct pci_device *dev, unsigned off, unsigned len, uint32_t v)
+{
+    for (unsigned i = 0; i < len && off + i < PCI_CFG_SIZE; i++)
+        dev->cfg[off + i] = (uint8_t)(v >> (8 * i));
+}
+
+uint16_t pci_device_command(const struct pci_device *dev)
+{
+    return atomic_load(&dev->command);
+}
+
+void pci_device_init(struct pci_device *dev, const struct pci_id *id,
+                     const struct pci_device_ops *ops, void *priv, const char *name)
+{
+    memset(dev, 0, sizeof(*dev));
+    atomic_init(&dev->command, 0);
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        atomic_init(&dev->bars[i].mapped, 0);
+    dev->ops = ops;
+    dev->priv = priv;
+    dev->name = name;
+    pci_cfg_set(dev, PCI_VENDOR_ID, 2, id->vendor);
+    pci_cfg_set(dev, PCI_DEVICE_ID, 2, id->device);
+    pci_cfg_set(dev, PCI_REVISION_ID, 1, id->revision);
+    pci_cfg_set(dev, PCI_CLASS_PROG, 3, id->class_code);
+    pci_cfg_set(dev, PCI_SUBSYSTEM_VENDOR_ID, 2, id->subsys_vendor);
+    pci_cfg_set(dev, PCI_SUBSYSTEM_ID, 2, id->subsys_id);
+    pci_cfg_set(dev, PCI_INTERRUPT_PIN, 1, id->intx ? 1 : 0); /* INTA# */
+    /* Header type 0, single function; status bits are all read-only (no error reporting). */
+    dev->wmask[PCI_COMMAND] = (uint8_t)COMMAND_WRITABLE;
+    dev->wmask[PCI_COMMAND + 1] = (uint8_t)(COMMAND_WRITABLE >> 8);
+    dev->wmask[PCI_CACHE_LINE_SIZE] = 0xff;
+    dev->wmask[PCI_LATENCY_TIMER] = 0xff;
+    dev->wmask[PCI_INTERRUPT_LINE] = 0xff;
+}
+
+static bool power_of_two(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+int pci_device_add_bar(struct pci_device *dev, unsigned bar, uint64_t size, unsigned flags)
+{
+    bool is64 = flags & PCI_BAR_MEM_64;
+    if (bar >= PCI_NUM_BARS || (is64 && bar + 1 >= PCI_NUM_BARS) || !power_of_two(size) ||
+        size < 16 || (!is64 && size > (1ULL << 31)) ||
+        (flags & ~(unsigned)(PCI_BAR_MEM_64 | PCI_BAR_MEM_PREFETCH)))
+        return -EINVAL;
+    if (dev->bars[bar].size || dev->bars[bar].upper ||
+        (is64 && (dev->bars[bar + 1].size || dev->bars[bar + 1].upper)))
+        return -EINVAL;
+    dev->bars[bar].size = size;
+    dev->bars[bar].flags = (uint8_t)flags;
+    if (is64)
+        dev->bars[bar + 1].upper = true;
+    return 0;
+}
+
+int pci_device_add_cap(struct pci_device *dev, uint8_t id, const void *body, unsigned len)
+{
+    unsigned off = dev->cap_end ? (unsigned)align_up(dev->cap_end, 4) : PCI_CAP_START;
+    if (len > PCI_CFG_SIZE || off + 2 + len > PCI_CFG_SIZE)
+        return -E2BIG;
+    dev->cfg[off] = id;
+    dev->cfg[off + 1] = 0; /* end of the list until another one is added */
+    memcpy(&dev->cfg[off + 2], body, len);
+    if (dev->cap_last)
+        dev->cfg[dev->cap_last + 1] = (uint8_t)off;
+    else
+        dev->cfg[PCI_CAPABILITY_LIST] = (uint8_t)off;
+    dev->cfg[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
+    dev->cap_last = (uint8_t)off;
+    dev->cap_end = (uint8_t)(off + 2 + len);
+    return (int)off;
+}
+
+/* ---- BARs: programmed through config space, decoded through the window. */
+
+static bool bar_in_window(const struct pci_bus *bus, const struct pci_bar *b)
+{
+    return b->addr >= bus->mmio_base &&
+           range_within(b->addr - bus->mmio_base, b->size, bus->mmio_size);
+}
+
+/* Recompute where BAR i decodes and tell the device if that changed. Config lock held. */
+static void bar_update(struct pci_device *dev, unsigned i)
+{
+    struct pci_bar *b = &dev->bars[i];
+    if (!b->size)
+        return;
+    uint64_t want = 0;
+    if ((atomic_load(&dev->command) & PCI_COMMAND_MEMORY) && dev->bus && bar_in_window(dev->bus, b))
+        want = b->addr;
+    if (atomic_load(&b->mapped) == want)
+        return;
+    atomic_store(&b->mapped, want);
+    if (dev->ops && dev->ops->bar_remap)
+        dev->ops->bar_remap(dev, i, want);
+}
+
+static void bars_update(struct pci_device *dev)
+{
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        bar_update(dev, i);
+}
+
+/* The 32-bit BAR register i as the guest reads it. */
+static uint32_t bar_reg(const struct pci_device *dev, unsigned i)
+{
+    const struct pci_bar *b = &dev->bars[i];
+    if (b->upper)
+        return (uint32_t)(dev->bars[i - 1].addr >> 32);
+    if (!b->size)
+        return 0;
+    return (uint32_t)b->addr | b->flags;
+}
+
+/*
+ * Address bits below the size are hardwired to zero, so writing all ones reads back the size
+ * mask: BAR sizing needs no special case. Any other value moves the BAR (see bar_update).
+ */
+static void bar_reg_write(struct pci_device *dev, unsigned i, uint32_t v)
+{
+    struct pci_bar *b = &dev->bars[i];
+    if (b->upper) {
+        b = &dev->bars[--i];
+        b->addr = (((uint64_t)v << 32) | (uint32_t)b->addr) & ~(b->size - 1);
+    } else if (b->size) {
+        uint64_t hi = (b->flags & PCI_BAR_MEM_64) ? b->addr & 0xffffffff00000000ULL : 0;
+        b->addr = (hi | (v & ~0xfu)) & ~(b->size - 1);
+    } else {
+        return; /* unused BAR: hardwired to zero */
+    }
+    bar_update(dev, i);
+}
+
+static bool is_bar_reg(unsigned off)
+{
+    return off >= PCI_BAR0 && off < PCI_BAR0 + 4 * PCI_NUM_BARS;
+}
+
+/* ---- Config space access. off % 4 + len <= 4 (one dword), len 1, 2 or 4. Lock held. */
+
+static uint32_t cfg_read(struct pci_device *dev, unsigned off, unsigned len)
+{
+    if (dev->ops && dev->ops->cfg_read)
+        dev->ops->cfg_read(dev, off, len);
+    unsigned dw = off & ~3u;
+    uint32_t v;
+    if (is_bar_reg(dw))
+        v = bar_reg(dev, (dw - PCI_BAR0) / 4) >> (8 * (off - dw));
+    else
+        v = pci_cfg_get(dev, off, len);
+    return len == 4 ? v : v & ((1u << (8 * len)) - 1);
+}
+
+static void command_changed(struct pci_device *dev)
+{
+    atomic_store(&dev->command, (uint16_t)pci_cfg_get(dev, PCI_COMMAND, 2));
+    bars_update(dev);
+}
+
+static void cfg_write(struct pci_device *dev, unsigned off, unsigned len, uint32_t v)
+{
+    unsigned dw = off & ~3u;
+    if (is_bar_reg(dw)) {
+        unsigned i = (dw - PCI_BAR0) / 4, shift = 8 * (off - dw);
+        uint32_t mask = len == 4 ? ~0u : ((1u << (8 * len)) - 1) << shift;
+        bar_reg_write(dev, i, (bar_reg(dev, i) & ~mask) | ((v << shift) & mask));
+    } else {
+        for (unsigned i = 0; i < len; i++) {
+            uint8_t m = dev->wmask[off + i], b = (uint8_t)(v >> (8 * i));
+            dev->cfg[off + i] = (uint8_t)((dev->cfg[off + i] & ~m) | (b & m));
+        }
+        if (pci_cfg_overlaps(off, len, PCI_COMMAND, 2))
+            command_changed(dev);
+    }
+    if (dev->ops && dev->ops->cfg_written)
+        dev->ops->cfg_written(dev, off, len);
+}
+
+/* ---- Configuration mechanism #1. */
+
+static void log_once(struct pci_bus *bus, atomic_bool *flag, const char *msg, uint64_t a,
+                     uint32_t len)
+{
+    if (!atomic_exchange(flag, true))
+        klog(bus->log, KILN_LOG_DEBUG, "pci: %s (0x%llx, %u bytes; logged once)", msg,
+             (unsigned long long)a, len);
+}
+
+static uint32_t get_le(const uint8_t *data, uint32_t len)
+{
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < len && i < 4; i++)
+        v |= (uint32_t)data[i] << (8 * i);
+    return v;
+}
+
+static void put_le(uint8_t *data, uint32_t len, uint64_t v)
+{
+    for (uint32_t i = 0; i < len; i++)
+        data[i] = (uint8_t)(v >> (8 * i));
+}
+
+void pci_conf1_addr_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+    struct pci_bus *bus = opaque;
+    /* Only dword accesses reach the latch (byte writes to 0xcfb probe for mechanism #2). */
+    if (off != 0 || len != 4) {
+        if (!is_write)
+            memset(data, 0xff, len);
+        log_once(bus, &bus->conf1_logged, "non-dword access to the conf1 address port",
+                 PCI_CONF1_ADDR_PORT + off, len);
+        return;
+    }
+    pthread_mutex_lock(&bus->lock);
+    if (is_write)
+        bus->conf1 = get_le(data, 4) & CONF1_ADDR_MASK;
+    else
+        put_le(data, 4, bus->conf1);
+    pthread_mutex_unlock(&bus->lock);
+}
+
+/* The function the latch selects, or NULL: off, another bus or function, or nothing there. */
+static struct pci_device *conf1_target(struct pci_bus *bus, uint32_t a)
+{
+    unsigned busn = (a >> 16) & 0xff, slot = (a >> 11) & 0x1f, fn = (a >> 8) & 7;
+    unsigned ext = (a >> 24) & 0xf; /* registers 256 and up: none on conventional PCI */
+    if (!(a & PCI_CONF1_ENABLE) || busn || fn || ext)
+        return NULL;
+    return bus->devs[slot];
+}
+
+void pci_conf1_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+    struct pci_bus *bus = opaque;
+    bool ok = (len == 1 || len == 2 || len == 4) && off + len <= 4;
+    pthread_mutex_lock(&bus->lock);
+    struct pci_device *dev = ok ? conf1_target(bus, bus->conf1) : NULL;
+    unsigned reg = (bus->conf1 & 0xfc) + (unsigned)off;
+    if (dev && is_write)
+        cfg_write(dev, reg, len, get_le(data, len));
+    else if (dev)
+        put_le(data, len, cfg_read(dev, reg, len));
+    else if (!is_write)
+        memset(data, 0xff, len); /* no device: master abort reads all ones */
+    pthread_mutex_unlock(&bus->lock);
+}
+
+/* ---- MMIO: the window is one bus range; BARs are found by their current address. */
+
+void pci_mmio_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+    struct pci_bus *bus = opaque;
+    uint64_t addr = bus->mmio_base + off;
+    for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
+        struct pci_device *dev = bus->devs[s];
+        for (unsigned i = 0; dev && i < PCI_NUM_BARS; i++) {
+            const struct pci_bar *b = &dev->bars[i];
+            uint64_t base = atomic_load(&b->mapped);
+            if (!base || addr < base || addr - base >= b->size || len > b->size - (addr - base))
+                continue;
+            if (dev->ops && dev->ops->bar_io)
+                dev->ops->bar_io(dev, i, addr - base, data, len, is_write);
+            else if (!is_write)
+                memset(data, 0xff, len);
+            return;
+        }
+    }
+    if (!is_write)
+        memset(data, 0xff, len);
+    log_once(bus, &bus->unmapped_logged, "access to no BAR in the PCI window", addr, len);
+}
+
+/* ---- The bus. */
+
+static void host_bridge_init(struct pci_bus *bus)
+{
+    const struct pci_id id = {
+        .vendor = HOST_VENDOR,
+        .device = HOST_DEVICE,
+        .class_code = HOST_CLASS,
+        .revision = HOST_REVISION,
+    };
+    pci_device_init(&bus->host, &id, NULL, NULL, "host bridge");
+    bus->host.bus = bus;
+    bus->devs[0] = &bus->host;
+}
+
+int pci_bus_create(struct bus *pio, struct bus *mmio, uint64_t mmio_base, uint64_t mmio_size,
+                   const struct kiln_log *log, struct pci_bus **out)
+{
+    *out = NULL;
+    if (!mmio_base || !mmio_size || mmio_base + mmio_size - 1 < mmio_base)
+        return -EINVAL;
+    struct pci_bus *bus = calloc(1, sizeof(*bus));
+    if (!bus)
+        return -ENOMEM;
+    pthread_mutex_init(&bus->lock, NULL);
+    bus->mmio_base = bus->mmio_next = mmio_base;
+    bus->mmio_size = mmio_size;
+    bus->log = log;
+    host_bridge_init(bus);
+    /* On failure the buses may keep a handler: the caller abandons the VM, as the builder does. */
+    int ret = bus_insert(mmio, mmio_base, mmio_size, pci_mmio_io, bus, "PCI window");
+    if (ret == 0)
+        ret = bus_insert(pio, PCI_CONF1_ADDR_PORT, 4, pci_conf1_addr_io, bus, "PCI conf1 address");
+    if (ret == 0)
+        ret = bus_insert(pio, PCI_CONF1_DATA_PORT, 4, pci_conf1_data_io, bus, "PCI conf1 data");
+    if (ret < 0) {
+        pci_bus_destroy(bus);
+        return ret;
+    }
+    *out = bus;
+    return 0;
+}
+
+void pci_bus_destroy(struct pci_bus *bus)
+{
+    if (!bus)
+        return;
+    pthread_mutex_destroy(&bus->lock);
+    free(bus);
+}
+
+/* Naturally aligned addresses for dev's BARs from the cursor; -ENOSPC if the window is full. */
+static int place_bars(struct pci_bus *bus, struct pci_device *dev, uint64_t addr[PCI_NUM_BARS])
+{
+    uint64_t next = bus->mmio_next;
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+        uint64_t size = dev->bars[i].size;
+        if (!size)
+            continue;
+        if (size > bus->mmio_size)
+            return -ENOSPC;
+        addr[i] = align_up(next, size);
+        if (addr[i] < next || !range_within(addr[i] - bus->mmio_base, size, bus->mmio_size))
+            return -ENOSPC;
+        next = addr[i] + size;
+    }
+    bus->mmio_next = next;
+    return 0;
+}
+
+int pci_bus_add(struct pci_bus *bus, struct pci_device *dev)
+{
+    if (dev->bus)
+        return -EINVAL;
+    pthread_mutex_lock(&bus->lock);
+    unsigned slot = 1;
+    while (slot < PCI_MAX_SLOTS && bus->devs[slot])
+        slot++;
+    uint64_t addr[PCI_NUM_BARS] = {0};
+    int ret = slot < PCI_MAX_SLOTS ? place_bars(bus, dev, addr) : -ENOSPC;
+    if (ret == 0) {
+        for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+            dev->bars[i].addr = addr[i];
+        dev->bus = bus;
+        dev->slot = slot;
+        if (dev->cfg[PCI_INTERRUPT_PIN]) {
+            dev->intx_gsi = pci_intx_gsi(slot);
+            dev->cfg[PCI_INTERRUPT_LINE] = (uint8_t)dev->intx_gsi;
+        }
+        bus->devs[slot] = dev;
+        /* What firmware would have done: memory decoding on, so the BARs are live at boot. */
+        dev->cfg[PCI_COMMAND] |= PCI_COMMAND_MEMORY;
+        command_changed(dev);
+    }
+    pthread_mutex_unlock(&bus->lock);
+    return ret;
+}
+
+void pci_bus_remove(struct pci_bus *bus, struct pci_device *dev)
+{
+    pthread_mutex_lock(&bus->lock);
+    if (dev->bus == bus && dev->slot && dev->slot < PCI_MAX_SLOTS && bus->devs[dev->slot] == dev) {
+        dev->cfg[PCI_COMMAND] &= (uint8_t)~PCI_COMMAND_MEMORY;
+        command_changed(dev);
+        bus->devs[dev->slot] = NULL;
+        dev->bus = NULL;
+    }
+    pthread_mutex_unlock(&bus->lock);
+}

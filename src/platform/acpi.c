@@ -1,0 +1,391 @@
+/* acpi.c: builds kiln's ACPI tables, including a DSDT written with a tiny AML encoder. */
+#include "platform/acpi.h"
+
+#include "platform/aml.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "devices/serial.h"
+#include "platform/layout.h"
+#include "pci/pci.h"
+#include "util.h"
+
+#define OEM_ID "KILN  "
+#define OEM_TABLE_ID "KILNVM  "
+#define CREATOR_ID "KILN"
+
+struct __attribute__((packed)) acpi_header {
+    char signature[4];
+    uint32_t length;
+    uint8_t revision;
+    uint8_t checksum;
+    char oem_id[6];
+    char oem_table_id[8];
+    uint32_t oem_revision;
+    char creator_id[4];
+    uint32_t creator_revision;
+};
+
+struct __attribute__((packed)) acpi_rsdp {
+    char signature[8];
+    uint8_t checksum;
+    char oem_id[6];
+    uint8_t revision;
+    uint32_t rsdt_address;
+    uint32_t length;
+    uint64_t xsdt_address;
+    uint8_t extended_checksum;
+    uint8_t reserved[3];
+};
+
+/* Generic Address Structure. */
+struct __attribute__((packed)) acpi_gas {
+    uint8_t space_id; /* 1: system I/O */
+    uint8_t bit_width;
+    uint8_t bit_offset;
+    uint8_t access_size; /* 1: byte */
+    uint64_t address;
+};
+
+/* FADT, revision 6 layout (276 bytes); only the fields kiln sets are named. */
+struct __attribute__((packed)) acpi_fadt {
+    struct acpi_header h;
+    uint32_t firmware_ctrl;
+    uint32_t dsdt;
+    uint8_t reserved0[96 - 44];
+    uint32_t pm_tmr_len_etc; /* offsets 96-99: unused in hardware-reduced mode */
+    uint8_t reserved1[109 - 100];
+    uint16_t iapc_boot_arch;
+    uint8_t reserved2;
+    uint32_t flags;
+    struct acpi_gas reset_reg;
+    uint8_t reset_value;
+    uint16_t arm_boot_arch;
+    uint8_t minor_version;
+    uint64_t x_firmware_ctrl;
+    uint64_t x_dsdt;
+    uint8_t reserved3[244 - 148];
+    struct acpi_gas sleep_control;
+    struct acpi_gas sleep_status;
+    char hypervisor_vendor[8];
+};
+
+_Static_assert(sizeof(struct acpi_fadt) == 276, "FADT layout");
+_Static_assert(offsetof(struct acpi_fadt, flags) == 112, "FADT flags offset");
+_Static_assert(offsetof(struct acpi_fadt, x_dsdt) == 140, "FADT X_DSDT offset");
+
+#define FADT_RESET_REG_SUP (1u << 10)
+#define FADT_HW_REDUCED_ACPI (1u << 20)
+#define BOOT_ARCH_VGA_NOT_PRESENT (1u << 2)
+#define BOOT_ARCH_CMOS_RTC_NOT_PRESENT (1u << 5)
+
+#define MADT_LAPIC 0
+#define MADT_IOAPIC 1
+#define MADT_ISO 2
+#define MADT_LAPIC_NMI 4
+#define MADT_ISO_LEVEL_HIGH 0x000d /* MPS INTI flags: active high (01), level-triggered (11) */
+#define MADT_PCAT_COMPAT 1u
+
+/* A bump allocator over the ACPI area in guest RAM. */
+struct acpi_area {
+    uint8_t *base; /* host address of LAYOUT_ACPI_START */
+    uint64_t used;
+    uint64_t size;
+};
+
+static void *area_alloc(struct acpi_area *a, uint64_t len, uint64_t *gpa)
+{
+    uint64_t off = align_up(a->used, 16);
+    if (off > a->size || len > a->size - off)
+        return NULL;
+    a->used = off + len;
+    *gpa = LAYOUT_ACPI_START + off;
+    return memset(a->base + off, 0, len);
+}
+
+static uint8_t checksum(const void *p, size_t len)
+{
+    uint8_t sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum += ((const uint8_t *)p)[i];
+    return (uint8_t)-sum;
+}
+
+static void header_init(struct acpi_header *h, const char sig[4], uint32_t len, uint8_t rev)
+{
+    memcpy(h->signature, sig, 4);
+    h->length = len;
+    h->revision = rev;
+    memcpy(h->oem_id, OEM_ID, 6);
+    memcpy(h->oem_table_id, OEM_TABLE_ID, 8);
+    h->oem_revision = 1;
+    memcpy(h->creator_id, CREATOR_ID, 4);
+    h->creator_revision = 1;
+}
+
+static void header_seal(struct acpi_header *h)
+{
+    h->checksum = 0;
+    h->checksum = checksum(h, h->length);
+}
+
+/* ---- DSDT. */
+
+#define AML_MAX 2048
+
+uint32_t acpi_eisaid(const char id[7])
+{
+    uint16_t vendor = (uint16_t)(((id[0] - 0x40) & 0x1f) << 10 | ((id[1] - 0x40) & 0x1f) << 5 |
+                                 ((id[2] - 0x40) & 0x1f));
+    uint16_t product = 0;
+    for (int i = 3; i < 7; i++) {
+        char c = id[i];
+        product = (uint16_t)(product << 4 | (c >= 'A' ? c - 'A' + 10 : c - '0'));
+    }
+    /* Stored big-endian within each 16-bit half, read back as a little-endian dword. */
+    return (uint32_t)(vendor >> 8) | (uint32_t)(vendor & 0xff) << 8 |
+           (uint32_t)(product >> 8) << 16 | (uint32_t)(product & 0xff) << 24;
+}
+
+/* Name(_CRS, ResourceTemplate() { IO(Decode16, port, port, 1, len) [IRQNoFlags() {irq}] }) */
+static void aml_crs_io(struct aml *a, uint16_t port, uint8_t len, int irq)
+{
+    uint8_t desc[16];
+    size_t n = 0;
+    const uint8_t io[] = {
+        0x47, 0x01, (uint8_t)port, (uint8_t)(port >> 8), (uint8_t)port, (uint8_t)(port >> 8),
+        0x01, len};
+    memcpy(desc, io, sizeof(io));
+    n += sizeof(io);
+    if (irq >= 0) {
+        uint16_t mask = (uint16_t)(1u << irq);
+        desc[n++] = 0x22;
+        desc[n++] = (uint8_t)mask;
+        desc[n++] = (uint8_t)(mask >> 8);
+    }
+    desc[n++] = 0x79; /* end tag, checksum 0 = "not checked" */
+    desc[n++] = 0x00;
+    aml_name(a, "_CRS");
+    aml_byte(a, 0x11); /* BufferOp */
+    size_t pkg = aml_open(a);
+    aml_integer(a, (uint32_t)n);
+    aml_bytes(a, desc, n);
+    aml_close(a, pkg);
+}
+
+static void aml_device_begin(struct aml *a, const char *name, size_t *pkg)
+{
+    aml_byte(a, 0x5b); /* ExtOpPrefix */
+    aml_byte(a, 0x82); /* DeviceOp */
+    *pkg = aml_open(a);
+    aml_nameseg(a, name);
+}
+
+static void dsdt_devices(struct aml *a)
+{
+    aml_byte(a, 0x10); /* Scope(\_SB) */
+    size_t scope = aml_open(a);
+    aml_byte(a, '\\');
+    aml_nameseg(a, "_SB_");
+
+    size_t dev;
+    aml_device_begin(a, "COM1", &dev);
+    aml_name(a, "_HID");
+    aml_byte(a, 0x0c);
+    aml_bytes(a, &(uint32_t){acpi_eisaid("PNP0501")}, 4);
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_crs_io(a, SERIAL_COM1_PORT, SERIAL_PORT_LEN, SERIAL_COM1_IRQ);
+    aml_close(a, dev);
+
+    /* pvpanic: Linux's pvpanic-mmio driver binds to QEMU0001 and takes its I/O port. */
+    aml_device_begin(a, "PEVT", &dev);
+    aml_name(a, "_HID");
+    aml_string(a, "QEMU0001");
+    aml_name(a, "_STA");
+    aml_integer(a, 0x0f);
+    aml_crs_io(a, PORT_PVPANIC, 1, -1);
+    aml_close(a, dev);
+
+    /* PCI0: without it, Linux with ACPI never scans PCI bus 0. */
+    uint8_t pci[768];
+    int n = acpi_pci_aml(pci, sizeof(pci), PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_SIZE);
+    if (n < 0)
+        a->overflow = true;
+    else
+        aml_bytes(a, pci, (size_t)n);
+
+    aml_close(a, scope);
+}
+
+/* \_S5: SLP_TYPa/SLP_TYPb for soft-off, written into the sleep control register. */
+static void dsdt_s5(struct aml *a)
+{
+    aml_name(a, "_S5_");
+    aml_byte(a, 0x12); /* PackageOp */
+    size_t pkg = aml_open(a);
+    aml_byte(a, 4);
+    aml_integer(a, ACPI_S5_SLP_TYP);
+    aml_integer(a, ACPI_S5_SLP_TYP);
+    aml_integer(a, 0);
+    aml_integer(a, 0);
+    aml_close(a, pkg);
+}
+
+static int write_dsdt(struct acpi_area *area, uint64_t *gpa)
+{
+    uint8_t body[AML_MAX];
+    struct aml a = {.buf = body, .cap = sizeof(body)};
+    dsdt_devices(&a);
+    dsdt_s5(&a);
+    if (a.overflow)
+        return -E2BIG;
+    uint32_t len = (uint32_t)(sizeof(struct acpi_header) + a.len);
+    struct acpi_header *h = area_alloc(area, len, gpa);
+    if (!h)
+        return -E2BIG;
+    header_init(h, "DSDT", len, 2);
+    memcpy(h + 1, a.buf, a.len);
+    header_seal(h);
+    return 0;
+}
+
+static struct acpi_gas io_gas(uint16_t port)
+{
+    return (struct acpi_gas){.space_id = 1, .bit_width = 8, .access_size = 1, .address = port};
+}
+
+static int write_fadt(struct acpi_area *area, uint64_t dsdt, uint64_t *gpa)
+{
+    struct acpi_fadt *f = area_alloc(area, sizeof(*f), gpa);
+    if (!f)
+        return -E2BIG;
+    header_init(&f->h, "FACP", sizeof(*f), 6);
+    f->dsdt = (uint32_t)dsdt;
+    f->x_dsdt = dsdt;
+    f->minor_version = 5;
+    /* No PM timer, SCI, GPEs or PM1 blocks: just the sleep and reset registers. */
+    f->flags = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP;
+    /* No i8042 bit: Linux then skips probing a keyboard controller that has no keyboard. */
+    f->iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT | BOOT_ARCH_CMOS_RTC_NOT_PRESENT;
+    f->reset_reg = io_gas(PORT_ACPI_RESET);
+    f->reset_value = ACPI_RESET_VALUE;
+    f->sleep_control = io_gas(PORT_ACPI_SLEEP_CONTROL);
+    f->sleep_status = io_gas(PORT_ACPI_SLEEP_STATUS);
+    memcpy(f->hypervisor_vendor, "KILN\0\0\0\0", 8);
+    header_seal(&f->h);
+    return 0;
+}
+
+static void put(uint8_t **p, const void *data, size_t n)
+{
+    memcpy(*p, data, n);
+    *p += n;
+}
+
+/* An interrupt source override that keeps ISA IRQ irq on GSI irq but makes it level, high. */
+static void put_level_iso(uint8_t **p, unsigned irq)
+{
+    const uint8_t iso[10] = {MADT_ISO,
+                             10,
+                             0,
+                             (uint8_t)irq,
+                             (uint8_t)irq,
+                             0,
+                             0,
+                             0,
+                             MADT_ISO_LEVEL_HIGH & 0xff,
+                             MADT_ISO_LEVEL_HIGH >> 8};
+    put(p, iso, sizeof(iso));
+}
+
+static int write_madt(struct acpi_area *area, unsigned cpus, uint16_t level_irqs, uint64_t *gpa)
+{
+    size_t len = sizeof(struct acpi_header) + 8 + 8 * (size_t)cpus + 12 + 6 +
+                 10 * (size_t)__builtin_popcount(level_irqs);
+    struct acpi_header *h = area_alloc(area, len, gpa);
+    if (!h)
+        return -E2BIG;
+    header_init(h, "APIC", (uint32_t)len, 4);
+    uint8_t *p = (uint8_t *)(h + 1);
+    uint32_t lapic = (uint32_t)LAYOUT_LAPIC, flags = MADT_PCAT_COMPAT;
+    put(&p, &lapic, 4);
+    put(&p, &flags, 4);
+    for (unsigned i = 0; i < cpus; i++) {
+        const uint8_t e[8] = {MADT_LAPIC, 8, (uint8_t)i, (uint8_t)i, 1, 0, 0, 0};
+        put(&p, e, sizeof(e));
+    }
+    uint32_t ioapic = (uint32_t)LAYOUT_IOAPIC;
+    const uint8_t io[12] = {MADT_IOAPIC,
+                            12,
+                            (uint8_t)cpus,
+                            0,
+                            (uint8_t)ioapic,
+                            (uint8_t)(ioapic >> 8),
+                            (uint8_t)(ioapic >> 16),
+                            (uint8_t)(ioapic >> 24),
+                            0,
+                            0,
+                            0,
+                            0};
+    put(&p, io, sizeof(io));
+    /*
+     * KVM's default routing (kiln installs no other) sends GSI n to I/O APIC pin n, the in-kernel
+     * PIT included, so ISA IRQs map one to one; overrides only change the trigger mode of the
+     * level lines (virtio-mmio), which ISA would otherwise make edge-triggered.
+     */
+    for (unsigned irq = 0; irq < 16; irq++)
+        if (level_irqs & (1u << irq))
+            put_level_iso(&p, irq);
+    /* NMI on LINT1 of every processor (ACPI processor UID 0xff). */
+    const uint8_t nmi[6] = {MADT_LAPIC_NMI, 6, 0xff, 0, 0, 1};
+    put(&p, nmi, sizeof(nmi));
+    header_seal(h);
+    return 0;
+}
+
+static int write_xsdt(struct acpi_area *area, const uint64_t *tables, unsigned n, uint64_t *gpa)
+{
+    uint32_t len = (uint32_t)(sizeof(struct acpi_header) + 8 * n);
+    struct acpi_header *h = area_alloc(area, len, gpa);
+    if (!h)
+        return -E2BIG;
+    header_init(h, "XSDT", len, 1);
+    memcpy(h + 1, tables, 8 * n);
+    header_seal(h);
+    return 0;
+}
+
+int acpi_write(const struct guest_mem *gm, unsigned cpus, uint64_t *rsdp_gpa)
+{
+    return acpi_write_level_irqs(gm, cpus, 0, rsdp_gpa);
+}
+
+int acpi_write_level_irqs(const struct guest_mem *gm, unsigned cpus, uint16_t level_irqs,
+                          uint64_t *rsdp_gpa)
+{
+    uint64_t size = LAYOUT_ACPI_END - LAYOUT_ACPI_START;
+    struct acpi_area area = {.base = gpa_to_host(gm, LAYOUT_ACPI_START, size), .size = size};
+    if (!area.base)
+        return -EFAULT;
+    uint64_t rsdp_at, dsdt, tables[2], xsdt;
+    struct acpi_rsdp *rsdp = area_alloc(&area, sizeof(*rsdp), &rsdp_at);
+    if (!rsdp)
+        return -E2BIG;
+    int ret;
+    if ((ret = write_dsdt(&area, &dsdt)) < 0 || (ret = write_fadt(&area, dsdt, &tables[0])) < 0 ||
+        (ret = write_madt(&area, cpus, level_irqs, &tables[1])) < 0 ||
+        (ret = write_xsdt(&area, tables, 2, &xsdt)) < 0)
+        return ret;
+    memcpy(rsdp->signature, "RSD PTR ", 8);
+    memcpy(rsdp->oem_id, OEM_ID, 6);
+    rsdp->revision = 2;
+    rsdp->length = sizeof(*rsdp);
+    rsdp->xsdt_address = xsdt;
+    rsdp->checksum = checksum(rsdp, 20);
+    rsdp->extended_checksum = checksum(rsdp, sizeof(*rsdp));
+    *rsdp_gpa = rsdp_at;
+    return 0;
+}

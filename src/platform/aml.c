@@ -1,0 +1,95 @@
+/* aml.c: AML encoding of names, integers, strings and package lengths. */
+#include "platform/aml.h"
+
+#include <string.h>
+
+void aml_bytes(struct aml *a, const void *data, size_t n)
+{
+    if (a->overflow || n > a->cap - a->len) {
+        a->overflow = true;
+        return;
+    }
+    memcpy(a->buf + a->len, data, n);
+    a->len += n;
+}
+
+void aml_byte(struct aml *a, uint8_t b)
+{
+    aml_bytes(a, &b, 1);
+}
+
+void aml_le(struct aml *a, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        aml_byte(a, (uint8_t)(v >> (8 * i)));
+}
+
+unsigned aml_pkglen_size(unsigned len)
+{
+    if (len + 1 < 0x40)
+        return 1;
+    if (len + 2 < 0x1000)
+        return 2;
+    return len + 3 < 0x100000 ? 3 : 4;
+}
+
+size_t aml_open(const struct aml *a)
+{
+    return a->len;
+}
+
+void aml_close(struct aml *a, size_t start)
+{
+    size_t content = a->len - start;
+    unsigned n = aml_pkglen_size((unsigned)content);
+    if (a->overflow || n > a->cap - a->len) {
+        a->overflow = true;
+        return;
+    }
+    size_t total = content + n;
+    memmove(a->buf + start + n, a->buf + start, content);
+    if (n == 1) {
+        a->buf[start] = (uint8_t)total;
+    } else {
+        /* Lead byte: count of following bytes in bits 7-6, low nibble of the length. */
+        a->buf[start] = (uint8_t)(((n - 1) << 6) | (total & 0xf));
+        for (unsigned i = 1; i < n; i++)
+            a->buf[start + i] = (uint8_t)(total >> (4 + 8 * (i - 1)));
+    }
+    a->len += n;
+}
+
+void aml_integer(struct aml *a, uint32_t v)
+{
+    if (v <= 1) {
+        aml_byte(a, (uint8_t)v); /* ZeroOp, OneOp */
+    } else if (v <= 0xff) {
+        aml_byte(a, 0x0a);
+        aml_byte(a, (uint8_t)v);
+    } else if (v <= 0xffff) {
+        aml_byte(a, 0x0b);
+        aml_le(a, v, 2);
+    } else {
+        aml_byte(a, 0x0c);
+        aml_le(a, v, 4);
+    }
+}
+
+void aml_string(struct aml *a, const char *s)
+{
+    aml_byte(a, 0x0d); /* StringPrefix */
+    aml_bytes(a, s, strlen(s) + 1);
+}
+
+void aml_nameseg(struct aml *a, const char *name)
+{
+    char seg[4] = {'_', '_', '_', '_'};
+    memcpy(seg, name, strnlen(name, 4));
+    aml_bytes(a, seg, 4);
+}
+
+void aml_name(struct aml *a, const char *name)
+{
+    aml_byte(a, 0x08); /* NameOp */
+    aml_nameseg(a, name);
+}

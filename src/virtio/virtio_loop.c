@@ -1,0 +1,157 @@
+/* virtio_loop.c: status work and queue kicks on the event loop, shared by PCI and MMIO. */
+#include "virtio/virtio_loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+int virtio_loop_init(struct virtio_loop *l, struct virtio_device *vd, const char *enable_name)
+{
+    l->vd = vd;
+    l->enable_name = enable_name;
+    atomic_init(&l->early_kick_logged, false);
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        l->kicks[q] = (struct virtio_kick){.l = l, .q = q, .fd = -1};
+    for (unsigned q = 0; q < vd->num_queues; q++) {
+        l->kicks[q].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (l->kicks[q].fd < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+void virtio_loop_free(struct virtio_loop *l)
+{
+    /* A zeroed loop that never got to virtio_loop_init owns nothing (fd 0 is not its own). */
+    if (!l->vd)
+        return;
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+        if (l->kicks[q].fd >= 0)
+            close(l->kicks[q].fd);
+        l->kicks[q].fd = -1;
+    }
+}
+
+void virtio_loop_request_work(struct virtio_loop *l)
+{
+    if (l->started)
+        uv_async_send(&l->async);
+}
+
+void virtio_loop_kick(struct virtio_loop *l, unsigned q)
+{
+    uint64_t one = 1;
+    /* EAGAIN: the counter is saturated, so a kick is pending anyway. */
+    if (write(l->kicks[q].fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        klog(l->vd->log, KILN_LOG_DEBUG, "%s: kick eventfd: %d", l->vd->ops->name, errno);
+}
+
+static void async_cb(uv_async_t *h)
+{
+    struct virtio_loop *l = h->data;
+    virtio_loop_work(l->vd);
+}
+
+/* A kick reached the loop: hand it to the device if it may take it. */
+static void deliver_kick(struct virtio_loop *l, unsigned q)
+{
+    struct virtio_device *vd = l->vd;
+    pthread_mutex_lock(&vd->lock);
+    bool starting = !vd->active && !vd->reset_pending && (vd->status & VIRTIO_STATUS_DRIVER_OK);
+    pthread_mutex_unlock(&vd->lock);
+    /* The first kick may overtake the async carrying DRIVER_OK: activate first, lose nothing. */
+    if (starting)
+        virtio_loop_work(vd);
+    pthread_mutex_lock(&vd->lock);
+    bool ok = vd->active && !vd->reset_pending && vd->queues[q].enabled;
+    pthread_mutex_unlock(&vd->lock);
+    if (!ok) {
+        if (!atomic_exchange(&l->early_kick_logged, true))
+            klog(vd->log, KILN_LOG_WARN,
+                 "%s: kick for queue %u before DRIVER_OK or %s ignored (logged once)",
+                 vd->ops->name, q, l->enable_name);
+        return;
+    }
+    vd->ops->queue_notify(vd, q);
+}
+
+static void kick_cb(uv_poll_t *h, int status, int events)
+{
+    struct virtio_kick *k = h->data;
+    uint64_t n;
+    (void)events;
+    if (status < 0 || read(k->fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+        return;
+    deliver_kick(k->l, k->q);
+}
+
+int virtio_loop_poll(uv_loop_t *loop, uv_poll_t *p, int fd, uv_poll_cb cb, void *data, bool *open)
+{
+    int ret = uv_poll_init(loop, p, fd);
+    if (ret < 0)
+        return ret;
+    *open = true;
+    p->data = data;
+    return uv_poll_start(p, UV_READABLE, cb);
+}
+
+void virtio_loop_set_line(struct virtio_loop *l, const struct irq_level *line,
+                          void (*lowered)(void *ctx), void *ctx)
+{
+    l->line = line;
+    l->line_lowered = lowered;
+    l->line_ctx = ctx;
+}
+
+static void resample_cb(uv_poll_t *h, int status, int events)
+{
+    struct virtio_loop *l = h->data;
+    (void)events;
+    if (status < 0 || !irq_level_resampled(l->line))
+        return;
+    pthread_mutex_lock(&l->vd->lock);
+    l->line_lowered(l->line_ctx); /* KVM lowered the line at the EOI */
+    pthread_mutex_unlock(&l->vd->lock);
+}
+
+int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop)
+{
+    int ret = uv_async_init(loop, &l->async, async_cb);
+    if (ret < 0)
+        return ret;
+    l->async_open = true;
+    l->async.data = l;
+    for (unsigned q = 0; q < l->vd->num_queues && ret == 0; q++) {
+        struct virtio_kick *k = &l->kicks[q];
+        ret = virtio_loop_poll(loop, &k->poll, k->fd, kick_cb, k, &k->poll_open);
+    }
+    if (ret == 0 && l->line)
+        ret = virtio_loop_poll(loop, &l->resample, l->line->resample_fd, resample_cb, l,
+                               &l->resample_open);
+    if (ret < 0)
+        return ret;
+    pthread_mutex_lock(&l->vd->lock);
+    l->started = true;
+    pthread_mutex_unlock(&l->vd->lock);
+    uv_async_send(&l->async); /* status work the driver may have requested before the loop ran */
+    return 0;
+}
+
+void virtio_loop_stop(struct virtio_loop *l)
+{
+    pthread_mutex_lock(&l->vd->lock);
+    l->started = false;
+    pthread_mutex_unlock(&l->vd->lock);
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+        if (l->kicks[q].poll_open)
+            uv_close((uv_handle_t *)&l->kicks[q].poll, NULL);
+        l->kicks[q].poll_open = false;
+    }
+    if (l->async_open)
+        uv_close((uv_handle_t *)&l->async, NULL);
+    l->async_open = false;
+    if (l->resample_open)
+        uv_close((uv_handle_t *)&l->resample, NULL);
+    l->resample_open = false;
+}

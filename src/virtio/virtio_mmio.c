@@ -1,0 +1,505 @@
+/* virtio_mmio.c: virtio over MMIO: version 2 registers, a level IRQ line, ioeventfd kicks. */
+#include "virtio/virtio_mmio.h"
+
+#include "virtio/virtio_loop.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* ISA pins free on kiln's platform (see virtio_mmio.h), in the order devices get them. */
+static const uint8_t mmio_gsis[VIRTIO_MMIO_GSI_COUNT] = {5, 6, 7, 9, 10, 11, 14, 15};
+
+/* What a hostile or buggy driver can do wrong: each kind is logged once per device. */
+enum vm_log {
+    LOG_ACCESS,      /* bad size, alignment or offset */
+    LOG_READ_ONLY,   /* write to a read-only register, read of a write-only one */
+    LOG_QUEUE_SEL,   /* queue register written with QueueSel beyond the queues */
+    LOG_QUEUE_LATE,  /* queue configuration after QueueReady or DRIVER_OK */
+    LOG_QUEUE_VALUE, /* bad QueueNum or QueueReady value */
+    LOG_FEATURES,    /* DriverFeatures after FEATURES_OK or with a bad select */
+    LOG_NOTIFY,      /* kick for a queue that does not exist */
+    LOG_IOEVENTFD,   /* KVM_IOEVENTFD failed: kicks take the MMIO exit path */
+    LOG_IRQ,         /* interrupt delivery failed */
+    LOG_KINDS
+};
+
+/*
+ * vCPU threads enter through register accesses and take vd->lock; the loop thread through
+ * kicks, resamples and status work (vd->lock, never held across device calls), like virtio-pci.
+ */
+struct virtio_mmio {
+    struct virtio_device *vd;
+    struct irq_routing *irqs;
+    const struct kiln_log *log;
+    uint64_t base;
+    /* Guarded by vd->lock. */
+    uint32_t dfselect, gfselect, queue_select;
+    bool line_high; /* raised by our irqfd write, lowered by KVM at the guest's EOI */
+    /* Set at create. */
+    struct irq_level line;
+    /* Loop side (shared with virtio-pci): status work, kicks and the line's resampler. */
+    struct virtio_loop loop;
+    atomic_bool logged[LOG_KINDS];
+};
+
+static void vm_log(struct virtio_mmio *t, enum vm_log kind, const char *fmt, ...) KILN_PRINTF(3, 4);
+
+static void vm_log(struct virtio_mmio *t, enum vm_log kind, const char *fmt, ...)
+{
+    if (atomic_exchange(&t->logged[kind], true))
+        return;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    klog(t->log, KILN_LOG_WARN, "%s: %s (logged once)", t->vd->ops->name, msg);
+}
+
+static uint32_t get_le32(const uint8_t *d)
+{
+    return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+}
+
+static void put_le32(uint8_t *d, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        d[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* ---- Placement and the kernel command line. */
+
+int virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi)
+{
+    if (index >= VIRTIO_MMIO_MAX_DEVICES)
+        return -ENOSPC;
+    *base = VIRTIO_MMIO_WINDOW_BASE + (uint64_t)index * VIRTIO_MMIO_STRIDE;
+    *gsi = mmio_gsis[index % VIRTIO_MMIO_GSI_COUNT];
+    return 0;
+}
+
+int virtio_mmio_cmdline_append(char *buf, size_t size, uint64_t base, unsigned gsi)
+{
+    size_t used = strnlen(buf, size);
+    if (used >= size)
+        return -ENOSPC; /* not even terminated: nothing safe to append to */
+    /* Linux reads <size>@<base>:<irq> with memparse and sscanf("%lli:%u"): hex base is fine. */
+    int n = snprintf(buf + used, size - used, "%svirtio_mmio.device=%u@0x%" PRIx64 ":%u",
+                     used ? " " : "", VIRTIO_MMIO_SIZE, base, gsi);
+    if (n < 0 || (size_t)n >= size - used) {
+        buf[used] = '\0';
+        return -ENOSPC;
+    }
+    return 0;
+}
+
+/* ---- The interrupt line (vd->lock held). */
+
+/*
+ * Level semantics over an irqfd with resampling: assert while InterruptStatus is non-zero.
+ * Writing only while the line is low keeps a late duplicate from re-raising it after the guest
+ * has already served it; KVM lowers it at the EOI and the resample callback looks again.
+ */
+static void line_update_locked(struct virtio_mmio *t)
+{
+    if (t->line_high || !t->vd->isr)
+        return;
+    int ret = irq_level_assert(&t->line);
+    if (ret < 0)
+        vm_log(t, LOG_IRQ, "interrupt on GSI %u: %s", t->line.gsi, strerror(-ret));
+    else
+        t->line_high = true;
+}
+
+/* The core has set the InterruptStatus bit already; queue and config share the one line. */
+static void vm_signal(struct virtio_device *vd)
+{
+    struct virtio_mmio *t = vd->transport_priv;
+    pthread_mutex_lock(&vd->lock);
+    line_update_locked(t);
+    pthread_mutex_unlock(&vd->lock);
+}
+
+static void vm_signal_queue(struct virtio_device *vd, unsigned q)
+{
+    (void)q;
+    vm_signal(vd);
+}
+
+static const struct virtio_transport_ops vm_transport = {
+    .signal_queue = vm_signal_queue,
+    .signal_config = vm_signal,
+};
+
+/* ---- Loop side. */
+
+/* KVM lowered the line at the guest's EOI (vd->lock held): raise it again if still pending. */
+static void line_lowered(void *ctx)
+{
+    struct virtio_mmio *t = ctx;
+    t->line_high = false;
+    line_update_locked(t);
+}
+
+int virtio_mmio_start(struct virtio_mmio *t, uv_loop_t *loop)
+{
+    return virtio_loop_start(&t->loop, loop);
+}
+
+void virtio_mmio_stop(struct virtio_mmio *t)
+{
+    virtio_loop_stop(&t->loop);
+}
+
+/* ---- Registers (vd->lock held). */
+
+static uint32_t queue_read(struct virtio_mmio *t, unsigned reg)
+{
+    struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
+    if (!q)
+        return 0; /* QueueNumMax 0: "queue not available", how drivers count queues */
+    if (reg == VIRTIO_MMIO_QUEUE_NUM_MAX)
+        return q->vq.max_size;
+    /* A queue being torn down by a pending reset is no longer ready. */
+    return q->enabled && !t->vd->reset_pending;
+}
+
+/* Returns true and the value for a readable register, false for a write-only or hole. */
+static bool reg_read(struct virtio_mmio *t, unsigned reg, uint32_t *v)
+{
+    struct virtio_device *vd = t->vd;
+    switch (reg) {
+    case VIRTIO_MMIO_MAGIC_VALUE:
+        *v = VIRTIO_MMIO_MAGIC;
+        return true;
+    case VIRTIO_MMIO_VERSION_REG:
+        *v = VIRTIO_MMIO_VERSION;
+        return true;
+    case VIRTIO_MMIO_DEVICE_ID:
+        *v = vd->ops->device_id;
+        return true;
+    case VIRTIO_MMIO_VENDOR_ID:
+        *v = VIRTIO_MMIO_VENDOR;
+        return true;
+    case VIRTIO_MMIO_DEVICE_FEATURES:
+        *v = virtio_feature_half(vd->device_features, t->dfselect);
+        return true;
+    case VIRTIO_MMIO_QUEUE_NUM_MAX:
+    case VIRTIO_MMIO_QUEUE_READY:
+        *v = queue_read(t, reg);
+        return true;
+    case VIRTIO_MMIO_INTERRUPT_STATUS:
+        *v = vd->isr;
+        return true;
+    case VIRTIO_MMIO_STATUS:
+        *v = virtio_read_status(vd);
+        return true;
+    case VIRTIO_MMIO_CONFIG_GENERATION:
+        *v = vd->config_generation;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Set the low or high half of a 64-bit ring address. */
+static void set_half(uint64_t *gpa, bool high, uint32_t v)
+{
+    unsigned shift = high ? 32 : 0;
+    *gpa = (*gpa & ~(0xffffffffULL << shift)) | ((uint64_t)v << shift);
+}
+
+static void queue_ready_set(struct virtio_mmio *t, struct virtio_queue *q, uint32_t v)
+{
+    if (v == 1)
+        q->enabled = true; /* checked and started at DRIVER_OK (virtq_enable) */
+    else if (v != 0)       /* 0 on a queue not ready is a no-op: Linux writes it when deleting */
+        vm_log(t, LOG_QUEUE_VALUE, "queue %u: QueueReady %u ignored", t->queue_select, v);
+}
+
+static void queue_set_value(struct virtio_mmio *t, struct virtio_queue *q, unsigned reg, uint32_t v)
+{
+    switch (reg) {
+    case VIRTIO_MMIO_QUEUE_NUM:
+        if (virtio_queue_size_ok(q, v))
+            q->vq.size = (uint16_t)v;
+        else
+            vm_log(t, LOG_QUEUE_VALUE, "queue %u: QueueNum %u refused (power of two <= %u)",
+                   t->queue_select, v, q->vq.max_size);
+        break;
+    case VIRTIO_MMIO_QUEUE_READY:
+        queue_ready_set(t, q, v);
+        break;
+    case VIRTIO_MMIO_QUEUE_DESC_LOW:
+    case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+        set_half(&q->vq.desc_gpa, reg == VIRTIO_MMIO_QUEUE_DESC_HIGH, v);
+        break;
+    case VIRTIO_MMIO_QUEUE_DRIVER_LOW:
+    case VIRTIO_MMIO_QUEUE_DRIVER_HIGH:
+        set_half(&q->vq.avail_gpa, reg == VIRTIO_MMIO_QUEUE_DRIVER_HIGH, v);
+        break;
+    default:
+        set_half(&q->vq.used_gpa, reg == VIRTIO_MMIO_QUEUE_DEVICE_HIGH, v);
+        break;
+    }
+}
+
+/* Queue configuration is fixed once the queue is ready or the device runs (or resets). */
+static void queue_write(struct virtio_mmio *t, unsigned reg, uint32_t v)
+{
+    struct virtio_device *vd = t->vd;
+    struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
+    if (!q) {
+        vm_log(t, LOG_QUEUE_SEL, "queue register 0x%x written with QueueSel %u of %u queues", reg,
+               t->queue_select, vd->num_queues);
+    } else if (reg == VIRTIO_MMIO_QUEUE_READY && v == 0 && !q->enabled) {
+        return; /* disabling a queue that is not ready: nothing to do, nothing wrong */
+    } else if (!virtio_queue_configurable(vd, q)) {
+        vm_log(t, LOG_QUEUE_LATE, "queue %u: configuration written after QueueReady or DRIVER_OK",
+               t->queue_select);
+    } else {
+        queue_set_value(t, q, reg, v);
+    }
+}
+
+static void driver_features_write(struct virtio_mmio *t, uint32_t v)
+{
+    if (!virtio_set_driver_features_half(t->vd, t->gfselect, v))
+        vm_log(t, LOG_FEATURES, "DriverFeatures write (select %u) after FEATURES_OK ignored",
+               t->gfselect);
+}
+
+/* A kick that KVM did not catch (no ioeventfd) exits to here: same path as an ioeventfd. */
+static void notify_write(struct virtio_mmio *t, uint32_t q)
+{
+    if (q >= t->vd->num_queues) {
+        vm_log(t, LOG_NOTIFY, "QueueNotify for queue %u of %u ignored", q, t->vd->num_queues);
+        return;
+    }
+    virtio_loop_kick(&t->loop, q);
+}
+
+/* The driver acknowledges the bits it handled; the line stays up (re-asserts) while any is set. */
+static void interrupt_ack(struct virtio_mmio *t, uint32_t v)
+{
+    t->vd->isr &= (uint8_t)~v;
+}
+
+/* Returns true if the loop must run virtio_loop_work. */
+static bool status_write(struct virtio_mmio *t, uint32_t v)
+{
+    if (v == 0) /* the transport's own registers reset with the device */
+        t->dfselect = t->gfselect = t->queue_select = 0;
+    if (v > 0xff) {
+        vm_log(t, LOG_ACCESS, "Status write 0x%x: high bits ignored", v);
+        v &= 0xff;
+    }
+    return virtio_write_status(t->vd, (uint8_t)v);
+}
+
+/* Returns true if the loop must run virtio_loop_work. */
+static bool reg_write(struct virtio_mmio *t, unsigned reg, uint32_t v)
+{
+    switch (reg) {
+    case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+        t->dfselect = v;
+        return false;
+    case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+        t->gfselect = v;
+        return false;
+    case VIRTIO_MMIO_DRIVER_FEATURES:
+        driver_features_write(t, v);
+        return false;
+    case VIRTIO_MMIO_QUEUE_SEL:
+        t->queue_select = v;
+        return false;
+    case VIRTIO_MMIO_QUEUE_NOTIFY:
+        notify_write(t, v);
+        return false;
+    case VIRTIO_MMIO_INTERRUPT_ACK:
+        interrupt_ack(t, v);
+        return false;
+    case VIRTIO_MMIO_STATUS:
+        return status_write(t, v);
+    case VIRTIO_MMIO_QUEUE_NUM:
+    case VIRTIO_MMIO_QUEUE_READY:
+    case VIRTIO_MMIO_QUEUE_DESC_LOW:
+    case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+    case VIRTIO_MMIO_QUEUE_DRIVER_LOW:
+    case VIRTIO_MMIO_QUEUE_DRIVER_HIGH:
+    case VIRTIO_MMIO_QUEUE_DEVICE_LOW:
+    case VIRTIO_MMIO_QUEUE_DEVICE_HIGH:
+        queue_write(t, reg, v);
+        return false;
+    default:
+        vm_log(t, LOG_READ_ONLY, "write of 0x%x to read-only or unknown register 0x%03x", v, reg);
+        return false;
+    }
+}
+
+/* ---- Bus access. */
+
+static void registers_access(struct virtio_mmio *t, unsigned reg, uint8_t *data, uint32_t len,
+                             bool is_write)
+{
+    /* The spec allows only aligned 32-bit accesses here; anything else is refused whole. */
+    if (len != 4 || reg % 4) {
+        vm_log(t, LOG_ACCESS, "%u-byte %s at register offset 0x%03x refused", len,
+               is_write ? "write" : "read", reg);
+        if (!is_write)
+            memset(data, 0, len);
+        return;
+    }
+    struct virtio_device *vd = t->vd;
+    pthread_mutex_lock(&vd->lock);
+    if (is_write) {
+        if (reg_write(t, reg, get_le32(data)))
+            virtio_loop_request_work(&t->loop);
+    } else {
+        uint32_t v = 0;
+        if (!reg_read(t, reg, &v))
+            vm_log(t, LOG_READ_ONLY, "read of write-only or unknown register 0x%03x", reg);
+        put_le32(data, v);
+    }
+    pthread_mutex_unlock(&vd->lock);
+}
+
+static void config_access(struct virtio_mmio *t, uint32_t off, uint8_t *data, uint32_t len,
+                          bool is_write)
+{
+    struct virtio_device *vd = t->vd;
+    bool size_ok = (len == 1 || len == 2 || len == 4) && off % len == 0;
+    if (!size_ok || !range_within(off, len, vd->ops->config_len)) {
+        vm_log(t, LOG_ACCESS, "config: %u-byte access at 0x%x refused (%u bytes)", len, off,
+               vd->ops->config_len);
+        if (!is_write)
+            memset(data, 0, len);
+        return;
+    }
+    pthread_mutex_lock(&vd->lock);
+    if (is_write && vd->ops->config_write)
+        vd->ops->config_write(vd, off, data, len);
+    else if (!is_write && vd->ops->config_read)
+        vd->ops->config_read(vd, off, data, len);
+    else if (!is_write)
+        memset(data, 0, len);
+    pthread_mutex_unlock(&vd->lock);
+}
+
+static void vm_bus_io(void *dev, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+    struct virtio_mmio *t = dev;
+    if (off < VIRTIO_MMIO_CONFIG)
+        registers_access(t, (unsigned)off, data, len, is_write);
+    else
+        config_access(t, (uint32_t)(off - VIRTIO_MMIO_CONFIG), data, len, is_write);
+}
+
+/* ---- Construction. */
+
+static int ioeventfd(struct virtio_mmio *t, const struct virtio_kick *k, bool assign)
+{
+    struct kvm_ioeventfd req = {
+        .datamatch = k->q,
+        .addr = t->base + VIRTIO_MMIO_QUEUE_NOTIFY,
+        .len = 4,
+        .fd = k->fd,
+        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+    };
+    const struct vm_ioctl *vmi = irq_routing_vm(t->irqs);
+    return vmi->fn(vmi->ctx, KVM_IOEVENTFD, &req);
+}
+
+/* Per-queue kick eventfds, each on KVM's ioeventfd if it takes it (else the exit path kicks). */
+static int setup_kicks(struct virtio_mmio *t)
+{
+    int ret = virtio_loop_init(&t->loop, t->vd, "QueueReady");
+    if (ret < 0)
+        return ret;
+    for (unsigned q = 0; q < t->vd->num_queues; q++) {
+        struct virtio_kick *k = &t->loop.kicks[q];
+        ret = ioeventfd(t, k, true);
+        k->ioeventfd = ret == 0;
+        if (ret < 0)
+            vm_log(t, LOG_IOEVENTFD, "KVM_IOEVENTFD for queue %u: %s; kicks exit to kiln", q,
+                   strerror(-ret));
+    }
+    return 0;
+}
+
+static void free_transport(struct virtio_mmio *t)
+{
+    irq_level_release(&t->line);
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        if (t->loop.kicks[q].ioeventfd)
+            ioeventfd(t, &t->loop.kicks[q], false);
+    virtio_loop_free(&t->loop);
+    free(t);
+}
+
+static struct virtio_mmio *alloc_transport(struct virtio_device *vd,
+                                           const struct virtio_mmio_config *cfg)
+{
+    struct virtio_mmio *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->vd = vd;
+    t->irqs = cfg->irqs;
+    t->log = cfg->log;
+    t->base = cfg->base;
+    t->line = (struct irq_level){.fd = -1, .resample_fd = -1};
+    virtio_loop_set_line(&t->loop, &t->line, line_lowered, t);
+    for (unsigned i = 0; i < LOG_KINDS; i++)
+        atomic_init(&t->logged[i], false);
+    return t;
+}
+
+static bool config_valid(const struct virtio_device *vd, const struct virtio_mmio_config *cfg)
+{
+    /* A config_read without config_len is a device bug: drivers would find no config space. */
+    const struct virtio_device_ops *ops = vd->ops;
+    return vd->num_queues && ops->config_len <= VIRTIO_MMIO_CONFIG_MAX && ops->name &&
+           ops->queue_notify && !(ops->config_read && !ops->config_len) && cfg->mmio && cfg->irqs &&
+           cfg->base % VIRTIO_MMIO_SIZE == 0 && cfg->gsi < IRQ_ROUTING_IRQCHIP_GSIS;
+}
+
+int virtio_mmio_create(struct virtio_device *vd, const struct virtio_mmio_config *cfg,
+                       struct virtio_mmio **out)
+{
+    *out = NULL;
+    if (!config_valid(vd, cfg))
+        return -EINVAL;
+    struct virtio_mmio *t = alloc_transport(vd, cfg);
+    if (!t)
+        return -ENOMEM;
+    int ret = irq_level_init(t->irqs, cfg->gsi, &t->line);
+    if (ret == 0)
+        ret = setup_kicks(t);
+    /* The bus range goes last: it cannot be taken back (bus.h). */
+    if (ret == 0)
+        ret = bus_insert(cfg->mmio, cfg->base, VIRTIO_MMIO_SIZE, vm_bus_io, t, vd->ops->name);
+    if (ret < 0) {
+        free_transport(t);
+        return ret;
+    }
+    vd->transport = &vm_transport;
+    vd->transport_priv = t;
+    *out = t;
+    return 0;
+}
+
+void virtio_mmio_destroy(struct virtio_mmio *t)
+{
+    if (!t)
+        return;
+    t->vd->transport = NULL;
+    t->vd->transport_priv = NULL;
+    free_transport(t);
+}

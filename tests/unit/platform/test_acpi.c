@@ -1,0 +1,244 @@
+/* test_acpi.c: ACPI tables (checksums, links, FADT, MADT, DSDT) and the ACPI/pvpanic devices. */
+#include <check.h>
+#include <string.h>
+
+#include "platform/acpi.h"
+#include "platform/aml.h"
+#include "kiln.h"
+#include "devices/acpi_pm.h"
+#include "devices/pvpanic.h"
+#include "platform/layout.h"
+#include "memory.h"
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+    uint8_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    return s;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* A table at gpa: checks its signature and checksum, returns its host address. */
+static const uint8_t *table(const struct guest_mem *gm, uint64_t gpa, const char *sig)
+{
+    const uint8_t *h = gpa_to_host(gm, gpa, 36);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_msg(memcmp(h, sig, 4) == 0, "expected %s at 0x%llx", sig, (unsigned long long)gpa);
+    uint32_t len = rd32(h + 4);
+    ck_assert_uint_ge(len, 36);
+    ck_assert_uint_le(gpa + len, LAYOUT_ACPI_END);
+    ck_assert_uint_eq(sum(h, len), 0);
+    return h;
+}
+
+static const uint8_t *find_in_xsdt(const struct guest_mem *gm, const uint8_t *xsdt, const char *sig)
+{
+    uint32_t n = (rd32(xsdt + 4) - 36) / 8;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t gpa = rd64(xsdt + 36 + 8 * i);
+        const uint8_t *h = gpa_to_host(gm, gpa, 4);
+        if (h && memcmp(h, sig, 4) == 0)
+            return table(gm, gpa, sig);
+    }
+    return NULL;
+}
+
+static const uint8_t *memfind(const uint8_t *hay, size_t n, const char *needle, size_t m)
+{
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0)
+            return hay + i;
+    return NULL;
+}
+
+/* level_irqs: ISA IRQs to declare level-triggered (virtio-mmio), 0 for none. */
+static void check_tables(unsigned cpus, uint16_t level_irqs)
+{
+    struct guest_mem gm;
+    ck_assert_int_eq(guest_mem_init(&gm, 64 << 20), 0);
+    uint64_t rsdp_gpa = 0;
+    if (level_irqs)
+        ck_assert_int_eq(acpi_write_level_irqs(&gm, cpus, level_irqs, &rsdp_gpa), 0);
+    else
+        ck_assert_int_eq(acpi_write(&gm, cpus, &rsdp_gpa), 0);
+    /* Linux's legacy scan looks at 16-byte boundaries in 0xe0000-0xfffff. */
+    ck_assert_uint_eq(rsdp_gpa % 16, 0);
+    ck_assert_uint_ge(rsdp_gpa, 0xe0000);
+    const uint8_t *rsdp = gpa_to_host(&gm, rsdp_gpa, 36);
+    ck_assert_int_eq(memcmp(rsdp, "RSD PTR ", 8), 0);
+    ck_assert_uint_eq(sum(rsdp, 20), 0);
+    ck_assert_uint_eq(sum(rsdp, 36), 0);
+    ck_assert_uint_eq(rsdp[15], 2);
+    const uint8_t *xsdt = table(&gm, rd64(rsdp + 24), "XSDT");
+
+    const uint8_t *fadt = find_in_xsdt(&gm, xsdt, "FACP");
+    ck_assert_ptr_nonnull(fadt);
+    ck_assert_uint_eq(rd32(fadt + 4), 276);
+    ck_assert(rd32(fadt + 112) & (1u << 20)); /* HW_REDUCED_ACPI */
+    ck_assert_uint_eq(fadt[116], 1);          /* reset register in I/O space */
+    ck_assert_uint_eq(rd64(fadt + 120), PORT_ACPI_RESET);
+    ck_assert_uint_eq(fadt[128], ACPI_RESET_VALUE);
+    ck_assert_uint_eq(rd64(fadt + 244 + 4), PORT_ACPI_SLEEP_CONTROL);
+    ck_assert_uint_eq(rd64(fadt + 256 + 4), PORT_ACPI_SLEEP_STATUS);
+    const uint8_t *dsdt = table(&gm, rd64(fadt + 140), "DSDT");
+    ck_assert_uint_eq(rd32(fadt + 40), rd64(fadt + 140));
+    uint32_t dlen = rd32(dsdt + 4);
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, "_S5_", 4));
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, "QEMU0001", 8));
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, "COM1", 4));
+
+    const uint8_t *madt = find_in_xsdt(&gm, xsdt, "APIC");
+    ck_assert_ptr_nonnull(madt);
+    ck_assert_uint_eq(rd32(madt + 36), LAYOUT_LAPIC);
+    unsigned lapics = 0, ioapics = 0, overrides = 0;
+    for (uint32_t off = 44; off < rd32(madt + 4); off += madt[off + 1]) {
+        ck_assert_uint_ge(madt[off + 1], 2);
+        if (madt[off] == 0) {
+            ck_assert_uint_eq(madt[off + 3], lapics); /* APIC ID */
+            ck_assert_uint_eq(madt[off + 4] & 1, 1);  /* enabled */
+            lapics++;
+        } else if (madt[off] == 1) {
+            ck_assert_uint_eq(rd32(madt + off + 4), LAYOUT_IOAPIC);
+            ioapics++;
+        } else if (madt[off] == 2) {
+            unsigned irq = madt[off + 3];
+            ck_assert_uint_eq(madt[off + 1], 10);
+            ck_assert(irq < 16 && (level_irqs & (1u << irq)));
+            ck_assert_uint_eq(rd32(madt + off + 4), irq); /* same GSI: only the mode changes */
+            ck_assert_uint_eq(madt[off + 8] | madt[off + 9] << 8, 0x000d); /* level, high */
+            overrides++;
+        }
+    }
+    ck_assert_uint_eq(lapics, cpus);
+    ck_assert_uint_eq(ioapics, 1);
+    /* KVM routes GSI n to I/O APIC pin n, as the MP table also says: overrides only for mode. */
+    ck_assert_uint_eq(overrides, (unsigned)__builtin_popcount(level_irqs));
+    guest_mem_free(&gm);
+}
+
+START_TEST(test_tables_1cpu)
+{
+    check_tables(1, 0);
+}
+END_TEST
+
+START_TEST(test_tables_many_cpus)
+{
+    check_tables(8, 0);
+    check_tables(KILN_MAX_CPUS, 0);
+}
+END_TEST
+
+START_TEST(test_tables_level_irqs)
+{
+    check_tables(1, 1u << 5);
+    check_tables(4, (1u << 5) | (1u << 6) | (1u << 7) | (1u << 9) | (1u << 10) | (1u << 11) |
+                        (1u << 14) | (1u << 15));
+    check_tables(KILN_MAX_CPUS, 0xffff);
+}
+END_TEST
+
+START_TEST(test_eisaid_and_pkglen)
+{
+    ck_assert_uint_eq(acpi_eisaid("PNP0501"), 0x0105d041u);
+    ck_assert_uint_eq(acpi_eisaid("PNP0A03"), 0x030ad041u);
+    ck_assert_uint_eq(aml_pkglen_size(0), 1);
+    ck_assert_uint_eq(aml_pkglen_size(62), 1);
+    ck_assert_uint_eq(aml_pkglen_size(63), 2);
+    ck_assert_uint_eq(aml_pkglen_size(0xffd), 2);
+    ck_assert_uint_eq(aml_pkglen_size(0xffe), 3);
+}
+END_TEST
+
+struct events {
+    int poweroff, reset, panic;
+    uint8_t last;
+};
+
+static void ev_poweroff(void *ctx)
+{
+    ((struct events *)ctx)->poweroff++;
+}
+
+static void ev_reset(void *ctx)
+{
+    ((struct events *)ctx)->reset++;
+}
+
+static void ev_panic(void *ctx, uint8_t events)
+{
+    ((struct events *)ctx)->panic++;
+    ((struct events *)ctx)->last = events;
+}
+
+START_TEST(test_acpi_pm_device)
+{
+    struct events ev = {0};
+    struct acpi_pm pm = {.on_poweroff = ev_poweroff, .on_reset = ev_reset, .ctx = &ev};
+    uint8_t v = (3 << 2) | 0x20; /* S3: not supported, ignored */
+    acpi_pm_io(&pm, 0, &v, 1, true);
+    v = ACPI_S5_SLP_TYP << 2; /* S5 without SLP_EN: nothing yet */
+    acpi_pm_io(&pm, 0, &v, 1, true);
+    ck_assert_int_eq(ev.poweroff, 0);
+    v = (ACPI_S5_SLP_TYP << 2) | 0x20;
+    acpi_pm_io(&pm, 0, &v, 1, true);
+    ck_assert_int_eq(ev.poweroff, 1);
+    v = 0x55;
+    acpi_pm_io(&pm, 2, &v, 1, true);
+    ck_assert_int_eq(ev.reset, 0);
+    v = ACPI_RESET_VALUE;
+    acpi_pm_io(&pm, 2, &v, 1, true);
+    ck_assert_int_eq(ev.reset, 1);
+    acpi_pm_io(&pm, 1, &v, 1, false);
+    ck_assert_uint_eq(v, 0x80); /* WAK_STS */
+}
+END_TEST
+
+START_TEST(test_pvpanic_device)
+{
+    struct events ev = {0};
+    struct pvpanic p = {.on_event = ev_panic, .ctx = &ev};
+    uint8_t v = 0;
+    pvpanic_io(&p, 0, &v, 1, false);
+    ck_assert_uint_eq(v, PVPANIC_PANICKED | PVPANIC_CRASH_LOADED);
+    v = 0xf0; /* unknown bits only: no event */
+    pvpanic_io(&p, 0, &v, 1, true);
+    ck_assert_int_eq(ev.panic, 0);
+    v = PVPANIC_PANICKED;
+    pvpanic_io(&p, 0, &v, 1, true);
+    ck_assert_int_eq(ev.panic, 1);
+    ck_assert_uint_eq(ev.last, PVPANIC_PANICKED);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("acpi");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_tables_1cpu);
+    tcase_add_test(tc, test_tables_many_cpus);
+    tcase_add_test(tc, test_tables_level_irqs);
+    tcase_add_test(tc, test_eisaid_and_pkglen);
+    tcase_add_test(tc, test_acpi_pm_device);
+    tcase_add_test(tc, test_pvpanic_device);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

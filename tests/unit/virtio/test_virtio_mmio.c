@@ -1,0 +1,700 @@
+/* test_virtio_mmio.c: the virtio-mmio transport against a fake device and a fake KVM ioctl layer.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "fixtures.h"
+#include "platform/irq_routing.h"
+#include "virtio/virtio.h"
+#include "virtio_fixture.h"
+#include "virtio/virtio_mmio.h"
+
+#define RAM (16ULL << 20)
+#define FEAT_X (1ULL << 5) /* some device feature */
+#define BASE VIRTIO_MMIO_WINDOW_BASE
+#define GSI 5
+
+static const struct virtio_device_ops fake_ops = VFX_DEV_OPS;
+
+static unsigned log_lines;
+static const struct kiln_log test_log = {fixture_count_log, &log_lines, KILN_LOG_WARN};
+
+/* ---- Fixture: RAM, fake KVM, routing, MMIO bus, the device on it, a libuv loop. */
+
+struct t {
+    struct guest_mem gm;
+    struct vfx_kvm kvm;
+    struct vm_ioctl vmi;
+    struct irq_routing *irqs;
+    struct bus mmio;
+    struct vfx_dev dev;
+    struct virtio_mmio *vm;
+    uv_loop_t loop;
+    int line, resample; /* the level line's irqfd and resamplefd */
+};
+
+static struct virtio_mmio_config mmio_cfg(struct t *t)
+{
+    return (struct virtio_mmio_config){
+        .mmio = &t->mmio, .irqs = t->irqs, .base = BASE, .gsi = GSI, .log = &test_log};
+}
+
+static void base_setup(struct t *t, int fail_ioeventfd)
+{
+    memset(t, 0, sizeof(*t));
+    log_lines = 0;
+    ck_assert_int_eq(guest_mem_init(&t->gm, RAM), 0);
+    t->vmi = vfx_kvm_init(&t->kvm, fail_ioeventfd);
+    ck_assert_int_eq(irq_routing_create(&t->vmi, &test_log, &t->irqs), 0);
+    bus_init(&t->mmio);
+    vfx_dev_init(&t->dev, &fake_ops, FEAT_X | VIRTIO_F_EVENT_IDX, &t->gm, &test_log);
+}
+
+static void spin(struct t *t)
+{
+    vfx_spin(&t->loop, 4);
+}
+
+static void setup_with(struct t *t, int fail_ioeventfd)
+{
+    base_setup(t, fail_ioeventfd);
+    const struct virtio_mmio_config cfg = mmio_cfg(t);
+    ck_assert_int_eq(virtio_mmio_create(&t->dev.vd, &cfg, &t->vm), 0);
+    ck_assert_uint_eq(t->kvm.nirqfd, 1);
+    t->line = t->kvm.irqfd[0].fd;
+    t->resample = t->kvm.irqfd[0].resample_fd;
+    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
+    ck_assert_int_eq(virtio_mmio_start(t->vm, &t->loop), 0);
+    spin(t);
+}
+
+static void setup(struct t *t)
+{
+    setup_with(t, 0);
+}
+
+static void base_teardown(struct t *t)
+{
+    irq_routing_destroy(t->irqs);
+    bus_free(&t->mmio);
+    virtio_device_destroy(&t->dev.vd);
+    guest_mem_free(&t->gm);
+    pthread_mutex_destroy(&t->kvm.lock);
+}
+
+static void teardown(struct t *t)
+{
+    virtio_mmio_stop(t->vm);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
+    virtio_mmio_destroy(t->vm);
+    ck_assert_uint_eq(vfx_active_ioevents(&t->kvm, 0), 0);
+    base_teardown(t);
+}
+
+/* ---- Guest-side accessors. */
+
+static int acc_w(struct t *t, uint64_t off, uint64_t v, uint32_t len)
+{
+    uint8_t d[8];
+    for (int i = 0; i < 8; i++)
+        d[i] = (uint8_t)(v >> (8 * i));
+    return bus_access(&t->mmio, BASE + off, d, len, true);
+}
+
+static uint64_t acc_r(struct t *t, uint64_t off, uint32_t len)
+{
+    uint8_t d[8] = {0};
+    bus_access(&t->mmio, BASE + off, d, len, false);
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < len; i++)
+        v |= (uint64_t)d[i] << (8 * i);
+    return v;
+}
+
+static void w32(struct t *t, unsigned reg, uint32_t v)
+{
+    ck_assert_int_eq(acc_w(t, reg, v, 4), 0);
+}
+
+static uint32_t r32(struct t *t, unsigned reg)
+{
+    return (uint32_t)acc_r(t, reg, 4);
+}
+
+/* Reset, ACKNOWLEDGE, DRIVER, accept features, FEATURES_OK; returns the status read back. */
+static uint32_t negotiate(struct t *t, uint64_t features)
+{
+    w32(t, VIRTIO_MMIO_STATUS, 0);
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_STATUS), 0);
+    w32(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+    w32(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    for (unsigned sel = 0; sel < 2; sel++) {
+        w32(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
+        w32(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> (32 * sel)));
+    }
+    w32(t, VIRTIO_MMIO_STATUS, 0x0b);
+    return r32(t, VIRTIO_MMIO_STATUS);
+}
+
+static uint64_t ring_base(unsigned q)
+{
+    return 0x100000 + q * 0x10000;
+}
+
+/* Queue q: 16 entries with rings in RAM, then QueueReady, the way Linux's driver does it. */
+static void setup_queue(struct t *t, unsigned q)
+{
+    uint64_t base = ring_base(q);
+    w32(t, VIRTIO_MMIO_QUEUE_SEL, q);
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_QUEUE_READY), 0);
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
+    w32(t, VIRTIO_MMIO_QUEUE_NUM, 16);
+    w32(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)base);
+    w32(t, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
+    w32(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)base + 0x1000);
+    w32(t, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
+    w32(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)base + 0x2000);
+    w32(t, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
+    w32(t, VIRTIO_MMIO_QUEUE_READY, 1);
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_QUEUE_READY), 1);
+}
+
+/* Everything up to DRIVER_OK, both queues ready. */
+static void bring_up(struct t *t)
+{
+    unsigned before = t->dev.activates;
+    ck_assert_uint_eq(negotiate(t, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX), 0x0b);
+    setup_queue(t, 0);
+    setup_queue(t, 1);
+    w32(t, VIRTIO_MMIO_STATUS, 0x0f);
+    spin(t);
+    ck_assert_uint_eq(t->dev.activates, before + 1);
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_STATUS), 0x0f);
+}
+
+/* ---- Tests. */
+
+START_TEST(test_identity)
+{
+    struct t t;
+    setup(&t);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_VERSION_REG), 2);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BLOCK);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_STATUS), 0);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_CONFIG_GENERATION), 0);
+    /* The bus range is exactly the 0x200-byte window. */
+    const struct bus_range *r = bus_find(&t.mmio, BASE);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(r->len, VIRTIO_MMIO_SIZE);
+    ck_assert_ptr_null(bus_find(&t.mmio, BASE + VIRTIO_MMIO_SIZE));
+    /* Queues 0 and 1 exist; QueueNumMax 0 tells the driver queue 2 does not. */
+    for (unsigned q = 0; q < 3; q++) {
+        w32(&t, VIRTIO_MMIO_QUEUE_SEL, q);
+        ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_QUEUE_NUM_MAX), q < 2 ? 256 : 0);
+        ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_QUEUE_READY), 0);
+    }
+    /* The level line: a resampling irqfd on our GSI. */
+    ck_assert_uint_eq(t.kvm.irqfd[0].gsi, GSI);
+    ck_assert_uint_eq(t.kvm.irqfd[0].flags, KVM_IRQFD_FLAG_RESAMPLE);
+    /* One 4-byte datamatch ioeventfd per queue on QueueNotify. */
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 2);
+    for (unsigned i = 0; i < 2; i++) {
+        ck_assert_uint_eq(t.kvm.ioev[i].addr, BASE + VIRTIO_MMIO_QUEUE_NOTIFY);
+        ck_assert_uint_eq(t.kvm.ioev[i].len, 4);
+        ck_assert_uint_eq(t.kvm.ioev[i].datamatch, i);
+        ck_assert(t.kvm.ioev[i].flags & KVM_IOEVENTFD_FLAG_DATAMATCH);
+    }
+    ck_assert_uint_eq(log_lines, 0);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_config_space)
+{
+    struct t t;
+    setup(&t);
+    ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_CONFIG, 1), 0x01);
+    ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_CONFIG + 2, 2), 0x0403);
+    ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_CONFIG + 4, 4), 0x08070605);
+    acc_w(&t, VIRTIO_MMIO_CONFIG + 1, 0xaa, 1);
+    ck_assert_uint_eq(t.dev.config[1], 0xaa);
+    ck_assert_uint_eq(t.dev.config_writes, 1);
+    unsigned reads = t.dev.config_reads;
+    /* Past config_len, misaligned, 8 bytes: zeros, and the device is never asked. */
+    ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_CONFIG + 8, 1), 0);
+    ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_CONFIG + 6, 4), 0);
+    ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_CONFIG + 1, 2), 0);
+    ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_CONFIG, 8), 0);
+    acc_w(&t, VIRTIO_MMIO_CONFIG + 0xfc, 0xffffffff, 4);
+    ck_assert_uint_eq(t.dev.config_reads, reads);
+    ck_assert_uint_eq(t.dev.config_writes, 1);
+    ck_assert_uint_eq(log_lines, 1); /* one kind, logged once */
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_feature_negotiation)
+{
+    struct t t;
+    setup(&t);
+    uint64_t offered = FEAT_X | VIRTIO_F_EVENT_IDX | VIRTIO_F_VERSION_1;
+    w32(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)offered);
+    w32(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)(offered >> 32));
+    w32(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 7);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+    /* Without VERSION_1 FEATURES_OK stays clear; with an unoffered bit too. */
+    ck_assert_uint_eq(negotiate(&t, FEAT_X), 0x03);
+    ck_assert_uint_eq(negotiate(&t, VIRTIO_F_VERSION_1 | (1ULL << 40)), 0x03);
+    /* The accepted set lands in the core. */
+    ck_assert_uint_eq(negotiate(&t, VIRTIO_F_VERSION_1 | FEAT_X), 0x0b);
+    ck_assert_uint_eq(t.dev.vd.driver_features, VIRTIO_F_VERSION_1 | FEAT_X);
+    /* After FEATURES_OK the accepted set is frozen (logged once). */
+    unsigned logs = log_lines;
+    w32(&t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    w32(&t, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffff);
+    w32(&t, VIRTIO_MMIO_DRIVER_FEATURES, 0);
+    ck_assert_uint_eq(t.dev.vd.driver_features, VIRTIO_F_VERSION_1 | FEAT_X);
+    ck_assert_uint_eq(log_lines, logs + 1);
+    /* A reset clears the selectors with the device. */
+    w32(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+    w32(&t, VIRTIO_MMIO_STATUS, 0);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)offered);
+    ck_assert_uint_eq(t.dev.vd.driver_features, 0);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_queue_setup)
+{
+    struct t t;
+    setup(&t);
+    bring_up(&t);
+    for (unsigned q = 0; q < 2; q++) {
+        const struct virtq *vq = &t.dev.vd.queues[q].vq;
+        ck_assert(t.dev.vd.queues[q].enabled);
+        ck_assert_uint_eq(vq->size, 16);
+        ck_assert_uint_eq(vq->desc_gpa, ring_base(q));
+        ck_assert_uint_eq(vq->avail_gpa, ring_base(q) + 0x1000);
+        ck_assert_uint_eq(vq->used_gpa, ring_base(q) + 0x2000);
+    }
+    ck_assert(t.dev.vd.active);
+    ck_assert_uint_eq(log_lines, 0);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_queue_high_addresses)
+{
+    struct t t;
+    setup(&t);
+    w32(&t, VIRTIO_MMIO_QUEUE_SEL, 1);
+    w32(&t, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0x12);
+    w32(&t, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x34000);
+    w32(&t, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0x1);
+    w32(&t, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0xffffffff);
+    w32(&t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, 0x1000);
+    const struct virtq *vq = &t.dev.vd.queues[1].vq;
+    ck_assert_uint_eq(vq->desc_gpa, 0x1200034000ULL);
+    ck_assert_uint_eq(vq->avail_gpa, 0x100000000ULL);
+    ck_assert_uint_eq(vq->used_gpa, 0xffffffff00001000ULL);
+    ck_assert_uint_eq(t.dev.vd.queues[0].vq.desc_gpa, 0);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_queue_config_refused)
+{
+    struct t t;
+    setup(&t);
+    ck_assert_uint_eq(negotiate(&t, VIRTIO_F_VERSION_1), 0x0b);
+    w32(&t, VIRTIO_MMIO_QUEUE_SEL, 0);
+    /* Not a power of two, above the maximum, zero: the size stays at its reset value. */
+    w32(&t, VIRTIO_MMIO_QUEUE_NUM, 24);
+    w32(&t, VIRTIO_MMIO_QUEUE_NUM, 512);
+    w32(&t, VIRTIO_MMIO_QUEUE_NUM, 0);
+    ck_assert_uint_eq(t.dev.vd.queues[0].vq.size, 256);
+    ck_assert_uint_eq(log_lines, 1);
+    /* QueueReady values other than 0 and 1 are ignored; 0 on a queue not ready is a no-op. */
+    w32(&t, VIRTIO_MMIO_QUEUE_READY, 2);
+    w32(&t, VIRTIO_MMIO_QUEUE_READY, 0);
+    ck_assert(!t.dev.vd.queues[0].enabled);
+    /* Bad QueueSel: writes refused, reads say "no queue". */
+    w32(&t, VIRTIO_MMIO_QUEUE_SEL, 0xffffffff);
+    w32(&t, VIRTIO_MMIO_QUEUE_NUM, 16);
+    w32(&t, VIRTIO_MMIO_QUEUE_READY, 1);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_QUEUE_READY), 0);
+    /* Once ready, the queue's configuration is frozen. */
+    setup_queue(&t, 0);
+    w32(&t, VIRTIO_MMIO_QUEUE_NUM, 32);
+    w32(&t, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x5000);
+    w32(&t, VIRTIO_MMIO_QUEUE_READY, 0);
+    ck_assert_uint_eq(t.dev.vd.queues[0].vq.size, 16);
+    ck_assert_uint_eq(t.dev.vd.queues[0].vq.desc_gpa, ring_base(0));
+    ck_assert(t.dev.vd.queues[0].enabled);
+    /* After DRIVER_OK, even a queue not made ready cannot be configured. */
+    w32(&t, VIRTIO_MMIO_STATUS, 0x0f);
+    spin(&t);
+    w32(&t, VIRTIO_MMIO_QUEUE_SEL, 1);
+    w32(&t, VIRTIO_MMIO_QUEUE_NUM, 32);
+    w32(&t, VIRTIO_MMIO_QUEUE_READY, 1);
+    ck_assert_uint_eq(t.dev.vd.queues[1].vq.size, 256);
+    ck_assert(!t.dev.vd.queues[1].enabled);
+    /* Each kind of mistake was logged once: value, select, late. */
+    ck_assert_uint_eq(log_lines, 3);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_notify_ioeventfd)
+{
+    struct t t;
+    setup(&t);
+    bring_up(&t);
+    /* KVM signals the queue's eventfd for a matching write: the loop runs queue_notify. */
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 1));
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[1], 1);
+    ck_assert_uint_eq(t.dev.notifies[0], 0);
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[0], 1); /* eventfd counts coalesce: one pass of the ring */
+    ck_assert_uint_eq(log_lines, 0);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_notify_exit_path)
+{
+    struct t t;
+    setup_with(&t, -ENOSYS); /* no ioeventfd: every QueueNotify write exits to kiln */
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
+    ck_assert_uint_eq(log_lines, 1);
+    bring_up(&t);
+    w32(&t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[0], 1);
+    w32(&t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[1], 1);
+    /* A queue that does not exist: ignored, logged once. */
+    w32(&t, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+    w32(&t, VIRTIO_MMIO_QUEUE_NOTIFY, 0x10000);
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[0] + t.dev.notifies[1], 2);
+    ck_assert_uint_eq(log_lines, 2);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_kick_before_driver_ok)
+{
+    struct t t;
+    setup(&t);
+    ck_assert_uint_eq(negotiate(&t, VIRTIO_F_VERSION_1), 0x0b);
+    setup_queue(&t, 0);
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[0], 0);
+    ck_assert_uint_eq(log_lines, 1);
+    /* DRIVER_OK, then a kick for the queue never made ready: still ignored. */
+    w32(&t, VIRTIO_MMIO_STATUS, 0x0f);
+    spin(&t);
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 1));
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[1], 0);
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[0], 1);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_interrupt_line)
+{
+    struct t t;
+    setup(&t);
+    bring_up(&t);
+    vfx_queue_irq(&t.dev.vd, 0);
+    ck_assert_uint_eq(vfx_fired(t.line), 1);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE);
+    /* Reading does not acknowledge (unlike the PCI ISR). */
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE);
+    /* While the line is high, more events do not write the irqfd again. */
+    virtio_config_changed(&t.dev.vd);
+    ck_assert_uint_eq(vfx_fired(t.line), 0);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_CONFIG_GENERATION), 1);
+    /* EOI with a bit still set: asserted again. */
+    w32(&t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_QUEUE);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_CONFIG);
+    vfx_poke(t.resample);
+    spin(&t);
+    ck_assert_uint_eq(vfx_fired(t.line), 1);
+    /* All bits acknowledged: the next EOI leaves the line low. */
+    w32(&t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_CONFIG);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+    vfx_poke(t.resample);
+    spin(&t);
+    ck_assert_uint_eq(vfx_fired(t.line), 0);
+    /* Low again: the next event raises it at once. */
+    vfx_queue_irq(&t.dev.vd, 1);
+    ck_assert_uint_eq(vfx_fired(t.line), 1);
+    /* Acknowledging bits that are not set changes nothing. */
+    w32(&t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_CONFIG | 0xfc);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE);
+    ck_assert_uint_eq(log_lines, 0);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_device_error_interrupts)
+{
+    struct t t;
+    setup(&t);
+    bring_up(&t);
+    virtio_device_error(&t.dev.vd, 0, -EINVAL);
+    ck_assert_uint_eq(vfx_fired(t.line), 1);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_CONFIG);
+    ck_assert(r32(&t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_reset_after_driver_ok)
+{
+    struct t t;
+    setup(&t);
+    bring_up(&t);
+    /* The device drains asynchronously: status and QueueReady tell the driver where it is. */
+    t.dev.reset_ret = 1;
+    w32(&t, VIRTIO_MMIO_STATUS, 0);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_STATUS), 0x0f);
+    w32(&t, VIRTIO_MMIO_QUEUE_SEL, 0);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_QUEUE_READY), 0);
+    spin(&t);
+    ck_assert_uint_eq(t.dev.resets, 1);
+    /* Configuration written while the reset is pending is refused. */
+    w32(&t, VIRTIO_MMIO_QUEUE_NUM, 32);
+    ck_assert_uint_eq(t.dev.vd.queues[0].vq.size, 16);
+    virtio_reset_done(&t.dev.vd);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_STATUS), 0);
+    ck_assert_uint_eq(t.dev.vd.queues[0].vq.size, 256);
+    t.dev.reset_ret = 0;
+    bring_up(&t);
+    vfx_poke(vfx_ioevent_fd(&t.kvm, 0));
+    spin(&t);
+    ck_assert_uint_eq(t.dev.notifies[0], 1);
+    teardown(&t);
+}
+END_TEST
+
+/* Bytes, halves, misaligned and 8-byte accesses to registers; write-only and read-only misuse. */
+static void hostile_round(struct t *t)
+{
+    for (unsigned off = 0; off < VIRTIO_MMIO_CONFIG; off++) {
+        for (uint32_t len = 1; len <= 8; len *= 2) {
+            if (len == 4 && off % 4 == 0)
+                continue;
+            ck_assert_uint_eq(acc_r(t, off, len), 0);
+            acc_w(t, off, 0xffffffffffffffffULL, len);
+        }
+    }
+    /* Read-only registers keep their values. */
+    w32(t, VIRTIO_MMIO_MAGIC_VALUE, 0);
+    w32(t, VIRTIO_MMIO_DEVICE_FEATURES, 0);
+    w32(t, VIRTIO_MMIO_QUEUE_NUM_MAX, 0);
+    w32(t, VIRTIO_MMIO_INTERRUPT_STATUS, 0);
+    w32(t, VIRTIO_MMIO_CONFIG_GENERATION, 5);
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_MAGIC_VALUE), VIRTIO_MMIO_MAGIC);
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_CONFIG_GENERATION), 0);
+    /* Write-only and unknown registers read as 0. */
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_QUEUE_NUM), 0);
+    ck_assert_uint_eq(r32(t, VIRTIO_MMIO_QUEUE_DESC_LOW), 0);
+    ck_assert_uint_eq(r32(t, 0x0f0), 0);
+    w32(t, 0x0f0, 1);
+}
+
+START_TEST(test_hostile_driver)
+{
+    struct t t;
+    setup(&t);
+    hostile_round(&t);
+    /* Nothing reached the device, the state is untouched, and the log is bounded. */
+    ck_assert_uint_eq(t.dev.vd.status, 0);
+    ck_assert_uint_eq(t.dev.vd.driver_features, 0);
+    ck_assert_uint_eq(t.dev.vd.queues[0].vq.size, 256);
+    ck_assert(!t.dev.vd.queues[0].enabled);
+    unsigned logs = log_lines;
+    ck_assert_uint_le(logs, 3);
+    hostile_round(&t);
+    ck_assert_uint_eq(log_lines, logs);
+    /* Status high bits are dropped; the device still comes up normally. */
+    w32(&t, VIRTIO_MMIO_STATUS, 0x101);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_STATUS), VIRTIO_STATUS_ACKNOWLEDGE);
+    bring_up(&t);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_slots_and_cmdline)
+{
+    uint64_t base;
+    unsigned gsi;
+    ck_assert_int_eq(virtio_mmio_slot(0, &base, &gsi), 0);
+    ck_assert_uint_eq(base, 0xd0000000ULL);
+    ck_assert_uint_eq(gsi, 5);
+    ck_assert_int_eq(virtio_mmio_slot(3, &base, &gsi), 0);
+    ck_assert_uint_eq(base, 0xd0003000ULL);
+    ck_assert_uint_eq(gsi, 9);
+    ck_assert_int_eq(virtio_mmio_slot(VIRTIO_MMIO_MAX_DEVICES - 1, &base, &gsi), 0);
+    ck_assert_uint_lt(base + VIRTIO_MMIO_SIZE, 0xe0000000ULL); /* below the PCI window */
+    ck_assert_int_eq(virtio_mmio_slot(VIRTIO_MMIO_MAX_DEVICES, &base, &gsi), -ENOSPC);
+    /* No pin is a legacy device's, the PCI INTx range or out of the ISA range. */
+    for (unsigned i = 0; i < VIRTIO_MMIO_MAX_DEVICES; i++) {
+        ck_assert_int_eq(virtio_mmio_slot(i, &base, &gsi), 0);
+        ck_assert(gsi < 16 && gsi != 0 && gsi != 1 && gsi != 2 && gsi != 4 && gsi != 8 &&
+                  gsi != 12);
+    }
+
+    char buf[96] = "";
+    ck_assert_int_eq(virtio_mmio_cmdline_append(buf, sizeof(buf), 0xd0000000ULL, 5), 0);
+    ck_assert_str_eq(buf, "virtio_mmio.device=512@0xd0000000:5");
+    strcpy(buf, "console=ttyS0");
+    ck_assert_int_eq(virtio_mmio_cmdline_append(buf, sizeof(buf), 0xd0001000ULL, 6), 0);
+    ck_assert_str_eq(buf, "console=ttyS0 virtio_mmio.device=512@0xd0001000:6");
+    /* Too small: unchanged. */
+    char small[40] = "console=ttyS0";
+    ck_assert_int_eq(virtio_mmio_cmdline_append(small, sizeof(small), 0xd0000000ULL, 5), -ENOSPC);
+    ck_assert_str_eq(small, "console=ttyS0");
+    /* Exactly fitting (the NUL included) is fine. */
+    char exact[36] = "";
+    ck_assert_int_eq(virtio_mmio_cmdline_append(exact, sizeof(exact), 0xd0000000ULL, 5), 0);
+    char unterminated[4] = {'a', 'b', 'c', 'd'};
+    ck_assert_int_eq(virtio_mmio_cmdline_append(unterminated, 4, 0xd0000000ULL, 5), -ENOSPC);
+}
+END_TEST
+
+static void other_io(void *dev, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+{
+    (void)dev;
+    (void)off;
+    (void)data;
+    (void)len;
+    (void)is_write;
+}
+
+START_TEST(test_create_errors)
+{
+    struct t t;
+    base_setup(&t, 0);
+    struct virtio_mmio_config cfg = mmio_cfg(&t);
+    struct virtio_mmio *vm = NULL;
+    /* Bad GSI, unaligned base, no bus: refused before anything is made. */
+    cfg.gsi = IRQ_ROUTING_IRQCHIP_GSIS;
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
+    cfg = mmio_cfg(&t);
+    cfg.base = BASE + 0x10;
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
+    cfg = mmio_cfg(&t);
+    cfg.mmio = NULL;
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
+    ck_assert_ptr_null(vm);
+    ck_assert_uint_eq(t.kvm.nirqfd + t.kvm.nioev, 0);
+    /* The irqfd fails: nothing stays behind. */
+    cfg = mmio_cfg(&t);
+    t.kvm.fail_irqfd = -EIO;
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EIO);
+    t.kvm.fail_irqfd = 0;
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
+    /* The window overlaps another device: the ioeventfds are taken back. */
+    ck_assert_int_eq(bus_insert(&t.mmio, BASE + 0x100, 0x10, other_io, NULL, "other"), 0);
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EEXIST);
+    ck_assert_ptr_null(vm);
+    ck_assert_ptr_null(t.dev.vd.transport);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
+    base_teardown(&t);
+}
+END_TEST
+
+START_TEST(test_create_bad_device)
+{
+    struct t t;
+    base_setup(&t, 0);
+    struct virtio_mmio_config cfg = mmio_cfg(&t);
+    struct virtio_mmio *vm = NULL;
+    struct virtio_device_ops big = fake_ops;
+    big.config_len = VIRTIO_MMIO_CONFIG_MAX + 1;
+    t.dev.vd.ops = &big;
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
+    t.dev.vd.ops = &fake_ops;
+    t.dev.vd.num_queues = 0;
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
+    ck_assert_ptr_null(vm);
+    base_teardown(&t);
+}
+END_TEST
+
+START_TEST(test_second_device)
+{
+    struct t t;
+    setup(&t);
+    struct vfx_dev other = {0};
+    virtio_device_init(&other.vd, &fake_ops, &other, 0, 2, 64, &t.gm, &test_log);
+    struct virtio_mmio_config cfg = mmio_cfg(&t);
+    cfg.base = BASE + VIRTIO_MMIO_STRIDE;
+    cfg.gsi = 6;
+    struct virtio_mmio *vm2;
+    ck_assert_int_eq(virtio_mmio_create(&other.vd, &cfg, &vm2), 0);
+    ck_assert_uint_eq(t.kvm.irqfd[1].gsi, 6);
+    ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_STRIDE + VIRTIO_MMIO_QUEUE_NUM_MAX, 4), 64);
+    ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 4);
+    virtio_mmio_destroy(vm2);
+    ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 2);
+    virtio_device_destroy(&other.vd);
+    /* The range stays on the bus (no removal), so the fixture's bus must not outlive it. */
+    teardown(&t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("virtio_mmio");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_identity);
+    tcase_add_test(tc, test_config_space);
+    tcase_add_test(tc, test_feature_negotiation);
+    tcase_add_test(tc, test_queue_setup);
+    tcase_add_test(tc, test_queue_high_addresses);
+    tcase_add_test(tc, test_queue_config_refused);
+    tcase_add_test(tc, test_notify_ioeventfd);
+    tcase_add_test(tc, test_notify_exit_path);
+    tcase_add_test(tc, test_kick_before_driver_ok);
+    tcase_add_test(tc, test_interrupt_line);
+    tcase_add_test(tc, test_device_error_interrupts);
+    tcase_add_test(tc, test_reset_after_driver_ok);
+    tcase_add_test(tc, test_hostile_driver);
+    tcase_add_test(tc, test_slots_and_cmdline);
+    tcase_add_test(tc, test_create_errors);
+    tcase_add_test(tc, test_create_bad_device);
+    tcase_add_test(tc, test_second_device);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
