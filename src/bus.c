@@ -30,10 +30,9 @@ static size_t upper_bound(const struct bus *bus, uint64_t addr)
     return lo;
 }
 
-int bus_insert(struct bus *bus, uint64_t base, uint64_t len, bus_io_fn io, void *dev,
-               const char *name)
+int bus_insert(struct bus *bus, uint64_t base, uint64_t len, struct device *dev, unsigned region)
 {
-    if (len == 0 || base + len - 1 < base || !io)
+    if (len == 0 || base + len - 1 < base || !dev || !dev->ops->read || !dev->ops->write)
         return -EINVAL;
     uint64_t last = base + len - 1;
     size_t pos = upper_bound(bus, base);
@@ -54,7 +53,7 @@ int bus_insert(struct bus *bus, uint64_t base, uint64_t len, bus_io_fn io, void 
         bus->cap = cap;
     }
     memmove(&bus->ranges[pos + 1], &bus->ranges[pos], (bus->count - pos) * sizeof(*bus->ranges));
-    bus->ranges[pos] = (struct bus_range){base, len, io, dev, name};
+    bus->ranges[pos] = (struct bus_range){base, len, dev, region};
     bus->count++;
     return 0;
 }
@@ -77,6 +76,9 @@ int bus_access(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len
             memset(data, 0xff, len);
         return -ENOENT;
     }
-    r->io(r->dev, off, data, len, is_write);
+    if (is_write)
+        r->dev->ops->write(r->dev, r->region, off, data, len);
+    else
+        r->dev->ops->read(r->dev, r->region, off, data, len);
     return 0;
 }

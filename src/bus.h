@@ -6,18 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*
- * A device's access handler. offset is relative to the start of the device's range; data holds
- * len bytes (1, 2, 4 or 8), filled by the handler on a read and by the guest on a write.
- */
-typedef void (*bus_io_fn)(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+#include "device.h"
 
+/* [base, base + len) reaches region `region` of dev (device.h). */
 struct bus_range {
     uint64_t base;
     uint64_t len;
-    bus_io_fn io;
-    void *dev;
-    const char *name;
+    struct device *dev;
+    unsigned region;
 };
 
 /*
@@ -33,16 +29,19 @@ struct bus {
 void bus_init(struct bus *bus);
 void bus_free(struct bus *bus);
 
-/* Add [base, base + len). Returns 0, -EINVAL (len 0 or wraps), -EEXIST (overlap), -ENOMEM. */
-int bus_insert(struct bus *bus, uint64_t base, uint64_t len, bus_io_fn io, void *dev,
-               const char *name);
+/*
+ * Add [base, base + len) for region `region` of dev. Returns 0, -EINVAL (len 0, wraps, or dev
+ * without read and write), -EEXIST (overlap), -ENOMEM.
+ */
+int bus_insert(struct bus *bus, uint64_t base, uint64_t len, struct device *dev, unsigned region);
 
 /* The range containing addr, or NULL. */
 const struct bus_range *bus_find(const struct bus *bus, uint64_t addr);
 
 /*
- * Dispatch an access of len bytes at addr. Returns 0 if a device took it, -ENOENT if no device
- * covers the whole access (a read then returns all ones).
+ * Dispatch an access of len bytes at addr to the device's read or write with the offset into
+ * its range. Returns 0 if a device took it, -ENOENT if no device covers the whole access (a
+ * read then returns all ones).
  */
 int bus_access(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
 

@@ -6,7 +6,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "platform/layout.h"
 #include "util.h"
 
 #define HUGE_PAGE (2ULL << 20)
@@ -35,12 +34,12 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
     madvise(base, ram_size, MADV_DONTDUMP);
     gm->base = base;
     gm->size = ram_size;
-    uint64_t low = ram_size < LAYOUT_PCI_HOLE_START ? ram_size : LAYOUT_PCI_HOLE_START;
+    uint64_t low = ram_size < GUEST_MEM_HOLE_START ? ram_size : GUEST_MEM_HOLE_START;
     gm->regions[0] = (struct guest_region){.gpa = 0, .size = low, .host = gm->base};
     gm->nregions = 1;
     if (ram_size > low) {
-        gm->regions[1] =
-            (struct guest_region){.gpa = LAYOUT_4G, .size = ram_size - low, .host = gm->base + low};
+        gm->regions[1] = (struct guest_region){
+            .gpa = GUEST_MEM_HIGH_START, .size = ram_size - low, .host = gm->base + low};
         gm->nregions = 2;
     }
     return 0;

@@ -7,6 +7,10 @@
 
 #define GUEST_MEM_MAX_REGIONS 2
 
+/* RAM stops below 4 GiB where the 32-bit PCI hole starts, and the rest resumes at 4 GiB. */
+#define GUEST_MEM_HOLE_START 0xc0000000ULL
+#define GUEST_MEM_HIGH_START 0x100000000ULL
+
 struct guest_region {
     uint64_t gpa;  /* guest-physical start */
     uint64_t size; /* bytes */
@@ -22,7 +26,8 @@ struct guest_mem {
 
 /*
  * Reserve ram_size bytes of guest RAM (anonymous, MAP_NORESERVE: pages are allocated on first
- * touch) and lay them out: [0, min(size, 3 GiB)) and, for larger guests, the rest from 4 GiB.
+ * touch) and lay them out: [0, min(size, GUEST_MEM_HOLE_START)) and, for larger guests, the rest
+ * from GUEST_MEM_HIGH_START.
  * Returns 0 or -errno.
  */
 int guest_mem_init(struct guest_mem *gm, uint64_t ram_size);

@@ -40,6 +40,17 @@ void klog(const struct kiln_log *log, enum kiln_log_level level, const char *fmt
     (log->fn ? log->fn : kiln_log_stderr)(log->ctx, level, msg);
 }
 
+void end_vm(const struct end_vm *e, enum kiln_exit_reason reason, int status, int error,
+            const char *fmt, ...)
+{
+    char msg[KILN_ERRMSG_MAX]; /* the size of kiln_exit.message */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    e->fn(e->ctx, reason, status, error, msg);
+}
+
 int kiln_fail(char *errmsg, int errnum, const char *fmt, ...)
 {
     if (errmsg) {

@@ -25,6 +25,19 @@ void klog(const struct kiln_log *log, enum kiln_log_level level, const char *fmt
 /* The default logger: "kiln: warning: MSG" on stderr. */
 void kiln_log_stderr(void *ctx, enum kiln_log_level level, const char *msg);
 
+/*
+ * How a part of a VM (a device, a vCPU) ends it: the VM records the reason, status, error and
+ * message of the first end and stops every vCPU and its loop. fn may be called from any thread.
+ */
+struct end_vm {
+    void (*fn)(void *ctx, enum kiln_exit_reason reason, int status, int error, const char *msg);
+    void *ctx;
+};
+
+/* Format the message and call e->fn. */
+void end_vm(const struct end_vm *e, enum kiln_exit_reason reason, int status, int error,
+            const char *fmt, ...) KILN_PRINTF(5, 6);
+
 /* Format a one-line message into errmsg (KILN_ERRMSG_MAX bytes) and return -errnum. */
 int kiln_fail(char *errmsg, int errnum, const char *fmt, ...) KILN_PRINTF(3, 4);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "boot/e820.h"
 #include "platform/layout.h"
 #include "util.h"
 

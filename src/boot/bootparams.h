@@ -6,10 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "boot/loader.h"
 #include "memory.h"
 
 struct boot_params;
+/* What a loader produces (boot/loader.h); the loaders behind load_kernel() fill it in. */
+struct boot_entry;
 
 /* setup_header.boot_flag and setup_header.header values of a Linux boot sector. */
 #define BOOT_FLAG_MAGIC 0xaa55

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "boot/bootparams.h"
+#include "boot/loader.h"
 #include "platform/layout.h"
 #include "util.h"
 

@@ -2,7 +2,7 @@
 #include <stdint.h>
 
 #include "platform/layout.h"
-#include "boot/loader.h"
+#include "boot/e820.h"
 
 /* Appends entries while there is room; empty ranges are dropped. */
 struct e820_out {

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "boot/bootparams.h"
+#include "boot/e820.h"
+#include "boot/loader.h"
 #include "platform/layout.h"
 #include "util.h"
 

@@ -47,28 +47,4 @@ int load_elf(const struct guest_mem *gm, const char *name, const uint8_t *img, s
              const uint8_t *initrd, size_t initrd_len, const char *cmdline, struct boot_entry *out,
              char *errmsg);
 
-/* e820 entry types. */
-#define E820_RAM 1
-#define E820_RESERVED 2
-
-struct e820_range {
-    uint64_t addr;
-    uint64_t size;
-    uint32_t type;
-};
-
-/*
- * The e820 map kiln reports for guest RAM gm: usable low memory up to the EBDA, the reserved
- * EBDA/BIOS area, RAM from 1 MiB up to the PCI hole, and RAM above 4 GiB. Returns the number of
- * entries written (at most max).
- */
-unsigned e820_build(const struct guest_mem *gm, struct e820_range *out, unsigned max);
-
-/*
- * Write an Intel MultiProcessor table for cpus CPUs (APIC IDs 0..cpus-1, CPU 0 the BSP), one
- * I/O APIC at LAYOUT_IOAPIC with ID cpus, and ISA IRQ 0-15 routes, at LAYOUT_EBDA_START.
- * Returns 0 or -errno.
- */
-int mptable_write(const struct guest_mem *gm, unsigned cpus);
-
 #endif

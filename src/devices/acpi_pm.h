@@ -2,18 +2,17 @@
 #ifndef KILN_ACPI_PM_H
 #define KILN_ACPI_PM_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "device.h"
+#include "devices/devices.h"
+#include "util.h"
 
-/* The three registers are consecutive ports, in this order (see layout.h). */
+/* The three registers are consecutive ports from PORT_ACPI_SLEEP_CONTROL (platform/layout.h). */
 #define ACPI_PM_LEN 3
 
-struct acpi_pm {
-    void (*on_poweroff)(void *ctx);
-    void (*on_reset)(void *ctx);
-    void *ctx;
-};
+extern const struct device_class acpi_pm_class;
 
-void acpi_pm_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+/* The device on its own: S5 ends the VM through end as a power-off, the reset register as a
+ * reset. */
+int acpi_pm_create(const struct end_vm *end, struct device **out);
 
 #endif

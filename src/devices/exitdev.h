@@ -2,17 +2,16 @@
 #ifndef KILN_EXITDEV_H
 #define KILN_EXITDEV_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "device.h"
+#include "devices/devices.h"
+#include "util.h"
 
 #define EXITDEV_PORT 0x5f0
 #define EXITDEV_LEN 1
 
-struct exitdev {
-    void (*on_exit)(void *ctx, uint8_t status);
-    void *ctx;
-};
+extern const struct device_class exitdev_class;
 
-void exitdev_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+/* The device on its own: PIO range EXITDEV_PORT; a write of V calls end with status V. */
+int exitdev_create(const struct end_vm *end, struct device **out);
 
 #endif

@@ -1,6 +1,10 @@
 /* i8042.c: a PS/2 controller with no keyboard attached; command 0xFE resets (ends) the VM. */
 #include "devices/i8042.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define STATUS_OBF 0x01     /* output buffer full */
@@ -23,18 +27,25 @@
 #define CTR_KBD_DISABLED 0x10
 #define CTR_AUX_DISABLED 0x20
 
-void i8042_init(struct i8042 *k, void (*on_reset)(void *ctx), void *ctx)
-{
-    memset(k, 0, sizeof(*k));
-    pthread_mutex_init(&k->lock, NULL);
-    k->ctr = CTR_KBD_DISABLED | CTR_AUX_DISABLED;
-    k->on_reset = on_reset;
-    k->ctx = ctx;
-}
+enum { REGION_DATA, REGION_CMD };
 
-void i8042_destroy(struct i8042 *k)
+struct i8042 {
+    struct device dev;
+    struct end_vm end;
+    pthread_mutex_t lock; /* guards the registers below */
+    uint8_t ctr;          /* controller configuration ("command byte") */
+    uint8_t out;          /* output buffer */
+    bool out_full;
+    uint8_t pending; /* command waiting for its data byte, 0 if none */
+};
+
+/* The registers at power-on (lock held or not yet shared). */
+static void power_on(struct i8042 *k)
 {
-    pthread_mutex_destroy(&k->lock);
+    k->ctr = CTR_KBD_DISABLED | CTR_AUX_DISABLED;
+    k->out = 0;
+    k->out_full = false;
+    k->pending = 0;
 }
 
 static void put_out(struct i8042 *k, uint8_t byte)
@@ -97,37 +108,79 @@ static bool data_write(struct i8042 *k, uint8_t val)
     return false;
 }
 
-void i8042_data_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+/* Device ops. Either port's access runs under the lock; the reset is reported after it. */
+
+static void i8042_read(struct device *d, unsigned region, uint64_t off, uint8_t *data, uint32_t len)
 {
-    struct i8042 *k = dev;
-    (void)offset;
-    bool reset = false;
+    struct i8042 *k = (struct i8042 *)d;
+    (void)off;
+    memset(data, 0, len);
     pthread_mutex_lock(&k->lock);
-    if (is_write) {
-        reset = data_write(k, data[0]);
-    } else {
-        memset(data, 0, len);
+    if (region == REGION_DATA) {
         data[0] = k->out;
         k->out_full = false;
-    }
-    pthread_mutex_unlock(&k->lock);
-    if (reset)
-        k->on_reset(k->ctx);
-}
-
-void i8042_cmd_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
-{
-    struct i8042 *k = dev;
-    (void)offset;
-    bool reset = false;
-    pthread_mutex_lock(&k->lock);
-    if (is_write) {
-        reset = command(k, data[0]);
     } else {
-        memset(data, 0, len);
         data[0] = STATUS_SYSFLAG | (k->out_full ? STATUS_OBF : 0) | (k->pending ? STATUS_CMD : 0);
     }
     pthread_mutex_unlock(&k->lock);
-    if (reset)
-        k->on_reset(k->ctx);
 }
+
+static void i8042_write(struct device *d, unsigned region, uint64_t off, const uint8_t *data,
+                        uint32_t len)
+{
+    struct i8042 *k = (struct i8042 *)d;
+    (void)off;
+    (void)len;
+    pthread_mutex_lock(&k->lock);
+    bool reset = region == REGION_DATA ? data_write(k, data[0]) : command(k, data[0]);
+    pthread_mutex_unlock(&k->lock);
+    if (reset)
+        end_vm(&k->end, KILN_EXIT_REBOOT, 0, 0, "guest reset through the i8042 controller");
+}
+
+static int i8042_reset(struct device *d)
+{
+    struct i8042 *k = (struct i8042 *)d;
+    pthread_mutex_lock(&k->lock);
+    power_on(k);
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}
+
+static void i8042_destroy(struct device *d)
+{
+    struct i8042 *k = (struct i8042 *)d;
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}
+
+static const struct device_ops i8042_ops = {
+    .read = i8042_read,
+    .write = i8042_write,
+    .reset = i8042_reset,
+    .destroy = i8042_destroy,
+};
+
+int i8042_create(const struct end_vm *end, struct device **out)
+{
+    struct i8042 *k = calloc(1, sizeof(*k));
+    if (!k)
+        return -ENOMEM;
+    k->dev = (struct device){.name = "i8042", .ops = &i8042_ops};
+    device_add_range(&k->dev, DEVICE_PIO, I8042_DATA_PORT, 1);
+    device_add_range(&k->dev, DEVICE_PIO, I8042_CMD_PORT, 1);
+    k->end = *end;
+    pthread_mutex_init(&k->lock, NULL);
+    power_on(k);
+    *out = &k->dev;
+    return 0;
+}
+
+static int create(const struct device_env *env, unsigned index, struct device **out, char *errmsg)
+{
+    (void)index;
+    int ret = i8042_create(&env->end, out);
+    return ret < 0 ? kiln_fail(errmsg, -ret, "i8042: %s", strerror(-ret)) : 0;
+}
+
+const struct device_class i8042_class = {.name = "i8042", .create = create};

@@ -2,17 +2,20 @@
 #ifndef KILN_PVPANIC_H
 #define KILN_PVPANIC_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "device.h"
+#include "devices/devices.h"
+#include "util.h"
 
 #define PVPANIC_PANICKED (1u << 0)
 #define PVPANIC_CRASH_LOADED (1u << 1)
 
-struct pvpanic {
-    void (*on_event)(void *ctx, uint8_t events);
-    void *ctx;
-};
+extern const struct device_class pvpanic_class;
 
-void pvpanic_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+/*
+ * The device on its own: PIO range PORT_PVPANIC (platform/layout.h), and the DSDT entry
+ * (QEMU0001) Linux's pvpanic driver binds to. A panic ends the VM through end as a crash; a
+ * loaded crash kernel is logged.
+ */
+int pvpanic_create(const struct end_vm *end, const struct kiln_log *log, struct device **out);
 
 #endif

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "devices/uart16550.h"
+#include "platform/acpi.h"
+#include "platform/aml.h"
+#include "platform/irq_routing.h"
 
 /* Output waiting for the host fd. Bounded: when full, the UART stops draining (THRE stays 0). */
 #define SERIAL_OUT_RING 65536
@@ -20,6 +23,7 @@
 #define CTRL_A 0x01
 
 struct serial {
+    struct device dev;
     pthread_mutex_t lock; /* guards uart, ring, in_buf, irq_level */
     struct uart16550 uart;
     struct serial_config cfg;
@@ -41,16 +45,22 @@ struct serial {
     bool started;
 };
 
+static const struct device_ops serial_ops;
+
 int serial_create(const struct serial_config *cfg, struct serial **out)
 {
     struct serial *s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
-    s->ring = malloc(SERIAL_OUT_RING);
-    if (!s->ring) {
+    uint8_t *ring = malloc(SERIAL_OUT_RING);
+    if (!s || !ring) {
         free(s);
+        free(ring);
+        if (cfg->irq_fd >= 0)
+            close(cfg->irq_fd);
         return -ENOMEM;
     }
+    s->dev = (struct device){.name = "COM1", .ops = &serial_ops};
+    device_add_range(&s->dev, DEVICE_PIO, SERIAL_COM1_PORT, SERIAL_PORT_LEN);
+    s->ring = ring;
     pthread_mutex_init(&s->lock, NULL);
     uart_init(&s->uart);
     s->cfg = *cfg;
@@ -58,11 +68,17 @@ int serial_create(const struct serial_config *cfg, struct serial **out)
     return 0;
 }
 
-void serial_destroy(struct serial *s)
+struct device *serial_device(struct serial *s)
 {
-    if (!s)
-        return;
+    return &s->dev;
+}
+
+static void serial_destroy(struct device *d)
+{
+    struct serial *s = (struct serial *)d;
     pthread_mutex_destroy(&s->lock);
+    if (s->cfg.irq_fd >= 0)
+        close(s->cfg.irq_fd);
     free(s->ring);
     free(s);
 }
@@ -110,17 +126,9 @@ static bool pump_rx_locked(struct serial *s)
     return moved;
 }
 
-void serial_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+/* After a register access (lock held, released here): move bytes, update the line, wake. */
+static void after_access_unlock(struct serial *s)
 {
-    struct serial *s = dev;
-    pthread_mutex_lock(&s->lock);
-    /* Wider accesses hit the addressed register only; the UART is a byte device. */
-    if (is_write) {
-        uart_write(&s->uart, (unsigned)offset, data[0]);
-    } else {
-        memset(data, 0, len);
-        data[0] = uart_read(&s->uart, (unsigned)offset);
-    }
     bool wake = pump_tx_locked(s);
     /* Freed input space: the loop may have stopped reading when its buffer filled. */
     if (pump_rx_locked(s))
@@ -130,6 +138,29 @@ void serial_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_
     pthread_mutex_unlock(&s->lock);
     if (wake && started)
         uv_async_send(&s->async);
+}
+
+/* Wider accesses hit the addressed register only; the UART is a byte device. vCPU threads. */
+static void serial_read(struct device *d, unsigned region, uint64_t off, uint8_t *data,
+                        uint32_t len)
+{
+    struct serial *s = (struct serial *)d;
+    (void)region;
+    memset(data, 0, len);
+    pthread_mutex_lock(&s->lock);
+    data[0] = uart_read(&s->uart, (unsigned)off);
+    after_access_unlock(s);
+}
+
+static void serial_write(struct device *d, unsigned region, uint64_t off, const uint8_t *data,
+                         uint32_t len)
+{
+    struct serial *s = (struct serial *)d;
+    (void)region;
+    (void)len;
+    pthread_mutex_lock(&s->lock);
+    uart_write(&s->uart, (unsigned)off, data[0]);
+    after_access_unlock(s);
 }
 
 /* Write part of the ring to the output fd. Returns bytes written, 0 if it would block, -errno. */
@@ -268,8 +299,8 @@ static void in_poll_cb(uv_poll_t *h, int status, int events)
     update_irq_locked(s);
     pthread_mutex_unlock(&s->lock);
     update_input_poll(s);
-    if (escape && s->cfg.on_escape)
-        s->cfg.on_escape(s->cfg.ctx);
+    if (escape)
+        end_vm(&s->cfg.end, KILN_EXIT_STOPPED, 0, 0, "stopped from the console (Ctrl-A x)");
 }
 
 /* Read input only while there is room for it: a guest that does not read stops the reader. */
@@ -311,8 +342,8 @@ static void read_file_input(struct serial *s)
     pump_rx_locked(s);
     update_irq_locked(s);
     pthread_mutex_unlock(&s->lock);
-    if (escape && s->cfg.on_escape)
-        s->cfg.on_escape(s->cfg.ctx);
+    if (escape)
+        end_vm(&s->cfg.end, KILN_EXIT_STOPPED, 0, 0, "stopped from the console (Ctrl-A x)");
 }
 
 static void async_cb(uv_async_t *h)
@@ -337,8 +368,9 @@ static bool init_poll(struct serial *s, uv_poll_t *p, int fd)
     return true;
 }
 
-int serial_start(struct serial *s, uv_loop_t *loop)
+static int serial_start(struct device *d, uv_loop_t *loop)
 {
+    struct serial *s = (struct serial *)d;
     s->loop = loop;
     int ret = uv_async_init(loop, &s->async, async_cb);
     if (ret < 0)
@@ -355,8 +387,12 @@ int serial_start(struct serial *s, uv_loop_t *loop)
     return 0;
 }
 
-void serial_stop(struct serial *s)
+static void serial_flush(struct serial *s, int timeout_ms);
+
+static void serial_stop(struct device *d)
 {
+    struct serial *s = (struct serial *)d;
+    serial_flush(s, SERIAL_FLUSH_MS);
     if (!s->started)
         return;
     pthread_mutex_lock(&s->lock);
@@ -376,7 +412,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void serial_flush(struct serial *s, int timeout_ms)
+/* Write out whatever the guest sent that is still buffered, waiting at most timeout_ms. */
+static void serial_flush(struct serial *s, int timeout_ms)
 {
     int64_t deadline = now_ms() + timeout_ms;
     while (s->cfg.out_fd >= 0 && pending_output(s) > 0) {
@@ -391,3 +428,50 @@ void serial_flush(struct serial *s, int timeout_ms)
             break;
     }
 }
+
+/* Device (COM1) { _HID PNP0501, _CRS: its ports and IRQ 4 }. */
+static void serial_describe(const struct device *d, struct aml *a)
+{
+    (void)d;
+    size_t dev = aml_device_open(a, "COM1");
+    aml_name(a, "_HID");
+    aml_byte(a, 0x0c);
+    aml_bytes(a, &(uint32_t){acpi_eisaid("PNP0501")}, 4);
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_crs_io(a, SERIAL_COM1_PORT, SERIAL_PORT_LEN, SERIAL_COM1_IRQ);
+    aml_close(a, dev);
+}
+
+static const struct device_ops serial_ops = {
+    .read = serial_read,
+    .write = serial_write,
+    .start = serial_start,
+    .stop = serial_stop,
+    .destroy = serial_destroy,
+    .describe = serial_describe,
+};
+
+/* COM1 from the VM's configuration: its streams, the escape, and an edge line on IRQ 4. */
+static int create(const struct device_env *env, unsigned index, struct device **out, char *errmsg)
+{
+    (void)index;
+    struct serial_config sc = {
+        .in_fd = env->cfg->serial_in_fd,
+        .out_fd = env->cfg->serial_out_fd,
+        .escape = env->cfg->serial_escape,
+        .end = env->end,
+        .log = env->log,
+    };
+    int ret = irq_edge_init(env->irqs, SERIAL_COM1_IRQ, &sc.irq_fd);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "KVM_IRQFD for COM1: %s", strerror(-ret));
+    struct serial *s;
+    ret = serial_create(&sc, &s);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "serial: %s", strerror(-ret));
+    *out = &s->dev;
+    return 0;
+}
+
+const struct device_class serial_class = {.name = "COM1", .create = create};

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "device.h"
+#include "devices/devices.h"
 #include "util.h"
 
 #define SERIAL_COM1_PORT 0x3f8
@@ -14,27 +16,26 @@
 
 struct serial;
 
+/* On a stop, output the guest sent is still written out for at most this long. */
+#define SERIAL_FLUSH_MS 2000
+
 struct serial_config {
     int in_fd;   /* -1: no input */
     int out_fd;  /* -1: output discarded */
-    int irq_fd;  /* eventfd wired to the interrupt line, -1: polling only */
-    bool escape; /* Ctrl-A x calls on_escape */
-    void (*on_escape)(void *ctx);
-    void *ctx;
+    int irq_fd;  /* eventfd wired to the interrupt line (owned from create on), -1: polling only */
+    bool escape; /* Ctrl-A x ends the VM through end as stopped */
+    struct end_vm end;
     const struct kiln_log *log;
 };
 
+extern const struct device_class serial_class;
+
+/*
+ * COM1 on its own. Its device (serial_device) has the 8 UART registers as PIO range 0 and the
+ * DSDT entry (PNP0501); start and stop run the byte streams on a loop, and stop first writes
+ * out what the guest sent, for at most SERIAL_FLUSH_MS. Returns 0 or -ENOMEM.
+ */
 int serial_create(const struct serial_config *cfg, struct serial **out);
-void serial_destroy(struct serial *s);
-
-/* Bus handler for the 8 UART registers. Runs on vCPU threads. */
-void serial_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
-
-/* Start and stop the back end on loop (the loop thread only). */
-int serial_start(struct serial *s, uv_loop_t *loop);
-void serial_stop(struct serial *s);
-
-/* Write out whatever the guest sent that is still buffered, waiting at most timeout_ms. */
-void serial_flush(struct serial *s, int timeout_ms);
+struct device *serial_device(struct serial *s);
 
 #endif

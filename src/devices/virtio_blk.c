@@ -544,9 +544,11 @@ static void after_work_cb(uv_work_t *w, int status)
 
 /* ---- virtio_device_ops ---- */
 
-static void blk_config_read(struct virtio_device *vd, uint32_t offset, void *data, uint32_t len)
+static void blk_config_read(struct device *d, unsigned region, uint64_t offset, uint8_t *data,
+                            uint32_t len)
 {
-    struct virtio_blk *b = vd->priv;
+    struct virtio_blk *b = virtio_device_of(d)->priv;
+    (void)region;
     virtio_config_copy(b->config, VIRTIO_BLK_CONFIG_LEN, offset, data, len);
 }
 
@@ -565,9 +567,9 @@ static int blk_activate(struct virtio_device *vd)
     return 0;
 }
 
-static int blk_reset(struct virtio_device *vd)
+static int blk_reset(struct device *d)
 {
-    struct virtio_blk *b = vd->priv;
+    struct virtio_blk *b = virtio_device_of(d)->priv;
     b->running = false;
     b->stalled = false;
     b->gen++;
@@ -584,14 +586,23 @@ static void blk_queue_notify(struct virtio_device *vd, unsigned q)
         pump(b);
 }
 
+static void blk_destroy(struct device *d)
+{
+    virtio_blk_destroy(virtio_device_of(d)->priv);
+}
+
 static const struct virtio_device_ops blk_ops = {
+    .dev =
+        {
+            .read = blk_config_read,
+            .write = virtio_config_write_ignored, /* CONFIG_WCE is not offered */
+            .reset = blk_reset,
+            .destroy = blk_destroy,
+        },
     .name = "virtio-blk",
     .device_id = VIRTIO_ID_BLOCK,
     .config_len = VIRTIO_BLK_CONFIG_LEN,
-    .config_read = blk_config_read,
-    .config_write = virtio_config_write_ignored, /* CONFIG_WCE is not offered */
     .activate = blk_activate,
-    .reset = blk_reset,
     .queue_notify = blk_queue_notify,
 };
 
@@ -811,3 +822,27 @@ void virtio_blk_destroy(struct virtio_blk *blk)
     virtio_device_destroy(&blk->vd);
     free_blk(blk);
 }
+
+/* ---- The device class: one virtio-blk per --disk, in order (vda first). */
+
+static unsigned blk_count(const struct kiln_config *cfg)
+{
+    return cfg->ndisks;
+}
+
+static int blk_create_from(const struct device_env *env, unsigned index, struct device **out,
+                           char *errmsg)
+{
+    const struct kiln_disk *d = &env->cfg->disks[index];
+    const struct virtio_blk_config bc = {
+        .path = d->path, .read_only = d->read_only, .serial = d->serial};
+    struct virtio_blk *blk;
+    int ret = virtio_blk_create(&bc, env->loop, env->mem, env->log, &blk, errmsg);
+    if (ret == 0 && (ret = virtio_attach(env->virtio, &blk->vd, out)) < 0)
+        kiln_fail(errmsg, -ret, "disk %s: %s: %s", d->path, virtio_transport_name(env->virtio),
+                  strerror(-ret));
+    return ret;
+}
+
+const struct device_class virtio_blk_class = {
+    .name = "virtio-blk", .count = blk_count, .create = blk_create_from, .virtio = true};

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "devices/devices.h"
 #include "memory.h"
 #include "util.h"
 #include "virtio/virtio.h"
@@ -62,6 +63,9 @@
 #define VIRTIO_BLK_CONFIG_LEN 60 /* through unused1[3] after write_zeroes_may_unmap */
 
 struct virtio_blk;
+
+/* One virtio-blk per configured disk (kiln_config.disks), on the VM's virtio transport. */
+extern const struct device_class virtio_blk_class;
 
 struct virtio_blk_config {
     const char *path;   /* image file or block device; required */

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/net_tap.h"
+#include "net/net_user.h"
+
 struct virtio_net {
     struct virtio_device vd;
     uv_loop_t *loop;
@@ -355,9 +358,11 @@ static void net_writable(void *dev)
 
 /* ---- virtio_device_ops ---- */
 
-static void net_config_read(struct virtio_device *vd, uint32_t offset, void *data, uint32_t len)
+static void net_config_read(struct device *d, unsigned region, uint64_t offset, uint8_t *data,
+                            uint32_t len)
 {
-    struct virtio_net *n = vd->priv;
+    struct virtio_net *n = virtio_device_of(d)->priv;
+    (void)region;
     virtio_config_copy(n->config, VIRTIO_NET_CONFIG_LEN, offset, data, len);
 }
 
@@ -404,9 +409,9 @@ static int net_activate(struct virtio_device *vd)
     return 0;
 }
 
-static int net_reset(struct virtio_device *vd)
+static int net_reset(struct device *d)
 {
-    struct virtio_net *n = vd->priv;
+    struct virtio_net *n = virtio_device_of(d)->priv;
     n->running = false;
     n->rx_waiting = false;
     n->tx_held = false;    /* the chain belongs to the old driver */
@@ -431,14 +436,47 @@ static void net_queue_notify(struct virtio_device *vd, unsigned q)
     }
 }
 
+static int net_start(struct device *d, uv_loop_t *loop)
+{
+    (void)loop; /* the device's own: the loop it was created on */
+    return virtio_net_start(virtio_device_of(d)->priv);
+}
+
+static void net_stop(struct device *d)
+{
+    virtio_net_stop(virtio_device_of(d)->priv);
+}
+
+static void net_destroy(struct device *d)
+{
+    virtio_net_destroy(virtio_device_of(d)->priv);
+}
+
+static void net_stats(const struct device *d, struct kiln_stats *st)
+{
+    struct virtio_net_stats ns;
+    virtio_net_get_stats(virtio_device_of((struct device *)d)->priv, &ns);
+    st->net_rx_frames += ns.rx_frames;
+    st->net_tx_frames += ns.tx_frames;
+    st->net_rx_dropped += ns.rx_dropped;
+    st->net_tx_dropped += ns.tx_dropped;
+}
+
 static const struct virtio_device_ops net_ops = {
+    .dev =
+        {
+            .read = net_config_read,
+            .write = virtio_config_write_ignored, /* the MAC is not writable in virtio 1.x */
+            .reset = net_reset,
+            .start = net_start,
+            .stop = net_stop,
+            .destroy = net_destroy,
+            .stats = net_stats,
+        },
     .name = "virtio-net",
     .device_id = VIRTIO_ID_NET,
     .config_len = VIRTIO_NET_CONFIG_LEN,
-    .config_read = net_config_read,
-    .config_write = virtio_config_write_ignored, /* the MAC is not writable in virtio 1.x */
     .activate = net_activate,
-    .reset = net_reset,
     .queue_notify = net_queue_notify,
 };
 
@@ -534,3 +572,84 @@ void virtio_net_destroy(struct virtio_net *net)
     virtio_device_destroy(&net->vd);
     free(net);
 }
+
+/* ---- The device class: one virtio-net per --net, in order (eth0 first), after the disks. */
+
+static unsigned net_count(const struct kiln_config *cfg)
+{
+    return cfg->nnets;
+}
+
+static int check_net(const struct kiln_net *n, unsigned i, char *errmsg)
+{
+    if (n->kind == KILN_NET_TAP && (!n->tap_name || !n->tap_name[0]))
+        return kiln_fail(errmsg, EINVAL, "net %u: a TAP device needs an interface name", i);
+    if (n->kind != KILN_NET_TAP && n->kind != KILN_NET_USER)
+        return kiln_fail(errmsg, EINVAL, "net %u: kind %d is not tap or user", i, (int)n->kind);
+    if (n->kind == KILN_NET_TAP && n->nhostfwd)
+        return kiln_fail(errmsg, EINVAL, "--net tap=%s: hostfwd is for user-mode networking",
+                         n->tap_name);
+    if (n->nhostfwd > KILN_MAX_HOSTFWD)
+        return kiln_fail(errmsg, EINVAL, "net %u: %u port forwards (at most %d)", i, n->nhostfwd,
+                         KILN_MAX_HOSTFWD);
+    if (n->mac_set && (n->mac[0] & 1))
+        return kiln_fail(errmsg, EINVAL, "net %u: MAC %02x:%02x:%02x:%02x:%02x:%02x is multicast",
+                         i, n->mac[0], n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+    return 0;
+}
+
+static int net_check(const struct kiln_config *cfg, char *errmsg)
+{
+    for (unsigned i = 0; i < cfg->nnets && i < KILN_MAX_NETS; i++) {
+        int ret = check_net(&cfg->nets[i], i, errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+/*
+ * The default MAC: locally administered 02:6b:6c ("kl") and three bytes of an FNV-1a hash of
+ * the device's kind, TAP name and index, so it is the same every run and two VMs on different
+ * TAPs of one bridge differ.
+ */
+static void default_mac(const struct kiln_net *n, unsigned index, uint8_t mac[6])
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s/%s/%u", n->kind == KILN_NET_TAP ? "tap" : "user",
+             n->kind == KILN_NET_TAP ? n->tap_name : "", index);
+    uint32_t h = 2166136261u;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (uint8_t)*c) * 16777619u;
+    const uint8_t m[6] = {0x02, 0x6b, 0x6c, (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h};
+    memcpy(mac, m, 6);
+}
+
+static int net_create_from(const struct device_env *env, unsigned index, struct device **out,
+                           char *errmsg)
+{
+    const struct kiln_net *cn = &env->cfg->nets[index];
+    struct virtio_net_config nc = {0};
+    int ret = cn->kind == KILN_NET_TAP
+                  ? net_tap_open(cn->tap_name, env->log, &nc.port, errmsg)
+                  : net_user_create(cn, index, env->loop, env->log, &nc.port, errmsg);
+    if (ret < 0)
+        return ret;
+    if (cn->mac_set)
+        memcpy(nc.mac, cn->mac, 6);
+    else
+        default_mac(cn, index, nc.mac);
+    struct virtio_net *net;
+    if ((ret = virtio_net_create(&nc, env->loop, env->mem, env->log, &net, errmsg)) < 0)
+        return ret;
+    if ((ret = virtio_attach(env->virtio, &net->vd, out)) < 0)
+        kiln_fail(errmsg, -ret, "net %u (%s): %s: %s", index, nc.port->name,
+                  virtio_transport_name(env->virtio), strerror(-ret));
+    return ret;
+}
+
+const struct device_class virtio_net_class = {.name = "virtio-net",
+                                              .count = net_count,
+                                              .check = net_check,
+                                              .create = net_create_from,
+                                              .virtio = true};

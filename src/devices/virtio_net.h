@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "devices/devices.h"
 #include "memory.h"
 #include "net/net_port.h"
 #include "util.h"
@@ -68,6 +69,9 @@ struct virtio_net_stats {
 };
 
 struct virtio_net;
+
+/* One virtio-net per configured network (kiln_config.nets), back end TAP or user mode. */
+extern const struct device_class virtio_net_class;
 
 int virtio_net_create(const struct virtio_net_config *cfg, uv_loop_t *loop,
                       const struct guest_mem *mem, const struct kiln_log *log,

@@ -2,6 +2,7 @@
 #include "pci/pci.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
      PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
 
 struct pci_bus {
+    struct device dev; /* conf1 ports and the BAR window (pci_bus_device) */
     /* The configuration lock: the conf1 latch, every config space and BAR register. */
     pthread_mutex_t lock;
     uint32_t conf1;
@@ -52,6 +54,9 @@ uint16_t pci_device_command(const struct pci_device *dev)
     return atomic_load(&dev->command);
 }
 
+/* A function without hooks: its BARs, if any, read as all ones. */
+static const struct pci_device_ops no_ops;
+
 void pci_device_init(struct pci_device *dev, const struct pci_id *id,
                      const struct pci_device_ops *ops, void *priv, const char *name)
 {
@@ -59,9 +64,9 @@ void pci_device_init(struct pci_device *dev, const struct pci_id *id,
     atomic_init(&dev->command, 0);
     for (unsigned i = 0; i < PCI_NUM_BARS; i++)
         atomic_init(&dev->bars[i].mapped, 0);
-    dev->ops = ops;
+    dev->ops = ops ? ops : &no_ops;
+    dev->device = (struct device){.name = name, .ops = &dev->ops->dev};
     dev->priv = priv;
-    dev->name = name;
     pci_cfg_set(dev, PCI_VENDOR_ID, 2, id->vendor);
     pci_cfg_set(dev, PCI_DEVICE_ID, 2, id->device);
     pci_cfg_set(dev, PCI_REVISION_ID, 1, id->revision);
@@ -137,7 +142,7 @@ static void bar_update(struct pci_device *dev, unsigned i)
     if (atomic_load(&b->mapped) == want)
         return;
     atomic_store(&b->mapped, want);
-    if (dev->ops && dev->ops->bar_remap)
+    if (dev->ops->bar_remap)
         dev->ops->bar_remap(dev, i, want);
 }
 
@@ -186,7 +191,7 @@ static bool is_bar_reg(unsigned off)
 
 static uint32_t cfg_read(struct pci_device *dev, unsigned off, unsigned len)
 {
-    if (dev->ops && dev->ops->cfg_read)
+    if (dev->ops->cfg_read)
         dev->ops->cfg_read(dev, off, len);
     unsigned dw = off & ~3u;
     uint32_t v;
@@ -218,7 +223,7 @@ static void cfg_write(struct pci_device *dev, unsigned off, unsigned len, uint32
         if (pci_cfg_overlaps(off, len, PCI_COMMAND, 2))
             command_changed(dev);
     }
-    if (dev->ops && dev->ops->cfg_written)
+    if (dev->ops->cfg_written)
         dev->ops->cfg_written(dev, off, len);
 }
 
@@ -246,22 +251,33 @@ static void put_le(uint8_t *data, uint32_t len, uint64_t v)
         data[i] = (uint8_t)(v >> (8 * i));
 }
 
-void pci_conf1_addr_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+/* Only dword accesses reach the latch (byte writes to 0xcfb probe for mechanism #2). */
+static bool conf1_addr_ok(struct pci_bus *bus, uint64_t off, uint32_t len)
 {
-    struct pci_bus *bus = opaque;
-    /* Only dword accesses reach the latch (byte writes to 0xcfb probe for mechanism #2). */
-    if (off != 0 || len != 4) {
-        if (!is_write)
-            memset(data, 0xff, len);
-        log_once(bus, &bus->conf1_logged, "non-dword access to the conf1 address port",
-                 PCI_CONF1_ADDR_PORT + off, len);
+    if (off == 0 && len == 4)
+        return true;
+    log_once(bus, &bus->conf1_logged, "non-dword access to the conf1 address port",
+             PCI_CONF1_ADDR_PORT + off, len);
+    return false;
+}
+
+static void conf1_addr_read(struct pci_bus *bus, uint64_t off, uint8_t *data, uint32_t len)
+{
+    if (!conf1_addr_ok(bus, off, len)) {
+        memset(data, 0xff, len);
         return;
     }
     pthread_mutex_lock(&bus->lock);
-    if (is_write)
-        bus->conf1 = get_le(data, 4) & CONF1_ADDR_MASK;
-    else
-        put_le(data, 4, bus->conf1);
+    put_le(data, 4, bus->conf1);
+    pthread_mutex_unlock(&bus->lock);
+}
+
+static void conf1_addr_write(struct pci_bus *bus, uint64_t off, const uint8_t *data, uint32_t len)
+{
+    if (!conf1_addr_ok(bus, off, len))
+        return;
+    pthread_mutex_lock(&bus->lock);
+    bus->conf1 = get_le(data, 4) & CONF1_ADDR_MASK;
     pthread_mutex_unlock(&bus->lock);
 }
 
@@ -275,28 +291,37 @@ static struct pci_device *conf1_target(struct pci_bus *bus, uint32_t a)
     return bus->devs[slot];
 }
 
-void pci_conf1_data_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+static bool conf1_data_ok(uint64_t off, uint32_t len)
 {
-    struct pci_bus *bus = opaque;
-    bool ok = (len == 1 || len == 2 || len == 4) && off + len <= 4;
+    return (len == 1 || len == 2 || len == 4) && off + len <= 4;
+}
+
+static void conf1_data_read(struct pci_bus *bus, uint64_t off, uint8_t *data, uint32_t len)
+{
     pthread_mutex_lock(&bus->lock);
-    struct pci_device *dev = ok ? conf1_target(bus, bus->conf1) : NULL;
-    unsigned reg = (bus->conf1 & 0xfc) + (unsigned)off;
-    if (dev && is_write)
-        cfg_write(dev, reg, len, get_le(data, len));
-    else if (dev)
-        put_le(data, len, cfg_read(dev, reg, len));
-    else if (!is_write)
+    struct pci_device *dev = conf1_data_ok(off, len) ? conf1_target(bus, bus->conf1) : NULL;
+    if (dev)
+        put_le(data, len, cfg_read(dev, (bus->conf1 & 0xfc) + (unsigned)off, len));
+    else
         memset(data, 0xff, len); /* no device: master abort reads all ones */
+    pthread_mutex_unlock(&bus->lock);
+}
+
+static void conf1_data_write(struct pci_bus *bus, uint64_t off, const uint8_t *data, uint32_t len)
+{
+    pthread_mutex_lock(&bus->lock);
+    struct pci_device *dev = conf1_data_ok(off, len) ? conf1_target(bus, bus->conf1) : NULL;
+    if (dev)
+        cfg_write(dev, (bus->conf1 & 0xfc) + (unsigned)off, len, get_le(data, len));
     pthread_mutex_unlock(&bus->lock);
 }
 
 /* ---- MMIO: the window is one bus range; BARs are found by their current address. */
 
-void pci_mmio_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+/* The function and BAR decoding [addr, addr + len), or NULL; *off is the offset in the BAR. */
+static struct pci_device *bar_at(struct pci_bus *bus, uint64_t addr, uint32_t len, unsigned *bar,
+                                 uint64_t *off)
 {
-    struct pci_bus *bus = opaque;
-    uint64_t addr = bus->mmio_base + off;
     for (unsigned s = 0; s < PCI_MAX_SLOTS; s++) {
         struct pci_device *dev = bus->devs[s];
         for (unsigned i = 0; dev && i < PCI_NUM_BARS; i++) {
@@ -304,16 +329,88 @@ void pci_mmio_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, bool i
             uint64_t base = atomic_load(&b->mapped);
             if (!base || addr < base || addr - base >= b->size || len > b->size - (addr - base))
                 continue;
-            if (dev->ops && dev->ops->bar_io)
-                dev->ops->bar_io(dev, i, addr - base, data, len, is_write);
-            else if (!is_write)
-                memset(data, 0xff, len);
-            return;
+            *bar = i;
+            *off = addr - base;
+            return dev;
         }
     }
-    if (!is_write)
-        memset(data, 0xff, len);
     log_once(bus, &bus->unmapped_logged, "access to no BAR in the PCI window", addr, len);
+    return NULL;
+}
+
+static void window_read(struct pci_bus *bus, uint64_t off, uint8_t *data, uint32_t len)
+{
+    unsigned bar;
+    uint64_t boff;
+    struct pci_device *dev = bar_at(bus, bus->mmio_base + off, len, &bar, &boff);
+    if (dev && dev->device.ops->read)
+        dev->device.ops->read(&dev->device, bar, boff, data, len);
+    else
+        memset(data, 0xff, len);
+}
+
+static void window_write(struct pci_bus *bus, uint64_t off, const uint8_t *data, uint32_t len)
+{
+    unsigned bar;
+    uint64_t boff;
+    struct pci_device *dev = bar_at(bus, bus->mmio_base + off, len, &bar, &boff);
+    if (dev && dev->device.ops->write)
+        dev->device.ops->write(&dev->device, bar, boff, data, len);
+}
+
+/* ---- The bus as a device: its ranges, in the order pci_bus_create adds them. */
+
+enum { RANGE_CONF1_ADDR, RANGE_CONF1_DATA, RANGE_WINDOW };
+
+static struct pci_bus *bus_of(const struct device *d)
+{
+    return (struct pci_bus *)((char *)d - offsetof(struct pci_bus, dev));
+}
+
+static void bus_read(struct device *d, unsigned region, uint64_t off, uint8_t *data, uint32_t len)
+{
+    struct pci_bus *bus = bus_of(d);
+    if (region == RANGE_CONF1_ADDR)
+        conf1_addr_read(bus, off, data, len);
+    else if (region == RANGE_CONF1_DATA)
+        conf1_data_read(bus, off, data, len);
+    else
+        window_read(bus, off, data, len);
+}
+
+static void bus_write(struct device *d, unsigned region, uint64_t off, const uint8_t *data,
+                      uint32_t len)
+{
+    struct pci_bus *bus = bus_of(d);
+    if (region == RANGE_CONF1_ADDR)
+        conf1_addr_write(bus, off, data, len);
+    else if (region == RANGE_CONF1_DATA)
+        conf1_data_write(bus, off, data, len);
+    else
+        window_write(bus, off, data, len);
+}
+
+static void bus_describe(const struct device *d, struct aml *dsdt)
+{
+    const struct pci_bus *bus = bus_of(d);
+    pci_acpi_describe(dsdt, bus->mmio_base, bus->mmio_size);
+}
+
+static void bus_device_destroy(struct device *d)
+{
+    pci_bus_destroy(bus_of(d));
+}
+
+static const struct device_ops bus_ops = {
+    .read = bus_read,
+    .write = bus_write,
+    .destroy = bus_device_destroy,
+    .describe = bus_describe,
+};
+
+struct device *pci_bus_device(struct pci_bus *bus)
+{
+    return &bus->dev;
 }
 
 /* ---- The bus. */
@@ -331,8 +428,8 @@ static void host_bridge_init(struct pci_bus *bus)
     bus->devs[0] = &bus->host;
 }
 
-int pci_bus_create(struct bus *pio, struct bus *mmio, uint64_t mmio_base, uint64_t mmio_size,
-                   const struct kiln_log *log, struct pci_bus **out)
+int pci_bus_create(uint64_t mmio_base, uint64_t mmio_size, const struct kiln_log *log,
+                   struct pci_bus **out)
 {
     *out = NULL;
     if (!mmio_base || !mmio_size || mmio_base + mmio_size - 1 < mmio_base)
@@ -345,16 +442,10 @@ int pci_bus_create(struct bus *pio, struct bus *mmio, uint64_t mmio_base, uint64
     bus->mmio_size = mmio_size;
     bus->log = log;
     host_bridge_init(bus);
-    /* On failure the buses may keep a handler: the caller abandons the VM, as the builder does. */
-    int ret = bus_insert(mmio, mmio_base, mmio_size, pci_mmio_io, bus, "PCI window");
-    if (ret == 0)
-        ret = bus_insert(pio, PCI_CONF1_ADDR_PORT, 4, pci_conf1_addr_io, bus, "PCI conf1 address");
-    if (ret == 0)
-        ret = bus_insert(pio, PCI_CONF1_DATA_PORT, 4, pci_conf1_data_io, bus, "PCI conf1 data");
-    if (ret < 0) {
-        pci_bus_destroy(bus);
-        return ret;
-    }
+    bus->dev = (struct device){.name = "PCI bus 0", .ops = &bus_ops};
+    device_add_range(&bus->dev, DEVICE_PIO, PCI_CONF1_ADDR_PORT, 4);
+    device_add_range(&bus->dev, DEVICE_PIO, PCI_CONF1_DATA_PORT, 4);
+    device_add_range(&bus->dev, DEVICE_MMIO, mmio_base, mmio_size);
     *out = bus;
     return 0;
 }

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bus.h"
+#include "device.h"
 #include "platform/layout.h"
 #include "util.h"
 
@@ -69,14 +69,14 @@ struct pci_bus;
 struct pci_device;
 
 /*
- * What a device implements; every hook is optional. bar_io runs on vCPU threads with no bus lock
- * held. The other hooks run with the bus configuration lock held (vCPU threads, or the builder):
- * a device may take its own lock inside them but must never call back into the bus.
+ * What a function implements; every hook is optional. dev is the shape every device has
+ * (device.h): read/write are accesses of len (1, 2, 4 or 8) bytes at off, entirely inside BAR
+ * `region`, on vCPU threads with no bus lock held; reset and the life cycle as device.h says.
+ * The config hooks run with the bus configuration lock held (vCPU threads, or the builder): a
+ * device may take its own lock inside them but must never call back into the bus.
  */
 struct pci_device_ops {
-    /* An access of len (1, 2, 4 or 8) bytes at off, entirely inside BAR bar. */
-    void (*bar_io)(struct pci_device *dev, unsigned bar, uint64_t off, uint8_t *data, uint32_t len,
-                   bool is_write);
+    struct device_ops dev;
     /* BAR bar now decodes at base; 0: it stopped decoding (memory space off, or moved away). */
     void (*bar_remap)(struct pci_device *dev, unsigned bar, uint64_t base);
     /* The guest wrote config bytes [off, off + len); dev->cfg already holds the result. */
@@ -104,12 +104,12 @@ struct pci_id {
 };
 
 struct pci_device {
+    struct device device;        /* name, and ops->dev for BAR accesses */
     uint8_t cfg[PCI_CFG_SIZE];   /* register values (BARs live in bars[]) */
     uint8_t wmask[PCI_CFG_SIZE]; /* bits the guest may change */
     struct pci_bar bars[PCI_NUM_BARS];
     const struct pci_device_ops *ops;
     void *priv;
-    const char *name;
     /* Set by pci_bus_add. */
     struct pci_bus *bus;
     unsigned slot;
@@ -118,7 +118,8 @@ struct pci_device {
     uint8_t cap_last, cap_end; /* capability list builder: last entry, first free byte */
 };
 
-/* Start a function's config space: ids, header type 0, the writable command bits. */
+/* Start a function's config space: ids, header type 0, the writable command bits. ops may be
+ * NULL (a function with no BARs and no hooks). */
 void pci_device_init(struct pci_device *dev, const struct pci_id *id,
                      const struct pci_device_ops *ops, void *priv, const char *name);
 
@@ -150,12 +151,15 @@ static inline bool pci_cfg_overlaps(unsigned off, unsigned len, unsigned reg, un
 }
 
 /*
- * Create bus 0 with its host bridge at 00:00.0, register the conf1 ports on pio and the BAR
- * window [mmio_base, mmio_base + mmio_size) on mmio. Returns 0 or -errno.
+ * Create bus 0 with its host bridge at 00:00.0, decoding BARs in [mmio_base, mmio_base +
+ * mmio_size). The bus is itself a device (pci_bus_device): the conf1 address and data ports
+ * are its PIO ranges 0 and 1, the BAR window its MMIO range 2, and it describes the host bridge
+ * (PCI0) in the DSDT. Returns 0 or -errno.
  */
-int pci_bus_create(struct bus *pio, struct bus *mmio, uint64_t mmio_base, uint64_t mmio_size,
-                   const struct kiln_log *log, struct pci_bus **out);
+int pci_bus_create(uint64_t mmio_base, uint64_t mmio_size, const struct kiln_log *log,
+                   struct pci_bus **out);
 void pci_bus_destroy(struct pci_bus *bus);
+struct device *pci_bus_device(struct pci_bus *bus);
 
 /*
  * Plug dev into the next free slot (1..31), place its BARs in the window (naturally aligned),
@@ -174,16 +178,13 @@ static inline unsigned pci_intx_gsi(unsigned slot)
     return PCI_INTX_GSI_BASE + (slot - 1) % PCI_INTX_GSI_COUNT;
 }
 
-/* Bus handlers that pci_bus_create registers (bus is the pci_bus). */
-void pci_conf1_addr_io(void *bus, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
-void pci_conf1_data_io(void *bus, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
-void pci_mmio_io(void *bus, uint64_t off, uint8_t *data, uint32_t len, bool is_write);
-
 /*
- * The DSDT's PCI host bridge, for acpi.c (see acpi_pci.c): Device (PCI0) with _HID PNP0A03,
+ * The DSDT's PCI host bridge (pci_acpi.c): Device (PCI0) with _HID PNP0A03,
  * _CRS (bus numbers, the conf1 ports, I/O and the MMIO window) and _PRT (INTA# of each slot to
  * its GSI). Writes the AML term into buf. Returns its length, or -E2BIG if cap is too small.
  */
 int acpi_pci_aml(uint8_t *buf, size_t cap, uint64_t mmio_base, uint64_t mmio_size);
+/* The same term appended to a (platform/aml.h); a->overflow reports a full buffer. */
+void pci_acpi_describe(struct aml *a, uint64_t mmio_base, uint64_t mmio_size);
 
 #endif

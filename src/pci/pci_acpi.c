@@ -1,4 +1,4 @@
-/* acpi_pci.c: AML for the DSDT's PCI host bridge: PNP0A03 with its _CRS windows and INTx _PRT. */
+/* pci_acpi.c: AML for the DSDT's PCI host bridge: PNP0A03 with its _CRS windows and INTx _PRT. */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -99,24 +99,26 @@ static void prt(struct aml *a)
     aml_close(a, pkg);
 }
 
+void pci_acpi_describe(struct aml *a, uint64_t mmio_base, uint64_t mmio_size)
+{
+    size_t dev = aml_device_open(a, "PCI0");
+    aml_name(a, "_HID");
+    aml_byte(a, 0x0c);
+    aml_le(a, acpi_eisaid("PNP0A03"), 4);
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_name(a, "_BBN");
+    aml_integer(a, 0);
+    crs(a, mmio_base, mmio_size);
+    prt(a);
+    aml_close(a, dev);
+}
+
 int acpi_pci_aml(uint8_t *buf, size_t cap, uint64_t mmio_base, uint64_t mmio_size)
 {
     if (!mmio_size || mmio_base + mmio_size - 1 < mmio_base)
         return -EINVAL;
     struct aml a = {.buf = buf, .cap = cap};
-    aml_byte(&a, 0x5b); /* ExtOpPrefix */
-    aml_byte(&a, 0x82); /* DeviceOp */
-    size_t dev = a.len;
-    aml_nameseg(&a, "PCI0");
-    aml_name(&a, "_HID");
-    aml_byte(&a, 0x0c);
-    aml_le(&a, acpi_eisaid("PNP0A03"), 4);
-    aml_name(&a, "_UID");
-    aml_integer(&a, 0);
-    aml_name(&a, "_BBN");
-    aml_integer(&a, 0);
-    crs(&a, mmio_base, mmio_size);
-    prt(&a);
-    aml_close(&a, dev);
+    pci_acpi_describe(&a, mmio_base, mmio_size);
     return a.overflow ? -E2BIG : (int)a.len;
 }

@@ -1,4 +1,4 @@
-/* acpi.c: builds kiln's ACPI tables, including a DSDT written with a tiny AML encoder. */
+/* acpi.c: builds kiln's ACPI tables; the DSDT holds the entries the devices write themselves. */
 #include "platform/acpi.h"
 
 #include "platform/aml.h"
@@ -7,9 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "devices/serial.h"
 #include "platform/layout.h"
-#include "pci/pci.h"
 #include "util.h"
 
 #define OEM_ID "KILN  "
@@ -149,74 +147,18 @@ uint32_t acpi_eisaid(const char id[7])
            (uint32_t)(product >> 8) << 16 | (uint32_t)(product & 0xff) << 24;
 }
 
-/* Name(_CRS, ResourceTemplate() { IO(Decode16, port, port, 1, len) [IRQNoFlags() {irq}] }) */
-static void aml_crs_io(struct aml *a, uint16_t port, uint8_t len, int irq)
-{
-    uint8_t desc[16];
-    size_t n = 0;
-    const uint8_t io[] = {
-        0x47, 0x01, (uint8_t)port, (uint8_t)(port >> 8), (uint8_t)port, (uint8_t)(port >> 8),
-        0x01, len};
-    memcpy(desc, io, sizeof(io));
-    n += sizeof(io);
-    if (irq >= 0) {
-        uint16_t mask = (uint16_t)(1u << irq);
-        desc[n++] = 0x22;
-        desc[n++] = (uint8_t)mask;
-        desc[n++] = (uint8_t)(mask >> 8);
-    }
-    desc[n++] = 0x79; /* end tag, checksum 0 = "not checked" */
-    desc[n++] = 0x00;
-    aml_name(a, "_CRS");
-    aml_byte(a, 0x11); /* BufferOp */
-    size_t pkg = aml_open(a);
-    aml_integer(a, (uint32_t)n);
-    aml_bytes(a, desc, n);
-    aml_close(a, pkg);
-}
-
-static void aml_device_begin(struct aml *a, const char *name, size_t *pkg)
-{
-    aml_byte(a, 0x5b); /* ExtOpPrefix */
-    aml_byte(a, 0x82); /* DeviceOp */
-    *pkg = aml_open(a);
-    aml_nameseg(a, name);
-}
-
-static void dsdt_devices(struct aml *a)
+/* Scope (\_SB) with the entry of every device that has one, in the order the VM made them. */
+static void dsdt_devices(struct aml *a, const struct acpi_config *cfg)
 {
     aml_byte(a, 0x10); /* Scope(\_SB) */
     size_t scope = aml_open(a);
     aml_byte(a, '\\');
     aml_nameseg(a, "_SB_");
-
-    size_t dev;
-    aml_device_begin(a, "COM1", &dev);
-    aml_name(a, "_HID");
-    aml_byte(a, 0x0c);
-    aml_bytes(a, &(uint32_t){acpi_eisaid("PNP0501")}, 4);
-    aml_name(a, "_UID");
-    aml_integer(a, 0);
-    aml_crs_io(a, SERIAL_COM1_PORT, SERIAL_PORT_LEN, SERIAL_COM1_IRQ);
-    aml_close(a, dev);
-
-    /* pvpanic: Linux's pvpanic-mmio driver binds to QEMU0001 and takes its I/O port. */
-    aml_device_begin(a, "PEVT", &dev);
-    aml_name(a, "_HID");
-    aml_string(a, "QEMU0001");
-    aml_name(a, "_STA");
-    aml_integer(a, 0x0f);
-    aml_crs_io(a, PORT_PVPANIC, 1, -1);
-    aml_close(a, dev);
-
-    /* PCI0: without it, Linux with ACPI never scans PCI bus 0. */
-    uint8_t pci[768];
-    int n = acpi_pci_aml(pci, sizeof(pci), PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_SIZE);
-    if (n < 0)
-        a->overflow = true;
-    else
-        aml_bytes(a, pci, (size_t)n);
-
+    for (unsigned i = 0; i < cfg->ndevices; i++) {
+        const struct device *d = cfg->devices[i];
+        if (d->ops->describe)
+            d->ops->describe(d, a);
+    }
     aml_close(a, scope);
 }
 
@@ -234,11 +176,11 @@ static void dsdt_s5(struct aml *a)
     aml_close(a, pkg);
 }
 
-static int write_dsdt(struct acpi_area *area, uint64_t *gpa)
+static int write_dsdt(struct acpi_area *area, const struct acpi_config *cfg, uint64_t *gpa)
 {
     uint8_t body[AML_MAX];
     struct aml a = {.buf = body, .cap = sizeof(body)};
-    dsdt_devices(&a);
+    dsdt_devices(&a, cfg);
     dsdt_s5(&a);
     if (a.overflow)
         return -E2BIG;
@@ -358,13 +300,7 @@ static int write_xsdt(struct acpi_area *area, const uint64_t *tables, unsigned n
     return 0;
 }
 
-int acpi_write(const struct guest_mem *gm, unsigned cpus, uint64_t *rsdp_gpa)
-{
-    return acpi_write_level_irqs(gm, cpus, 0, rsdp_gpa);
-}
-
-int acpi_write_level_irqs(const struct guest_mem *gm, unsigned cpus, uint16_t level_irqs,
-                          uint64_t *rsdp_gpa)
+int acpi_write(const struct guest_mem *gm, const struct acpi_config *cfg, uint64_t *rsdp_gpa)
 {
     uint64_t size = LAYOUT_ACPI_END - LAYOUT_ACPI_START;
     struct acpi_area area = {.base = gpa_to_host(gm, LAYOUT_ACPI_START, size), .size = size};
@@ -375,8 +311,9 @@ int acpi_write_level_irqs(const struct guest_mem *gm, unsigned cpus, uint16_t le
     if (!rsdp)
         return -E2BIG;
     int ret;
-    if ((ret = write_dsdt(&area, &dsdt)) < 0 || (ret = write_fadt(&area, dsdt, &tables[0])) < 0 ||
-        (ret = write_madt(&area, cpus, level_irqs, &tables[1])) < 0 ||
+    if ((ret = write_dsdt(&area, cfg, &dsdt)) < 0 ||
+        (ret = write_fadt(&area, dsdt, &tables[0])) < 0 ||
+        (ret = write_madt(&area, cfg->cpus, cfg->level_irqs, &tables[1])) < 0 ||
         (ret = write_xsdt(&area, tables, 2, &xsdt)) < 0)
         return ret;
     memcpy(rsdp->signature, "RSD PTR ", 8);

@@ -4,23 +4,33 @@
 
 #include <stdint.h>
 
+#include "device.h"
 #include "memory.h"
+#include "platform/layout.h"
 
 /* The value written to the reset register, and the sleep type reported in \_S5. */
 #define ACPI_RESET_VALUE 0x01
 #define ACPI_S5_SLP_TYP 5
 
+/* What the tables describe. */
+struct acpi_config {
+    unsigned cpus; /* APIC IDs 0..cpus-1 */
+    /* ISA IRQs (bit n: IRQ n) declared level-triggered, active high: virtio-mmio lines. */
+    uint16_t level_irqs;
+    /* The VM's devices in the order they were made: each with a describe hook adds its entry
+     * to the DSDT's \_SB scope. */
+    struct device *const *devices;
+    unsigned ndevices;
+};
+
 /*
- * Write the tables for cpus vCPUs into [LAYOUT_ACPI_START, LAYOUT_ACPI_END), RSDP first.
- * Stores the RSDP address in *rsdp. Returns 0, -E2BIG if they do not fit, or -EFAULT.
+ * Write the tables into [LAYOUT_ACPI_START, LAYOUT_ACPI_END), RSDP first, at ACPI_RSDP_ADDR
+ * (stored in *rsdp too). Returns 0, -E2BIG if they do not fit, or -EFAULT.
  */
-int acpi_write(const struct guest_mem *gm, unsigned cpus, uint64_t *rsdp);
-/*
- * The same, with the ISA IRQs in level_irqs (bit n: IRQ n) declared level-triggered, active
- * high (MADT interrupt source overrides): virtio-mmio devices' lines.
- */
-int acpi_write_level_irqs(const struct guest_mem *gm, unsigned cpus, uint16_t level_irqs,
-                          uint64_t *rsdp);
+int acpi_write(const struct guest_mem *gm, const struct acpi_config *cfg, uint64_t *rsdp);
+
+/* Where acpi_write puts the RSDP: known before the tables are, for the kernel's boot data. */
+#define ACPI_RSDP_ADDR LAYOUT_ACPI_START
 
 /* EISA ID (e.g. "PNP0501") in the 32-bit form AML stores for _HID. */
 uint32_t acpi_eisaid(const char id[7]);

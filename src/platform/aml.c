@@ -93,3 +93,38 @@ void aml_name(struct aml *a, const char *name)
     aml_byte(a, 0x08); /* NameOp */
     aml_nameseg(a, name);
 }
+
+/* Name(_CRS, ResourceTemplate() { IO(Decode16, port, port, 1, len) [IRQNoFlags() {irq}] }) */
+void aml_crs_io(struct aml *a, uint16_t port, uint8_t len, int irq)
+{
+    uint8_t desc[16];
+    size_t n = 0;
+    const uint8_t io[] = {
+        0x47, 0x01, (uint8_t)port, (uint8_t)(port >> 8), (uint8_t)port, (uint8_t)(port >> 8),
+        0x01, len};
+    memcpy(desc, io, sizeof(io));
+    n += sizeof(io);
+    if (irq >= 0) {
+        uint16_t mask = (uint16_t)(1u << irq);
+        desc[n++] = 0x22;
+        desc[n++] = (uint8_t)mask;
+        desc[n++] = (uint8_t)(mask >> 8);
+    }
+    desc[n++] = 0x79; /* end tag, checksum 0 = "not checked" */
+    desc[n++] = 0x00;
+    aml_name(a, "_CRS");
+    aml_byte(a, 0x11); /* BufferOp */
+    size_t pkg = aml_open(a);
+    aml_integer(a, (uint32_t)n);
+    aml_bytes(a, desc, n);
+    aml_close(a, pkg);
+}
+
+size_t aml_device_open(struct aml *a, const char *name)
+{
+    aml_byte(a, 0x5b); /* ExtOpPrefix */
+    aml_byte(a, 0x82); /* DeviceOp */
+    size_t pkg = aml_open(a);
+    aml_nameseg(a, name);
+    return pkg;
+}

@@ -36,4 +36,10 @@ void aml_nameseg(struct aml *a, const char *name);
 /* Name(NAME, ...): the caller writes the value right after. */
 void aml_name(struct aml *a, const char *name);
 
+/* Device (NAME) { ...: the caller writes the body, then aml_close(a, the value returned). */
+size_t aml_device_open(struct aml *a, const char *name);
+/* Name(_CRS, ResourceTemplate() { IO(Decode16, port, port, 1, len) [IRQNoFlags() {irq}] }),
+ * without the IRQ when irq < 0. */
+void aml_crs_io(struct aml *a, uint16_t port, uint8_t len, int irq);
+
 #endif

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define PIC_PINS 8
@@ -19,12 +18,6 @@ struct irq_routing {
     unsigned cap;
     unsigned next_gsi;
 };
-
-int vm_ioctl_kvm(void *ctx, unsigned long request, void *arg)
-{
-    int ret = ioctl(*(const int *)ctx, request, arg);
-    return ret < 0 ? -errno : ret;
-}
 
 static struct kvm_irq_routing_entry irqchip_entry(unsigned gsi, unsigned chip, unsigned pin)
 {
@@ -257,4 +250,21 @@ bool irq_level_resampled(const struct irq_level *l)
 {
     uint64_t n;
     return l->resample_fd >= 0 && read(l->resample_fd, &n, sizeof(n)) == (ssize_t)sizeof(n);
+}
+
+int irq_edge_init(struct irq_routing *r, unsigned gsi, int *fd)
+{
+    *fd = -1;
+    if (gsi >= IRQ_ROUTING_IRQCHIP_GSIS)
+        return -EINVAL;
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0)
+        return -errno;
+    int ret = irqfd(r, efd, gsi, -1);
+    if (ret < 0) {
+        close(efd);
+        return ret;
+    }
+    *fd = efd;
+    return 0;
 }

@@ -7,19 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kvm.h"
 #include "util.h"
-
-/*
- * How libkiln issues VM ioctls (KVM_SET_GSI_ROUTING, KVM_IRQFD, KVM_IOEVENTFD): through fn, so
- * unit tests can record them instead. Returns 0 (or the ioctl's non-negative result) or -errno.
- */
-struct vm_ioctl {
-    int (*fn)(void *ctx, unsigned long request, void *arg);
-    void *ctx;
-};
-
-/* The real one: ctx points at the VM fd (an int, e.g. &vm->vm_fd). */
-int vm_ioctl_kvm(void *ctx, unsigned long request, void *arg);
 
 /* KVM_CREATE_IRQCHIP's defaults: GSI 0-15 on the PICs and the I/O APIC, 16-23 on the I/O APIC. */
 #define IRQ_ROUTING_IRQCHIP_GSIS 24
@@ -81,5 +70,11 @@ void irq_level_release(struct irq_level *l);
 int irq_level_assert(const struct irq_level *l);
 /* Consume a resample notification: true if the guest acknowledged the line since last time. */
 bool irq_level_resampled(const struct irq_level *l);
+
+/*
+ * An ISA-style edge line on irqchip GSI gsi (< IRQ_ROUTING_IRQCHIP_GSIS): each write of 1 to *fd
+ * (an eventfd bound with KVM_IRQFD) pulses the line. The caller closes *fd. Returns 0 or -errno.
+ */
+int irq_edge_init(struct irq_routing *r, unsigned gsi, int *fd);
 
 #endif

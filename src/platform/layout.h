@@ -2,6 +2,8 @@
 #ifndef KILN_LAYOUT_H
 #define KILN_LAYOUT_H
 
+#include "memory.h"
+
 #define KIB (1ULL << 10)
 #define MIB (1ULL << 20)
 #define GIB (1ULL << 30)
@@ -12,9 +14,9 @@
 #define LAYOUT_BIOS_START 0xe0000ULL  /* reserved: ACPI RSDP search area */
 #define LAYOUT_HIGH_START 0x100000ULL /* 1 MiB: start of extended memory */
 
-/* 32-bit PCI hole: RAM above this is moved above 4 GiB. */
-#define LAYOUT_PCI_HOLE_START 0xc0000000ULL
-#define LAYOUT_4G 0x100000000ULL
+/* 32-bit PCI hole: RAM above this is moved above 4 GiB (guest RAM's own split, memory.h). */
+#define LAYOUT_PCI_HOLE_START GUEST_MEM_HOLE_START
+#define LAYOUT_4G GUEST_MEM_HIGH_START
 
 /* Boot structures written by kiln below 1 MiB. */
 #define LAYOUT_GDT 0x500ULL

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "platform/layout.h"
-#include "boot/loader.h"
+#include "platform/mptable.h"
 
 /*
  * The floating pointer goes in the first KiB of the EBDA (LAYOUT_EBDA_START), one of the places

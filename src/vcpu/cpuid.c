@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "vm.h"
+#include "vcpu/vcpu.h"
 
 #define CPUID_MAX_ENTRIES 256
 #define CPUID_HYPERVISOR_BIT (1u << 31) /* leaf 1 ECX */
@@ -12,21 +12,21 @@
 #define KVM_SIGNATURE_LEAF 0x40000000u
 
 /* Fetch the host's supported CPUID once per VM. */
-static int supported_cpuid(struct kiln_vm *vm)
+static int supported_cpuid(struct vcpus *s)
 {
-    if (vm->supported_cpuid)
+    if (s->cpuid)
         return 0;
     size_t size = sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
     struct kvm_cpuid2 *c = calloc(1, size);
     if (!c)
         return -ENOMEM;
     c->nent = CPUID_MAX_ENTRIES;
-    if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+    if (ioctl(s->host.kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
         int e = errno;
         free(c);
         return -e;
     }
-    vm->supported_cpuid = c;
+    s->cpuid = c;
     return 0;
 }
 
@@ -114,12 +114,12 @@ static void ensure_signature(struct kvm_cpuid2 *c)
     memcpy(&e->edx, "M\0\0\0", 4);
 }
 
-int cpuid_setup(struct kiln_vm *vm, struct vcpu *v)
+int cpuid_setup(struct vcpu *v)
 {
-    int ret = supported_cpuid(vm);
+    int ret = supported_cpuid(v->set);
     if (ret < 0)
         return ret;
-    const struct kvm_cpuid2 *src = vm->supported_cpuid;
+    const struct kvm_cpuid2 *src = v->set->cpuid;
     size_t size = sizeof(*src) + CPUID_MAX_ENTRIES * sizeof(src->entries[0]);
     struct kvm_cpuid2 *c = malloc(size);
     if (!c)
@@ -127,7 +127,7 @@ int cpuid_setup(struct kiln_vm *vm, struct vcpu *v)
     memcpy(c, src, sizeof(*src) + src->nent * sizeof(src->entries[0]));
     ensure_signature(c);
     for (unsigned i = 0; i < c->nent; i++)
-        adjust_entry(&c->entries[i], v->index, vm->ncpus);
+        adjust_entry(&c->entries[i], v->index, v->set->n);
     ret = ioctl(v->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
     free(c);
     return ret;

@@ -4,7 +4,7 @@
 #include <sys/ioctl.h>
 
 #include "platform/layout.h"
-#include "vm.h"
+#include "vcpu/vcpu.h"
 
 /* GDT slots, shared by both entry modes. Linux's 64-bit boot protocol wants CS 0x10, DS 0x18. */
 #define SEL_CODE32 0x08
@@ -109,20 +109,21 @@ static void set_boot_sregs(struct kvm_sregs *s, enum boot_mode mode)
 }
 
 /* Registers of the boot vCPU: where the loader said to enter, in the mode it asked for. */
-int regs_setup_boot(struct kiln_vm *vm, struct vcpu *v)
+int regs_setup_boot(struct vcpu *v)
 {
+    const struct boot_entry *boot = v->set->host.boot;
     struct kvm_sregs sregs;
     if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
         return -errno;
-    set_boot_sregs(&sregs, vm->boot.mode);
+    set_boot_sregs(&sregs, boot->mode);
     if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
         return -errno;
-    struct kvm_regs regs = {.rflags = 2, .rip = vm->boot.entry};
-    if (vm->boot.mode == BOOT_MODE_LONG64) {
-        regs.rsi = vm->boot.boot_info;
+    struct kvm_regs regs = {.rflags = 2, .rip = boot->entry};
+    if (boot->mode == BOOT_MODE_LONG64) {
+        regs.rsi = boot->boot_info;
         regs.rsp = regs.rbp = LAYOUT_BOOT_STACK;
     } else {
-        regs.rbx = vm->boot.boot_info;
+        regs.rbx = boot->boot_info;
     }
     if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
         return -errno;
@@ -141,7 +142,7 @@ int regs_setup_boot(struct kiln_vm *vm, struct vcpu *v)
 #define MSR_SYSCALL_MASK 0xc0000084
 #define MSR_KERNEL_GS_BASE 0xc0000102
 
-static int set_boot_msrs(struct kiln_vm *vm, struct vcpu *v)
+static int set_boot_msrs(struct vcpu *v)
 {
     static const struct {
         uint32_t index;
@@ -174,7 +175,7 @@ static int set_boot_msrs(struct kiln_vm *vm, struct vcpu *v)
         return -errno;
     /* KVM stops at the first MSR it refuses; the rest are optional niceties. */
     if (n < (int)ARRAY_SIZE(boot_msrs))
-        klog(&vm->log, KILN_LOG_DEBUG, "vcpu %u: KVM refused MSR 0x%x", v->index,
+        klog(v->set->host.log, KILN_LOG_DEBUG, "vcpu %u: KVM refused MSR 0x%x", v->index,
              boot_msrs[n].index);
     return 0;
 }
@@ -212,9 +213,9 @@ static int set_fpu(struct vcpu *v)
 }
 
 /* State every vCPU gets, boot CPU or not. */
-int regs_setup_common(struct kiln_vm *vm, struct vcpu *v)
+int regs_setup_common(struct vcpu *v)
 {
-    int ret = set_boot_msrs(vm, v);
+    int ret = set_boot_msrs(v);
     if (ret == 0)
         ret = set_fpu(v);
     if (ret == 0)

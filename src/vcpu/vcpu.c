@@ -1,129 +1,179 @@
-/* vcpu.c: vCPU creation, the per-vCPU thread running KVM_RUN, and exit dispatch to the buses. */
+/* vcpu.c: vCPU creation, one thread per vCPU running KVM_RUN, run control, exit dispatch. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "vm.h"
+#include "vcpu/vcpu.h"
 
-int vcpu_create(struct kiln_vm *vm, struct vcpu *v, char *errmsg)
+void vcpus_init(struct vcpus *s, const struct vcpu_host *host)
 {
-    v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
+    memset(s, 0, sizeof(*s));
+    s->host = *host;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+}
+
+static int vcpu_create(struct vcpu *v, char *errmsg)
+{
+    const struct vcpu_host *h = &v->set->host;
+    v->fd = ioctl(h->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
     if (v->fd < 0)
         return kiln_fail(errmsg, errno, "KVM_CREATE_VCPU %u: %s", v->index, strerror(errno));
-    v->run_size = (size_t)vm->kvm_run_size;
-    v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+    v->run = mmap(NULL, h->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
     if (v->run == MAP_FAILED) {
         v->run = NULL;
         return kiln_fail(errmsg, errno, "mmap of vcpu %u run area: %s", v->index, strerror(errno));
     }
-    int ret = cpuid_setup(vm, v);
+    int ret = cpuid_setup(v);
     if (ret < 0)
         return kiln_fail(errmsg, -ret, "vcpu %u: KVM_SET_CPUID2: %s", v->index, strerror(-ret));
-    ret = regs_setup_common(vm, v);
+    ret = regs_setup_common(v);
     if (ret < 0)
         return kiln_fail(errmsg, -ret, "vcpu %u: register set-up: %s", v->index, strerror(-ret));
     /* Only the boot CPU gets registers; the others wait for INIT/SIPI in the in-kernel LAPIC. */
     if (v->index == 0) {
-        ret = regs_setup_boot(vm, v);
+        ret = regs_setup_boot(v);
         if (ret < 0)
             return kiln_fail(errmsg, -ret, "vcpu 0: boot registers: %s", strerror(-ret));
     }
     return 0;
 }
 
-void vcpu_destroy(struct vcpu *v)
+int vcpus_create(struct vcpus *s, unsigned n, char *errmsg)
+{
+    s->v = calloc(n, sizeof(*s->v));
+    if (!s->v)
+        return kiln_fail(errmsg, ENOMEM, "out of memory for %u vCPUs", n);
+    s->n = n;
+    for (unsigned i = 0; i < n; i++)
+        s->v[i] = (struct vcpu){.set = s, .index = i, .fd = -1};
+    for (unsigned i = 0; i < n; i++) {
+        int ret = vcpu_create(&s->v[i], errmsg);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static void vcpu_destroy(struct vcpu *v)
 {
     if (v->run)
-        munmap(v->run, v->run_size);
+        munmap(v->run, v->set->host.run_size);
     if (v->fd >= 0)
         close(v->fd);
     v->run = NULL;
     v->fd = -1;
 }
 
-/* Port I/O: an exit may carry several items (rep ins/outs); each goes to the bus on its own. */
-static void handle_io(struct kiln_vm *vm, struct kvm_run *run)
+void vcpus_destroy(struct vcpus *s)
 {
+    for (unsigned i = 0; s->v && i < s->n; i++)
+        vcpu_destroy(&s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+    free(s->cpuid);
+    s->cpuid = NULL;
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+}
+
+uint64_t vcpus_exits(const struct vcpus *s)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; s->v && i < s->n; i++)
+        n += atomic_load(&s->v[i].exits);
+    return n;
+}
+
+/* Port I/O: an exit may carry several items (rep ins/outs); each goes to the bus on its own. */
+static void handle_io(struct vcpus *s, struct kvm_run *run)
+{
+    const struct vcpu_host *h = &s->host;
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
     /* KVM guarantees the data area fits in the run page; check anyway, the mapping is shared. */
     uint64_t bytes = (uint64_t)run->io.size * run->io.count;
-    if (run->io.data_offset > (uint64_t)vm->kvm_run_size ||
-        bytes > (uint64_t)vm->kvm_run_size - run->io.data_offset)
+    if (run->io.data_offset > (uint64_t)h->run_size ||
+        bytes > (uint64_t)h->run_size - run->io.data_offset)
         return;
     for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
-        if (bus_access(&vm->pio, run->io.port, data, run->io.size, is_write) < 0 &&
-            atomic_fetch_add(&vm->unhandled_pio_logged, 1) < 16)
-            klog(&vm->log, KILN_LOG_DEBUG, "unhandled port %s 0x%x size %u",
+        if (bus_access(h->pio, run->io.port, data, run->io.size, is_write) < 0 &&
+            atomic_fetch_add(&s->unhandled_pio_logged, 1) < 16)
+            klog(h->log, KILN_LOG_DEBUG, "unhandled port %s 0x%x size %u",
                  is_write ? "write" : "read", run->io.port, run->io.size);
     }
 }
 
-static void handle_mmio(struct kiln_vm *vm, struct kvm_run *run)
+static void handle_mmio(struct vcpus *s, struct kvm_run *run)
 {
     uint32_t len = run->mmio.len;
     if (len > sizeof(run->mmio.data))
         return;
-    if (bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write) < 0)
-        klog(&vm->log, KILN_LOG_DEBUG, "unhandled MMIO %s 0x%llx size %u",
+    if (bus_access(s->host.mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write) < 0)
+        klog(s->host.log, KILN_LOG_DEBUG, "unhandled MMIO %s 0x%llx size %u",
              run->mmio.is_write ? "write" : "read", (unsigned long long)run->mmio.phys_addr, len);
 }
 
-static enum vcpu_action handle_system_event(struct kiln_vm *vm, struct kvm_run *run)
+static enum vcpu_action handle_system_event(struct vcpus *s, struct kvm_run *run)
 {
+    const struct end_vm *end = &s->host.end;
     switch (run->system_event.type) {
     case KVM_SYSTEM_EVENT_SHUTDOWN:
-        vm_finish(vm, KILN_EXIT_POWEROFF, 0, 0, "guest powered off");
+        end_vm(end, KILN_EXIT_POWEROFF, 0, 0, "guest powered off");
         break;
     case KVM_SYSTEM_EVENT_RESET:
-        vm_finish(vm, KILN_EXIT_REBOOT, 0, 0, "guest reset");
+        end_vm(end, KILN_EXIT_REBOOT, 0, 0, "guest reset");
         break;
     default:
-        vm_finish(vm, KILN_EXIT_CRASH, 0, 0, "guest crash event (type %u)", run->system_event.type);
+        end_vm(end, KILN_EXIT_CRASH, 0, 0, "guest crash event (type %u)", run->system_event.type);
         break;
     }
     return VCPU_STOP;
 }
 
-enum vcpu_action vcpu_handle_exit(struct kiln_vm *vm, struct vcpu *v)
+enum vcpu_action vcpu_handle_exit(struct vcpu *v)
 {
+    struct vcpus *s = v->set;
+    const struct end_vm *end = &s->host.end;
     struct kvm_run *run = v->run;
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
-        handle_io(vm, run);
+        handle_io(s, run);
         return VCPU_CONTINUE;
     case KVM_EXIT_MMIO:
-        handle_mmio(vm, run);
+        handle_mmio(s, run);
         return VCPU_CONTINUE;
     case KVM_EXIT_INTR:
         return VCPU_CONTINUE;
     case KVM_EXIT_SHUTDOWN:
-        vm_finish(vm, KILN_EXIT_CRASH, 0, 0, "vcpu %u: triple fault", v->index);
+        end_vm(end, KILN_EXIT_CRASH, 0, 0, "vcpu %u: triple fault", v->index);
         return VCPU_STOP;
     case KVM_EXIT_SYSTEM_EVENT:
-        return handle_system_event(vm, run);
+        return handle_system_event(s, run);
     case KVM_EXIT_HLT:
         /* Only reachable without an in-kernel LAPIC: nothing could ever wake this vCPU. */
-        vm_finish(vm, KILN_EXIT_CRASH, 0, 0, "vcpu %u: halted with no way to wake", v->index);
+        end_vm(end, KILN_EXIT_CRASH, 0, 0, "vcpu %u: halted with no way to wake", v->index);
         return VCPU_STOP;
     case KVM_EXIT_FAIL_ENTRY:
-        vm_finish(vm, KILN_EXIT_ERROR, 0, EIO, "vcpu %u: KVM entry failed (reason 0x%llx)",
-                  v->index, (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+        end_vm(end, KILN_EXIT_ERROR, 0, EIO, "vcpu %u: KVM entry failed (reason 0x%llx)", v->index,
+               (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
         return VCPU_STOP;
     case KVM_EXIT_INTERNAL_ERROR:
-        vm_finish(vm, KILN_EXIT_ERROR, 0, EIO,
-                  "vcpu %u: KVM internal error (suberror %u): the host could not run a guest "
-                  "instruction",
-                  v->index, run->internal.suberror);
+        end_vm(end, KILN_EXIT_ERROR, 0, EIO,
+               "vcpu %u: KVM internal error (suberror %u): the host could not run a guest "
+               "instruction",
+               v->index, run->internal.suberror);
         return VCPU_STOP;
     default:
-        vm_finish(vm, KILN_EXIT_ERROR, 0, ENOTSUP, "vcpu %u: unexpected KVM exit reason %u",
-                  v->index, run->exit_reason);
+        end_vm(end, KILN_EXIT_ERROR, 0, ENOTSUP, "vcpu %u: unexpected KVM exit reason %u", v->index,
+               run->exit_reason);
         return VCPU_STOP;
     }
 }
@@ -136,50 +186,50 @@ static uint64_t process_cpu_ns(void)
 }
 
 /* Park this thread while a pause is requested. Returns false if the VM is stopping. */
-static bool wait_while_paused(struct kiln_vm *vm)
+static bool wait_while_paused(struct vcpus *s)
 {
-    pthread_mutex_lock(&vm->lock);
-    vm->paused++;
-    pthread_cond_broadcast(&vm->cond);
-    while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
-        pthread_cond_wait(&vm->cond, &vm->lock);
-    vm->paused--;
-    pthread_mutex_unlock(&vm->lock);
-    return !atomic_load(&vm->stopping);
+    pthread_mutex_lock(&s->lock);
+    s->paused++;
+    pthread_cond_broadcast(&s->cond);
+    while (atomic_load(&s->pause_req) && !atomic_load(&s->stopping))
+        pthread_cond_wait(&s->cond, &s->lock);
+    s->paused--;
+    pthread_mutex_unlock(&s->lock);
+    return !atomic_load(&s->stopping);
 }
 
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
-    struct kiln_vm *vm = v->vm;
+    struct vcpus *s = v->set;
     for (;;) {
         /* Clear the kick flag before looking at the requests: a kick after this is not lost. */
         __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-        if (atomic_load(&vm->stopping))
+        if (atomic_load(&s->stopping))
             break;
-        if (atomic_load(&vm->pause_req)) {
-            if (!wait_while_paused(vm))
+        if (atomic_load(&s->pause_req)) {
+            if (!wait_while_paused(s))
                 break;
             continue;
         }
-        if (v->index == 0 && atomic_load(&vm->first_run_cpu_ns) == 0)
-            atomic_store(&vm->first_run_cpu_ns, process_cpu_ns());
+        if (v->index == 0 && atomic_load(&s->first_run_cpu_ns) == 0)
+            atomic_store(&s->first_run_cpu_ns, process_cpu_ns());
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
-            vm_finish(vm, KILN_EXIT_ERROR, 0, errno, "vcpu %u: KVM_RUN: %s", v->index,
-                      strerror(errno));
+            end_vm(&s->host.end, KILN_EXIT_ERROR, 0, errno, "vcpu %u: KVM_RUN: %s", v->index,
+                   strerror(errno));
             break;
         }
         atomic_fetch_add(&v->exits, 1);
-        if (vcpu_handle_exit(vm, v) == VCPU_STOP)
+        if (vcpu_handle_exit(v) == VCPU_STOP)
             break;
     }
     /* A finished vCPU counts as paused, so a pause request never waits for it. */
-    pthread_mutex_lock(&vm->lock);
-    vm->paused++;
-    pthread_cond_broadcast(&vm->cond);
-    pthread_mutex_unlock(&vm->lock);
+    pthread_mutex_lock(&s->lock);
+    s->paused++;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
     return NULL;
 }
 
@@ -206,7 +256,7 @@ static void install_kick_handler(void)
     }
 }
 
-int vcpu_start(struct vcpu *v)
+static int vcpu_start(struct vcpu *v)
 {
     install_kick_handler();
     /* vCPU threads leave process signals (SIGINT, SIGTERM...) to the thread running the loop. */
@@ -231,21 +281,66 @@ int vcpu_start(struct vcpu *v)
     return 0;
 }
 
-void vcpu_join(struct vcpu *v)
+void vcpus_start(struct vcpus *s)
 {
-    if (v->started)
-        pthread_join(v->thread, NULL);
-    v->started = false;
+    for (unsigned i = 0; i < s->n && !atomic_load(&s->stopping); i++) {
+        int ret = vcpu_start(&s->v[i]);
+        if (ret < 0)
+            end_vm(&s->host.end, KILN_EXIT_ERROR, 0, -ret, "starting vcpu %u: %s", i,
+                   strerror(-ret));
+    }
 }
 
-void vm_kick_vcpus(struct kiln_vm *vm)
+void vcpus_join(struct vcpus *s)
 {
-    for (unsigned i = 0; i < vm->ncpus; i++) {
-        struct vcpu *v = &vm->vcpus[i];
+    for (unsigned i = 0; i < s->n; i++) {
+        struct vcpu *v = &s->v[i];
+        if (v->started)
+            pthread_join(v->thread, NULL);
+        v->started = false;
+    }
+}
+
+/* Interrupt every vCPU thread currently in (or about to enter) KVM_RUN. */
+static void kick(struct vcpus *s)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        struct vcpu *v = &s->v[i];
         if (!v->run)
             continue;
         __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
         if (v->started && !pthread_equal(v->thread, pthread_self()))
             pthread_kill(v->thread, kick_signal());
     }
+}
+
+void vcpus_stop(struct vcpus *s)
+{
+    pthread_mutex_lock(&s->lock);
+    atomic_store(&s->stopping, true);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    kick(s);
+}
+
+void vcpus_pause(struct vcpus *s)
+{
+    pthread_mutex_lock(&s->lock);
+    atomic_store(&s->pause_req, true);
+    pthread_mutex_unlock(&s->lock);
+    kick(s);
+    pthread_mutex_lock(&s->lock);
+    while (s->paused < s->n && !atomic_load(&s->stopping))
+        pthread_cond_wait(&s->cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int vcpus_resume(struct vcpus *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool paused = atomic_load(&s->pause_req);
+    atomic_store(&s->pause_req, false);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    return paused ? 0 : -EINVAL;
 }

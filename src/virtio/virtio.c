@@ -21,6 +21,7 @@ void virtio_device_init(struct virtio_device *vd, const struct virtio_device_ops
                         const struct guest_mem *mem, const struct kiln_log *log)
 {
     memset(vd, 0, sizeof(*vd));
+    vd->dev = (struct device){.name = ops->name, .ops = &ops->dev};
     vd->ops = ops;
     vd->priv = priv;
     vd->mem = mem;
@@ -49,6 +50,18 @@ static void reset_locked(struct virtio_device *vd)
 void virtio_device_destroy(struct virtio_device *vd)
 {
     pthread_mutex_destroy(&vd->lock);
+}
+
+void virtio_device_free(struct virtio_device *vd)
+{
+    if (vd && vd->dev.ops->destroy)
+        vd->dev.ops->destroy(&vd->dev);
+}
+
+void virtio_device_stats(const struct virtio_device *vd, struct kiln_stats *st)
+{
+    if (vd->dev.ops->stats)
+        vd->dev.ops->stats(&vd->dev, st);
 }
 
 /* The driver may only accept what was offered, and kiln only speaks virtio 1.x. */
@@ -122,7 +135,7 @@ uint8_t virtio_read_status(const struct virtio_device *vd)
     return vd->status;
 }
 
-void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint32_t offset, void *data,
+void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint64_t offset, uint8_t *data,
                         uint32_t len)
 {
     memset(data, 0, len);
@@ -131,13 +144,26 @@ void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint32_t offset, v
     memcpy(data, cfg + offset, cfg_len - offset < len ? cfg_len - offset : len);
 }
 
-void virtio_config_write_ignored(struct virtio_device *vd, uint32_t offset, const void *data,
-                                 uint32_t len)
+void virtio_config_write_ignored(struct device *d, unsigned region, uint64_t offset,
+                                 const uint8_t *data, uint32_t len)
 {
-    (void)vd;
+    (void)d;
+    (void)region;
     (void)offset;
     (void)data;
     (void)len;
+}
+
+void virtio_config_access(struct virtio_device *vd, uint64_t offset, uint8_t *data, uint32_t len,
+                          bool is_write)
+{
+    const struct device_ops *ops = vd->dev.ops;
+    if (is_write && ops->write)
+        ops->write(&vd->dev, 0, offset, data, len);
+    else if (!is_write && ops->read)
+        ops->read(&vd->dev, 0, offset, data, len);
+    else if (!is_write)
+        memset(data, 0, len);
 }
 
 bool virtio_has_feature(const struct virtio_device *vd, uint64_t f)
@@ -188,7 +214,7 @@ void virtio_loop_work(struct virtio_device *vd)
                  !(vd->status & VIRTIO_STATUS_NEEDS_RESET);
     pthread_mutex_unlock(&vd->lock);
     if (reset) {
-        if (vd->ops->reset(vd) == 0)
+        if (!vd->dev.ops->reset || vd->dev.ops->reset(&vd->dev) == 0)
             virtio_reset_done(vd);
     } else if (start) {
         activate(vd);

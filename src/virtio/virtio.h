@@ -3,9 +3,11 @@
 #define KILN_VIRTIO_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "device.h"
 #include "memory.h"
 #include "util.h"
 #include "virtio/virtqueue.h"
@@ -37,29 +39,28 @@
 struct virtio_device;
 
 /*
- * What a device implements. Threads: config_read/config_write run on vCPU threads with the
- * device lock held; activate, reset and queue_notify run on the VM's event loop thread, which
- * is also the only thread that touches the virtqueues once the device is active.
+ * What a device implements. dev is the shape every device has (device.h), used here as:
+ *   - read/write: the device-specific configuration space, region 0, offset + len <= config_len
+ *     (little-endian); vCPU threads, with the device lock held;
+ *   - reset: the driver reset the device (loop thread): stop taking requests and forget per-run
+ *     state. Return 0 if the device is quiet now, 1 if requests are still in flight on the back
+ *     end: the device then calls virtio_reset_done() when the last one has finished (it must not
+ *     touch the queues or guest memory for them any more). Not called for a reset of a device
+ *     the driver has not set DRIVER_OK on since the last reset (nothing can have started): the
+ *     core resets that one at once, so the driver's wait for status 0 costs nothing;
+ *   - start, stop, destroy, stats: the device's back end, driven by its transport's own hooks
+ *     (the transport owns the device once attached).
+ * activate and queue_notify run on the VM's event loop thread, which is also the only thread
+ * that touches the virtqueues once the device is active.
  */
 struct virtio_device_ops {
+    struct device_ops dev;
     const char *name; /* for log messages, e.g. "virtio-blk" */
     uint32_t device_id;
     /* Bytes of device-specific configuration space the transport exposes (0: none). */
     uint32_t config_len;
-    /* Device-specific configuration space (little-endian); offset + len <= config_len. */
-    void (*config_read)(struct virtio_device *vd, uint32_t offset, void *data, uint32_t len);
-    void (*config_write)(struct virtio_device *vd, uint32_t offset, const void *data, uint32_t len);
     /* DRIVER_OK was set: the queues the driver enabled are ready. Return 0 or -errno. */
     int (*activate)(struct virtio_device *vd);
-    /*
-     * The driver reset the device: stop taking requests and forget per-run state. Return 0 if
-     * the device is quiet now, 1 if requests are still in flight on the back end: the device
-     * then calls virtio_reset_done() when the last one has finished (it must not touch the
-     * queues or guest memory for them any more). Not called for a reset of a device the driver
-     * has not set DRIVER_OK on since the last reset (nothing can have started): the core resets
-     * that one at once, so the driver's wait for status 0 costs nothing.
-     */
-    int (*reset)(struct virtio_device *vd);
     /* The driver kicked queue index q (an ioeventfd fired). */
     void (*queue_notify)(struct virtio_device *vd, unsigned q);
 };
@@ -78,6 +79,7 @@ struct virtio_transport_ops {
 };
 
 struct virtio_device {
+    struct device dev; /* name and ops->dev */
     const struct virtio_device_ops *ops;
     void *priv; /* the device's own state */
     const struct virtio_transport_ops *transport;
@@ -105,6 +107,10 @@ void virtio_device_init(struct virtio_device *vd, const struct virtio_device_ops
                         uint64_t features, unsigned num_queues, uint16_t queue_max_size,
                         const struct guest_mem *mem, const struct kiln_log *log);
 void virtio_device_destroy(struct virtio_device *vd);
+/* The device's own destroy hook (it frees vd and what holds it), if it has one. */
+void virtio_device_free(struct virtio_device *vd);
+/* Add the device's counters (its stats hook) to st. */
+void virtio_device_stats(const struct virtio_device *vd, struct kiln_stats *st);
 
 /*
  * Transport side (device lock held). virtio_write_status applies the driver's status write:
@@ -142,12 +148,20 @@ void virtio_config_changed(struct virtio_device *vd);
 void virtio_device_error(struct virtio_device *vd, unsigned q, int err);
 /* A reset that the device finished asynchronously is complete. */
 void virtio_reset_done(struct virtio_device *vd);
-/* config_read for a device whose config space is the immutable bytes cfg[0, cfg_len). */
-void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint32_t offset, void *data,
+/* The configuration read of a device whose config space is the immutable bytes cfg[0, cfg_len). */
+void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint64_t offset, uint8_t *data,
                         uint32_t len);
-/* config_write for a device whose every config field is read-only. */
-void virtio_config_write_ignored(struct virtio_device *vd, uint32_t offset, const void *data,
-                                 uint32_t len);
+/* The configuration write (dev.write) of a device whose every config field is read-only. */
+void virtio_config_write_ignored(struct device *d, unsigned region, uint64_t offset,
+                                 const uint8_t *data, uint32_t len);
+/* The virtio device whose dev is d. */
+static inline struct virtio_device *virtio_device_of(struct device *d)
+{
+    return (struct virtio_device *)((char *)d - offsetof(struct virtio_device, dev));
+}
+/* Read or write the device-specific configuration space (device lock held). */
+void virtio_config_access(struct virtio_device *vd, uint64_t offset, uint8_t *data, uint32_t len,
+                          bool is_write);
 /* True if feature bit f was negotiated. */
 bool virtio_has_feature(const struct virtio_device *vd, uint64_t f);
 

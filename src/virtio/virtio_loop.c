@@ -117,7 +117,12 @@ static void resample_cb(uv_poll_t *h, int status, int events)
 
 int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop)
 {
-    int ret = uv_async_init(loop, &l->async, async_cb);
+    /* The device's own back end first: the transport may activate it from the next turn. */
+    const struct device_ops *ops = l->vd->dev.ops;
+    int ret = ops->start ? ops->start(&l->vd->dev, loop) : 0;
+    if (ret < 0)
+        return ret;
+    ret = uv_async_init(loop, &l->async, async_cb);
     if (ret < 0)
         return ret;
     l->async_open = true;
@@ -154,4 +159,6 @@ void virtio_loop_stop(struct virtio_loop *l)
     if (l->resample_open)
         uv_close((uv_handle_t *)&l->resample, NULL);
     l->resample_open = false;
+    if (l->vd->dev.ops->stop)
+        l->vd->dev.ops->stop(&l->vd->dev);
 }

@@ -52,7 +52,10 @@ void virtio_loop_free(struct virtio_loop *l);
 void virtio_loop_set_line(struct virtio_loop *l, const struct irq_level *line,
                           void (*lowered)(void *ctx), void *ctx);
 
-/* Start/stop servicing kicks, status work and the line's resampler on loop (the loop thread). */
+/*
+ * Start/stop servicing kicks, status work and the line's resampler on loop (the loop thread),
+ * together with the device's own back end (its start hook runs first, its stop hook last).
+ */
 int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop);
 void virtio_loop_stop(struct virtio_loop *l);
 

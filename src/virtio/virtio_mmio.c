@@ -35,6 +35,7 @@ enum vm_log {
  * kicks, resamples and status work (vd->lock, never held across device calls), like virtio-pci.
  */
 struct virtio_mmio {
+    struct device dev; /* the register window, and the life cycle of it and vd */
     struct virtio_device *vd;
     struct irq_routing *irqs;
     const struct kiln_log *log;
@@ -384,22 +385,71 @@ static void config_access(struct virtio_mmio *t, uint32_t off, uint8_t *data, ui
         return;
     }
     pthread_mutex_lock(&vd->lock);
-    if (is_write && vd->ops->config_write)
-        vd->ops->config_write(vd, off, data, len);
-    else if (!is_write && vd->ops->config_read)
-        vd->ops->config_read(vd, off, data, len);
-    else if (!is_write)
-        memset(data, 0, len);
+    virtio_config_access(vd, off, data, len, is_write);
     pthread_mutex_unlock(&vd->lock);
 }
 
-static void vm_bus_io(void *dev, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+static void window_access(struct virtio_mmio *t, uint64_t off, uint8_t *data, uint32_t len,
+                          bool is_write)
 {
-    struct virtio_mmio *t = dev;
     if (off < VIRTIO_MMIO_CONFIG)
         registers_access(t, (unsigned)off, data, len, is_write);
     else
         config_access(t, (uint32_t)(off - VIRTIO_MMIO_CONFIG), data, len, is_write);
+}
+
+/* ---- The transport as a device (device.h). */
+
+static void vm_read(struct device *d, unsigned region, uint64_t off, uint8_t *data, uint32_t len)
+{
+    (void)region;
+    window_access((struct virtio_mmio *)d, off, data, len, false);
+}
+
+static void vm_write(struct device *d, unsigned region, uint64_t off, const uint8_t *data,
+                     uint32_t len)
+{
+    (void)region;
+    uint8_t buf[8] = {0}; /* the register paths take one buffer both ways; len is at most 8 */
+    memcpy(buf, data, len < sizeof(buf) ? len : sizeof(buf));
+    window_access((struct virtio_mmio *)d, off, buf, len, true);
+}
+
+static int vm_start(struct device *d, uv_loop_t *loop)
+{
+    return virtio_mmio_start((struct virtio_mmio *)d, loop);
+}
+
+static void vm_stop(struct device *d)
+{
+    virtio_mmio_stop((struct virtio_mmio *)d);
+}
+
+static void vm_destroy(struct device *d)
+{
+    struct virtio_mmio *t = (struct virtio_mmio *)d;
+    struct virtio_device *vd = t->vd;
+    virtio_mmio_destroy(t);
+    virtio_device_free(vd);
+}
+
+static void vm_stats(const struct device *d, struct kiln_stats *st)
+{
+    virtio_device_stats(((const struct virtio_mmio *)d)->vd, st);
+}
+
+static const struct device_ops vm_ops = {
+    .read = vm_read,
+    .write = vm_write,
+    .start = vm_start,
+    .stop = vm_stop,
+    .destroy = vm_destroy,
+    .stats = vm_stats,
+};
+
+struct device *virtio_mmio_device(struct virtio_mmio *t)
+{
+    return &t->dev;
 }
 
 /* ---- Construction. */
@@ -450,6 +500,8 @@ static struct virtio_mmio *alloc_transport(struct virtio_device *vd,
     struct virtio_mmio *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
+    t->dev = (struct device){.name = vd->ops->name, .ops = &vm_ops};
+    device_add_range(&t->dev, DEVICE_MMIO, cfg->base, VIRTIO_MMIO_SIZE);
     t->vd = vd;
     t->irqs = cfg->irqs;
     t->log = cfg->log;
@@ -463,10 +515,10 @@ static struct virtio_mmio *alloc_transport(struct virtio_device *vd,
 
 static bool config_valid(const struct virtio_device *vd, const struct virtio_mmio_config *cfg)
 {
-    /* A config_read without config_len is a device bug: drivers would find no config space. */
+    /* A config read without config_len is a device bug: drivers would find no config space. */
     const struct virtio_device_ops *ops = vd->ops;
     return vd->num_queues && ops->config_len <= VIRTIO_MMIO_CONFIG_MAX && ops->name &&
-           ops->queue_notify && !(ops->config_read && !ops->config_len) && cfg->mmio && cfg->irqs &&
+           ops->queue_notify && !(ops->dev.read && !ops->config_len) && cfg->irqs &&
            cfg->base % VIRTIO_MMIO_SIZE == 0 && cfg->gsi < IRQ_ROUTING_IRQCHIP_GSIS;
 }
 
@@ -482,9 +534,6 @@ int virtio_mmio_create(struct virtio_device *vd, const struct virtio_mmio_config
     int ret = irq_level_init(t->irqs, cfg->gsi, &t->line);
     if (ret == 0)
         ret = setup_kicks(t);
-    /* The bus range goes last: it cannot be taken back (bus.h). */
-    if (ret == 0)
-        ret = bus_insert(cfg->mmio, cfg->base, VIRTIO_MMIO_SIZE, vm_bus_io, t, vd->ops->name);
     if (ret < 0) {
         free_transport(t);
         return ret;

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "bus.h"
+#include "device.h"
 #include "platform/irq_routing.h"
 #include "util.h"
 #include "virtio/virtio.h"
@@ -61,7 +61,6 @@
 struct virtio_mmio;
 
 struct virtio_mmio_config {
-    struct bus *mmio;         /* the VM's MMIO bus; the register window goes here */
     struct irq_routing *irqs; /* the level line's irqfd, and KVM_IOEVENTFD via its ioctl */
     uint64_t base;            /* guest-physical address of the window */
     unsigned gsi;             /* I/O APIC pin of the device's interrupt (< 24) */
@@ -79,10 +78,11 @@ int virtio_mmio_slot(unsigned index, uint64_t *base, unsigned *gsi);
 int virtio_mmio_cmdline_append(char *buf, size_t size, uint64_t base, unsigned gsi);
 
 /*
- * Put vd (initialized with virtio_device_init, at least one queue, config_len at most
- * VIRTIO_MMIO_CONFIG_MAX) on the MMIO bus at cfg->base: becomes its transport, registers one
- * KVM ioeventfd per queue on QueueNotify and the level line's irqfd. Build time only. Returns 0
- * or -errno.
+ * Be vd's transport (vd initialized with virtio_device_init, at least one queue, config_len at
+ * most VIRTIO_MMIO_CONFIG_MAX), with its register window at cfg->base: registers one KVM
+ * ioeventfd per queue on QueueNotify and the level line's irqfd. The window is the MMIO range
+ * of virtio_mmio_device(t), for the caller to put on its bus. Build time only. Returns 0 or
+ * -errno.
  */
 int virtio_mmio_create(struct virtio_device *vd, const struct virtio_mmio_config *cfg,
                        struct virtio_mmio **out);
@@ -91,6 +91,13 @@ int virtio_mmio_create(struct virtio_device *vd, const struct virtio_mmio_config
  * bus range cannot be removed (bus.h): the bus must not dispatch to it any more (VM teardown).
  */
 void virtio_mmio_destroy(struct virtio_mmio *t);
+
+/*
+ * The transport as the VM's device (device.h): the register window as MMIO range 0, and
+ * start/stop/destroy/stats that also drive vd's own hooks. Its destroy frees vd too; tests that
+ * own vd call virtio_mmio_destroy instead.
+ */
+struct device *virtio_mmio_device(struct virtio_mmio *t);
 
 /*
  * Start/stop the loop side, as virtio_pci_start/stop: an async handle for status work, a poller

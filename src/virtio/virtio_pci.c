@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,12 +419,7 @@ static void device_cfg_access(struct virtio_pci *t, uint64_t off, uint8_t *data,
         return;
     }
     pthread_mutex_lock(&vd->lock);
-    if (is_write && vd->ops->config_write)
-        vd->ops->config_write(vd, (uint32_t)off, data, len);
-    else if (!is_write && vd->ops->config_read)
-        vd->ops->config_read(vd, (uint32_t)off, data, len);
-    else if (!is_write)
-        memset(data, 0, len);
+    virtio_config_access(vd, off, data, len, is_write);
     pthread_mutex_unlock(&vd->lock);
 }
 
@@ -477,16 +473,63 @@ static void msix_bar_io(struct virtio_pci *t, uint64_t off, uint8_t *data, uint3
 
 /* ---- PCI hooks. */
 
+static struct virtio_pci *vp_of(struct pci_device *dev)
+{
+    return dev->priv;
+}
+
 static void vp_bar_io(struct pci_device *dev, unsigned bar, uint64_t off, uint8_t *data,
                       uint32_t len, bool is_write)
 {
-    struct virtio_pci *t = dev->priv;
+    struct virtio_pci *t = vp_of(dev);
     if (bar == VIRTIO_PCI_CAPS_BAR)
         caps_bar_io(t, off, data, len, is_write);
     else if (bar == VIRTIO_PCI_MSIX_BAR)
         msix_bar_io(t, off, data, len, is_write);
     else if (!is_write)
         memset(data, 0xff, len);
+}
+
+/* The function as a device (device.h): BAR accesses, and the life cycle of it and its device. */
+static struct pci_device *function_of(struct device *d)
+{
+    return (struct pci_device *)((char *)d - offsetof(struct pci_device, device));
+}
+
+static void vp_read(struct device *d, unsigned bar, uint64_t off, uint8_t *data, uint32_t len)
+{
+    vp_bar_io(function_of(d), bar, off, data, len, false);
+}
+
+static void vp_write(struct device *d, unsigned bar, uint64_t off, const uint8_t *data,
+                     uint32_t len)
+{
+    uint8_t buf[8] = {0}; /* the register paths take one buffer both ways; len is at most 8 */
+    memcpy(buf, data, len < sizeof(buf) ? len : sizeof(buf));
+    vp_bar_io(function_of(d), bar, off, buf, len, true);
+}
+
+static int vp_start(struct device *d, uv_loop_t *loop)
+{
+    return virtio_pci_start(vp_of(function_of(d)), loop);
+}
+
+static void vp_stop(struct device *d)
+{
+    virtio_pci_stop(vp_of(function_of(d)));
+}
+
+static void vp_destroy(struct device *d)
+{
+    struct virtio_pci *t = vp_of(function_of(d));
+    struct virtio_device *vd = t->vd;
+    virtio_pci_destroy(t);
+    virtio_device_free(vd);
+}
+
+static void vp_stats(const struct device *d, struct kiln_stats *st)
+{
+    virtio_device_stats(vp_of(function_of((struct device *)d))->vd, st);
 }
 
 static int ioeventfd(struct virtio_pci *t, const struct virtio_kick *k, uint64_t addr, bool assign)
@@ -505,7 +548,7 @@ static int ioeventfd(struct virtio_pci *t, const struct virtio_kick *k, uint64_t
 /* BAR 0 moved, appeared or vanished: the ioeventfds follow the notify address. */
 static void vp_bar_remap(struct pci_device *dev, unsigned bar, uint64_t base)
 {
-    struct virtio_pci *t = dev->priv;
+    struct virtio_pci *t = vp_of(dev);
     if (bar != VIRTIO_PCI_CAPS_BAR)
         return;
     for (unsigned q = 0; q < t->vd->num_queues; q++) {
@@ -548,7 +591,7 @@ static void pci_cfg_window(struct virtio_pci *t, bool is_write)
 
 static void vp_cfg_written(struct pci_device *dev, unsigned off, unsigned len)
 {
-    struct virtio_pci *t = dev->priv;
+    struct virtio_pci *t = vp_of(dev);
     pthread_mutex_lock(&t->vd->lock);
     msix_cfg_written(&t->msix, dev, off, len);
     if (pci_cfg_overlaps(off, len, PCI_COMMAND, 2))
@@ -560,13 +603,21 @@ static void vp_cfg_written(struct pci_device *dev, unsigned off, unsigned len)
 
 static void vp_cfg_read(struct pci_device *dev, unsigned off, unsigned len)
 {
-    struct virtio_pci *t = dev->priv;
+    struct virtio_pci *t = vp_of(dev);
     if (pci_cfg_overlaps(off, len, t->pci_cfg_cap + VIRTIO_PCI_CAP_PCI_CFG_DATA, 4))
         pci_cfg_window(t, false);
 }
 
 static const struct pci_device_ops vp_pci_ops = {
-    .bar_io = vp_bar_io,
+    .dev =
+        {
+            .read = vp_read,
+            .write = vp_write,
+            .start = vp_start,
+            .stop = vp_stop,
+            .destroy = vp_destroy,
+            .stats = vp_stats,
+        },
     .bar_remap = vp_bar_remap,
     .cfg_written = vp_cfg_written,
     .cfg_read = vp_cfg_read,
@@ -682,10 +733,10 @@ int virtio_pci_create(struct virtio_device *vd, const struct virtio_pci_config *
                       struct virtio_pci **out)
 {
     *out = NULL;
-    /* A config_read without config_len is a device bug: drivers would find no config space. */
+    /* A config read without config_len is a device bug: drivers would find no config space. */
     const struct virtio_device_ops *ops = vd->ops;
     if (vd->num_queues == 0 || ops->config_len > VIRTIO_PCI_DEVICE_MAX || !ops->name ||
-        !ops->queue_notify || (ops->config_read && !ops->config_len))
+        !ops->queue_notify || (ops->dev.read && !ops->config_len))
         return -EINVAL;
     struct virtio_pci *t = alloc_transport(vd, cfg);
     if (!t)
@@ -729,4 +780,9 @@ void virtio_pci_destroy(struct virtio_pci *t)
 struct pci_device *virtio_pci_function(struct virtio_pci *t)
 {
     return &t->pci;
+}
+
+struct device *virtio_pci_device(struct virtio_pci *t)
+{
+    return &t->pci.device;
 }

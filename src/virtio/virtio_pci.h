@@ -95,4 +95,11 @@ void virtio_pci_stop(struct virtio_pci *t);
 /* The PCI function (slot, BAR addresses), for tests and diagnostics. */
 struct pci_device *virtio_pci_function(struct virtio_pci *t);
 
+/*
+ * The transport as the VM's device (device.h): BAR accesses, and start/stop/destroy/stats that
+ * also drive vd's own hooks. Its destroy frees vd too (the VM hands vd over with it); tests
+ * that own vd call virtio_pci_destroy instead.
+ */
+struct device *virtio_pci_device(struct virtio_pci *t);
+
 #endif

@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "platform/layout.h"
+#include "boot/e820.h"
 #include "boot/loader.h"
 #include "memory.h"
 

@@ -11,6 +11,7 @@
 #include "fixtures.h"
 #include "kiln.h"
 #include "platform/layout.h"
+#include "boot/e820.h"
 #include "boot/loader.h"
 #include "memory.h"
 

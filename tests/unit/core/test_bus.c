@@ -7,35 +7,57 @@
 #include "bus.h"
 
 struct fake_dev {
+    struct device dev;
     uint64_t last_offset;
+    unsigned last_region;
     uint32_t last_len;
     bool last_write;
     int calls;
     uint8_t value;
 };
 
-static void fake_io(void *dev, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+static struct fake_dev *record(struct device *dev, unsigned region, uint64_t offset, uint32_t len,
+                               bool is_write)
 {
-    struct fake_dev *d = dev;
+    struct fake_dev *d = (struct fake_dev *)dev;
     d->last_offset = offset;
+    d->last_region = region;
     d->last_len = len;
     d->last_write = is_write;
     d->calls++;
-    if (is_write)
-        d->value = data[0];
-    else
-        memset(data, d->value, len);
+    return d;
 }
+
+static void fake_read(struct device *dev, unsigned region, uint64_t offset, uint8_t *data,
+                      uint32_t len)
+{
+    memset(data, record(dev, region, offset, len, false)->value, len);
+}
+
+static void fake_write(struct device *dev, unsigned region, uint64_t offset, const uint8_t *data,
+                       uint32_t len)
+{
+    record(dev, region, offset, len, true)->value = data[0];
+}
+
+static const struct device_ops fake_ops = {.read = fake_read, .write = fake_write};
+static const struct device_ops no_ops = {0};
+
+#define FAKE_DEV                                                                                   \
+    {                                                                                              \
+        .dev = {.name = "fake", .ops = &fake_ops }                                                 \
+    }
 
 START_TEST(test_insert_and_dispatch_offset)
 {
     struct bus b;
     bus_init(&b);
-    struct fake_dev d = {0};
-    ck_assert_int_eq(bus_insert(&b, 0x3f8, 8, fake_io, &d, "com1"), 0);
+    struct fake_dev d = FAKE_DEV;
+    ck_assert_int_eq(bus_insert(&b, 0x3f8, 8, &d.dev, 0), 0);
     uint8_t v = 0x5a;
     ck_assert_int_eq(bus_access(&b, 0x3fd, &v, 1, true), 0);
     ck_assert_uint_eq(d.last_offset, 5);
+    ck_assert_uint_eq(d.last_region, 0);
     ck_assert(d.last_write);
     ck_assert_uint_eq(d.value, 0x5a);
     uint8_t r = 0;
@@ -50,15 +72,15 @@ START_TEST(test_overlap_rejected)
 {
     struct bus b;
     bus_init(&b);
-    struct fake_dev d = {0};
-    ck_assert_int_eq(bus_insert(&b, 0x100, 0x10, fake_io, &d, "a"), 0);
-    ck_assert_int_eq(bus_insert(&b, 0x10f, 1, fake_io, &d, "end"), -EEXIST);
-    ck_assert_int_eq(bus_insert(&b, 0xf8, 9, fake_io, &d, "start"), -EEXIST);
-    ck_assert_int_eq(bus_insert(&b, 0x0, 0x1000, fake_io, &d, "around"), -EEXIST);
-    ck_assert_int_eq(bus_insert(&b, 0x104, 2, fake_io, &d, "inside"), -EEXIST);
+    struct fake_dev d = FAKE_DEV;
+    ck_assert_int_eq(bus_insert(&b, 0x100, 0x10, &d.dev, 0), 0);
+    ck_assert_int_eq(bus_insert(&b, 0x10f, 1, &d.dev, 0), -EEXIST);
+    ck_assert_int_eq(bus_insert(&b, 0xf8, 9, &d.dev, 0), -EEXIST);
+    ck_assert_int_eq(bus_insert(&b, 0x0, 0x1000, &d.dev, 0), -EEXIST);
+    ck_assert_int_eq(bus_insert(&b, 0x104, 2, &d.dev, 0), -EEXIST);
     /* Touching ranges are fine on both sides. */
-    ck_assert_int_eq(bus_insert(&b, 0x110, 0x10, fake_io, &d, "after"), 0);
-    ck_assert_int_eq(bus_insert(&b, 0xf0, 0x10, fake_io, &d, "before"), 0);
+    ck_assert_int_eq(bus_insert(&b, 0x110, 0x10, &d.dev, 0), 0);
+    ck_assert_int_eq(bus_insert(&b, 0xf0, 0x10, &d.dev, 0), 0);
     ck_assert_uint_eq(b.count, 3);
     ck_assert_uint_eq(b.ranges[0].base, 0xf0);
     ck_assert_uint_eq(b.ranges[2].base, 0x110);
@@ -70,12 +92,14 @@ START_TEST(test_invalid_ranges)
 {
     struct bus b;
     bus_init(&b);
-    struct fake_dev d = {0};
-    ck_assert_int_eq(bus_insert(&b, 0x10, 0, fake_io, &d, "empty"), -EINVAL);
-    ck_assert_int_eq(bus_insert(&b, UINT64_MAX - 2, 8, fake_io, &d, "wraps"), -EINVAL);
-    ck_assert_int_eq(bus_insert(&b, 0x10, 1, NULL, &d, "no handler"), -EINVAL);
+    struct fake_dev d = FAKE_DEV;
+    ck_assert_int_eq(bus_insert(&b, 0x10, 0, &d.dev, 0), -EINVAL);
+    ck_assert_int_eq(bus_insert(&b, UINT64_MAX - 2, 8, &d.dev, 0), -EINVAL);
+    ck_assert_int_eq(bus_insert(&b, 0x10, 1, NULL, 0), -EINVAL);
+    struct fake_dev silent = {.dev = {.name = "no handlers", .ops = &no_ops}};
+    ck_assert_int_eq(bus_insert(&b, 0x10, 1, &silent.dev, 0), -EINVAL);
     /* The very top of the address space is a valid range. */
-    ck_assert_int_eq(bus_insert(&b, UINT64_MAX - 7, 8, fake_io, &d, "top"), 0);
+    ck_assert_int_eq(bus_insert(&b, UINT64_MAX - 7, 8, &d.dev, 0), 0);
     ck_assert_ptr_nonnull(bus_find(&b, UINT64_MAX));
     bus_free(&b);
 }
@@ -85,8 +109,8 @@ START_TEST(test_miss_reads_ones)
 {
     struct bus b;
     bus_init(&b);
-    struct fake_dev d = {0};
-    ck_assert_int_eq(bus_insert(&b, 0x60, 1, fake_io, &d, "kbd"), 0);
+    struct fake_dev d = FAKE_DEV;
+    ck_assert_int_eq(bus_insert(&b, 0x60, 1, &d.dev, 0), 0);
     uint32_t v = 0;
     ck_assert_int_eq(bus_access(&b, 0x61, (uint8_t *)&v, 4, false), -ENOENT);
     ck_assert_uint_eq(v, 0xffffffffu);
@@ -103,16 +127,18 @@ START_TEST(test_many_ranges_sorted_lookup)
     struct bus b;
     bus_init(&b);
     struct fake_dev devs[64];
-    memset(devs, 0, sizeof(devs));
+    for (unsigned i = 0; i < 64; i++)
+        devs[i] = (struct fake_dev)FAKE_DEV;
     /* Insert in a scrambled order; every lookup must find its own device. */
     for (unsigned i = 0; i < 64; i++) {
         unsigned k = (i * 37) % 64;
-        ck_assert_int_eq(bus_insert(&b, 0x1000 + k * 0x10, 0x8, fake_io, &devs[k], "d"), 0);
+        ck_assert_int_eq(bus_insert(&b, 0x1000 + k * 0x10, 0x8, &devs[k].dev, k % 3), 0);
     }
     for (unsigned k = 0; k < 64; k++) {
         const struct bus_range *r = bus_find(&b, 0x1000 + k * 0x10 + 7);
         ck_assert_ptr_nonnull(r);
-        ck_assert_ptr_eq(r->dev, &devs[k]);
+        ck_assert_ptr_eq(r->dev, &devs[k].dev);
+        ck_assert_uint_eq(r->region, k % 3);
         ck_assert_ptr_null(bus_find(&b, 0x1000 + k * 0x10 + 8));
     }
     bus_free(&b);

@@ -2,13 +2,15 @@
 #include <check.h>
 #include <string.h>
 
-#include "platform/acpi.h"
-#include "platform/aml.h"
-#include "kiln.h"
 #include "devices/acpi_pm.h"
 #include "devices/pvpanic.h"
-#include "platform/layout.h"
+#include "devices/serial.h"
+#include "kiln.h"
 #include "memory.h"
+#include "pci/pci.h"
+#include "platform/acpi.h"
+#include "platform/aml.h"
+#include "platform/layout.h"
 
 static uint8_t sum(const uint8_t *p, size_t n)
 {
@@ -65,16 +67,53 @@ static const uint8_t *memfind(const uint8_t *hay, size_t n, const char *needle, 
     return NULL;
 }
 
+static void no_end(void *ctx, enum kiln_exit_reason reason, int status, int error, const char *msg)
+{
+    (void)ctx;
+    (void)reason;
+    (void)status;
+    (void)error;
+    (void)msg;
+    ck_abort_msg("no device may end the VM here");
+}
+
+/* The devices with a DSDT entry, as the VM makes them: COM1, pvpanic, PCI bus 0. */
+struct dsdt_devices {
+    struct device *list[3];
+    struct serial *serial;
+    struct pci_bus *pci;
+};
+
+static void dsdt_devices_make(struct dsdt_devices *d)
+{
+    static const struct kiln_log log = {.level = KILN_LOG_ERROR};
+    const struct end_vm end = {no_end, NULL};
+    const struct serial_config sc = {.in_fd = -1, .out_fd = -1, .irq_fd = -1, .end = end};
+    ck_assert_int_eq(serial_create(&sc, &d->serial), 0);
+    d->list[0] = serial_device(d->serial);
+    ck_assert_int_eq(pvpanic_create(&end, &log, &d->list[1]), 0);
+    ck_assert_int_eq(pci_bus_create(PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_SIZE, &log, &d->pci), 0);
+    d->list[2] = pci_bus_device(d->pci);
+}
+
+static void dsdt_devices_free(struct dsdt_devices *d)
+{
+    for (unsigned i = 0; i < 3; i++)
+        d->list[i]->ops->destroy(d->list[i]);
+}
+
 /* level_irqs: ISA IRQs to declare level-triggered (virtio-mmio), 0 for none. */
 static void check_tables(unsigned cpus, uint16_t level_irqs)
 {
     struct guest_mem gm;
     ck_assert_int_eq(guest_mem_init(&gm, 64 << 20), 0);
+    struct dsdt_devices devs;
+    dsdt_devices_make(&devs);
+    const struct acpi_config cfg = {
+        .cpus = cpus, .level_irqs = level_irqs, .devices = devs.list, .ndevices = 3};
     uint64_t rsdp_gpa = 0;
-    if (level_irqs)
-        ck_assert_int_eq(acpi_write_level_irqs(&gm, cpus, level_irqs, &rsdp_gpa), 0);
-    else
-        ck_assert_int_eq(acpi_write(&gm, cpus, &rsdp_gpa), 0);
+    ck_assert_int_eq(acpi_write(&gm, &cfg, &rsdp_gpa), 0);
+    ck_assert_uint_eq(rsdp_gpa, ACPI_RSDP_ADDR);
     /* Linux's legacy scan looks at 16-byte boundaries in 0xe0000-0xfffff. */
     ck_assert_uint_eq(rsdp_gpa % 16, 0);
     ck_assert_uint_ge(rsdp_gpa, 0xe0000);
@@ -100,6 +139,10 @@ static void check_tables(unsigned cpus, uint16_t level_irqs)
     ck_assert_ptr_nonnull(memfind(dsdt, dlen, "_S5_", 4));
     ck_assert_ptr_nonnull(memfind(dsdt, dlen, "QEMU0001", 8));
     ck_assert_ptr_nonnull(memfind(dsdt, dlen, "COM1", 4));
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, "PCI0", 4));
+    /* In the order the devices came: COM1, then pvpanic, then the host bridge. */
+    ck_assert(memfind(dsdt, dlen, "COM1", 4) < memfind(dsdt, dlen, "PEVT", 4));
+    ck_assert(memfind(dsdt, dlen, "PEVT", 4) < memfind(dsdt, dlen, "PCI0", 4));
 
     const uint8_t *madt = find_in_xsdt(&gm, xsdt, "APIC");
     ck_assert_ptr_nonnull(madt);
@@ -127,6 +170,7 @@ static void check_tables(unsigned cpus, uint16_t level_irqs)
     ck_assert_uint_eq(ioapics, 1);
     /* KVM routes GSI n to I/O APIC pin n, as the MP table also says: overrides only for mode. */
     ck_assert_uint_eq(overrides, (unsigned)__builtin_popcount(level_irqs));
+    dsdt_devices_free(&devs);
     guest_mem_free(&gm);
 }
 
@@ -166,62 +210,73 @@ END_TEST
 
 struct events {
     int poweroff, reset, panic;
-    uint8_t last;
 };
 
-static void ev_poweroff(void *ctx)
+static void ev_end(void *ctx, enum kiln_exit_reason reason, int status, int error, const char *msg)
 {
-    ((struct events *)ctx)->poweroff++;
+    struct events *ev = ctx;
+    (void)status;
+    (void)error;
+    (void)msg;
+    if (reason == KILN_EXIT_POWEROFF)
+        ev->poweroff++;
+    else if (reason == KILN_EXIT_REBOOT)
+        ev->reset++;
+    else if (reason == KILN_EXIT_CRASH)
+        ev->panic++;
+    else
+        ck_abort_msg("unexpected end reason %d", (int)reason);
 }
 
-static void ev_reset(void *ctx)
+static void put(struct device *d, uint64_t off, uint8_t v)
 {
-    ((struct events *)ctx)->reset++;
+    d->ops->write(d, 0, off, &v, 1);
 }
 
-static void ev_panic(void *ctx, uint8_t events)
+static uint8_t get(struct device *d, uint64_t off)
 {
-    ((struct events *)ctx)->panic++;
-    ((struct events *)ctx)->last = events;
+    uint8_t v = 0;
+    d->ops->read(d, 0, off, &v, 1);
+    return v;
 }
 
 START_TEST(test_acpi_pm_device)
 {
     struct events ev = {0};
-    struct acpi_pm pm = {.on_poweroff = ev_poweroff, .on_reset = ev_reset, .ctx = &ev};
-    uint8_t v = (3 << 2) | 0x20; /* S3: not supported, ignored */
-    acpi_pm_io(&pm, 0, &v, 1, true);
-    v = ACPI_S5_SLP_TYP << 2; /* S5 without SLP_EN: nothing yet */
-    acpi_pm_io(&pm, 0, &v, 1, true);
+    const struct end_vm end = {ev_end, &ev};
+    struct device *pm;
+    ck_assert_int_eq(acpi_pm_create(&end, &pm), 0);
+    ck_assert_uint_eq(pm->nranges, 1);
+    ck_assert_uint_eq(pm->ranges[0].base, PORT_ACPI_SLEEP_CONTROL);
+    put(pm, 0, (3 << 2) | 0x20);      /* S3: not supported, ignored */
+    put(pm, 0, ACPI_S5_SLP_TYP << 2); /* S5 without SLP_EN: nothing yet */
     ck_assert_int_eq(ev.poweroff, 0);
-    v = (ACPI_S5_SLP_TYP << 2) | 0x20;
-    acpi_pm_io(&pm, 0, &v, 1, true);
+    put(pm, 0, (ACPI_S5_SLP_TYP << 2) | 0x20);
     ck_assert_int_eq(ev.poweroff, 1);
-    v = 0x55;
-    acpi_pm_io(&pm, 2, &v, 1, true);
+    put(pm, 2, 0x55);
     ck_assert_int_eq(ev.reset, 0);
-    v = ACPI_RESET_VALUE;
-    acpi_pm_io(&pm, 2, &v, 1, true);
+    put(pm, 2, ACPI_RESET_VALUE);
     ck_assert_int_eq(ev.reset, 1);
-    acpi_pm_io(&pm, 1, &v, 1, false);
-    ck_assert_uint_eq(v, 0x80); /* WAK_STS */
+    ck_assert_uint_eq(get(pm, 1), 0x80); /* WAK_STS */
+    pm->ops->destroy(pm);
 }
 END_TEST
 
 START_TEST(test_pvpanic_device)
 {
     struct events ev = {0};
-    struct pvpanic p = {.on_event = ev_panic, .ctx = &ev};
-    uint8_t v = 0;
-    pvpanic_io(&p, 0, &v, 1, false);
-    ck_assert_uint_eq(v, PVPANIC_PANICKED | PVPANIC_CRASH_LOADED);
-    v = 0xf0; /* unknown bits only: no event */
-    pvpanic_io(&p, 0, &v, 1, true);
+    const struct end_vm end = {ev_end, &ev};
+    const struct kiln_log log = {.level = KILN_LOG_ERROR};
+    struct device *p;
+    ck_assert_int_eq(pvpanic_create(&end, &log, &p), 0);
+    ck_assert_uint_eq(get(p, 0), PVPANIC_PANICKED | PVPANIC_CRASH_LOADED);
+    put(p, 0, 0xf0); /* unknown bits only: no event */
     ck_assert_int_eq(ev.panic, 0);
-    v = PVPANIC_PANICKED;
-    pvpanic_io(&p, 0, &v, 1, true);
+    put(p, 0, PVPANIC_CRASH_LOADED); /* a crash kernel is loaded: logged, the VM goes on */
+    ck_assert_int_eq(ev.panic, 0);
+    put(p, 0, PVPANIC_PANICKED);
     ck_assert_int_eq(ev.panic, 1);
-    ck_assert_uint_eq(ev.last, PVPANIC_PANICKED);
+    p->ops->destroy(p);
 }
 END_TEST
 

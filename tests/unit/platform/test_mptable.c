@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "platform/layout.h"
-#include "boot/loader.h"
+#include "platform/mptable.h"
 #include "memory.h"
 
 #define RAM_SIZE (64 * MIB)

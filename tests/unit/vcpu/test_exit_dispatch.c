@@ -9,48 +9,48 @@
 
 #define RUN_SIZE 4096
 
+/* A VM with no KVM behind it: its buses, the exit device and the i8042, and one vCPU's run
+ * page filled in by hand. */
 struct fixture {
-    struct kiln_vm vm;
+    struct kiln_vm *vm;
     struct vcpu vcpu;
-    struct exitdev exitdev;
-    struct i8042 kbd;
+    struct device *exitdev;
+    struct device *kbd;
     uint8_t *page;
 };
 
-static void on_status(void *ctx, uint8_t status)
+static void put_on_pio(struct kiln_vm *vm, struct device *d)
 {
-    vm_finish(ctx, KILN_EXIT_STATUS, status, 0, "status %u", status);
-}
-
-static void on_reset(void *ctx)
-{
-    vm_finish(ctx, KILN_EXIT_REBOOT, 0, 0, "reset");
+    for (unsigned r = 0; r < d->nranges; r++)
+        ck_assert_int_eq(bus_insert(&vm->pio, d->ranges[r].base, d->ranges[r].len, d, r), 0);
 }
 
 static struct fixture *fixture_new(void)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     f->page = calloc(1, RUN_SIZE);
-    struct kiln_vm *vm = &f->vm;
-    pthread_mutex_init(&vm->lock, NULL);
-    pthread_cond_init(&vm->cond, NULL);
-    vm->log.level = KILN_LOG_ERROR;
-    vm->kvm_run_size = RUN_SIZE;
-    bus_init(&vm->pio);
-    bus_init(&vm->mmio);
-    f->exitdev = (struct exitdev){.on_exit = on_status, .ctx = vm};
-    i8042_init(&f->kbd, on_reset, vm);
-    ck_assert_int_eq(bus_insert(&vm->pio, EXITDEV_PORT, 1, exitdev_io, &f->exitdev, "exit"), 0);
-    ck_assert_int_eq(bus_insert(&vm->pio, I8042_CMD_PORT, 1, i8042_cmd_io, &f->kbd, "kbd"), 0);
-    f->vcpu = (struct vcpu){.vm = vm, .index = 0, .fd = -1, .run = (struct kvm_run *)f->page};
+    struct kiln_config cfg;
+    kiln_config_init(&cfg);
+    cfg.log_level = KILN_LOG_ERROR;
+    f->vm = vm_alloc(&cfg);
+    ck_assert_ptr_nonnull(f->vm);
+    struct kiln_vm *vm = f->vm;
+    vm->cpus.host.run_size = RUN_SIZE;
+    const struct end_vm end = {vm_end, vm};
+    ck_assert_int_eq(exitdev_create(&end, &f->exitdev), 0);
+    ck_assert_int_eq(i8042_create(&end, &f->kbd), 0);
+    put_on_pio(vm, f->exitdev);
+    put_on_pio(vm, f->kbd);
+    f->vcpu =
+        (struct vcpu){.set = &vm->cpus, .index = 0, .fd = -1, .run = (struct kvm_run *)f->page};
     return f;
 }
 
 static void fixture_free(struct fixture *f)
 {
-    bus_free(&f->vm.pio);
-    bus_free(&f->vm.mmio);
-    i8042_destroy(&f->kbd);
+    f->exitdev->ops->destroy(f->exitdev);
+    f->kbd->ops->destroy(f->kbd);
+    kiln_vm_destroy(f->vm);
     free(f->page);
     free(f);
 }
@@ -74,14 +74,14 @@ START_TEST(test_exit_device_status)
     struct fixture *f = fixture_new();
     uint8_t v = 42;
     set_io(f, EXITDEV_PORT, true, 1, 1, &v);
-    ck_assert_int_eq(vcpu_handle_exit(&f->vm, &f->vcpu), VCPU_CONTINUE);
-    ck_assert(f->vm.ended);
-    ck_assert(atomic_load(&f->vm.stopping));
-    ck_assert_int_eq(f->vm.exit.reason, KILN_EXIT_STATUS);
-    ck_assert_int_eq(f->vm.exit.status, 42);
+    ck_assert_int_eq(vcpu_handle_exit(&f->vcpu), VCPU_CONTINUE);
+    ck_assert(f->vm->ended);
+    ck_assert(atomic_load(&f->vm->cpus.stopping));
+    ck_assert_int_eq(f->vm->exit.reason, KILN_EXIT_STATUS);
+    ck_assert_int_eq(f->vm->exit.status, 42);
     /* The first reason wins. */
-    vm_finish(&f->vm, KILN_EXIT_TIMEOUT, 0, 0, "late");
-    ck_assert_int_eq(f->vm.exit.reason, KILN_EXIT_STATUS);
+    vm_finish(f->vm, KILN_EXIT_TIMEOUT, 0, 0, "late");
+    ck_assert_int_eq(f->vm->exit.reason, KILN_EXIT_STATUS);
     fixture_free(f);
 }
 END_TEST
@@ -91,8 +91,8 @@ START_TEST(test_exit_device_ignores_wide_writes)
     struct fixture *f = fixture_new();
     uint16_t v = 0x0101;
     set_io(f, EXITDEV_PORT, true, 2, 1, &v);
-    vcpu_handle_exit(&f->vm, &f->vcpu);
-    ck_assert(!f->vm.ended);
+    vcpu_handle_exit(&f->vcpu);
+    ck_assert(!f->vm->ended);
     fixture_free(f);
 }
 END_TEST
@@ -102,8 +102,8 @@ START_TEST(test_i8042_reset)
     struct fixture *f = fixture_new();
     uint8_t v = 0xfe;
     set_io(f, I8042_CMD_PORT, true, 1, 1, &v);
-    vcpu_handle_exit(&f->vm, &f->vcpu);
-    ck_assert_int_eq(f->vm.exit.reason, KILN_EXIT_REBOOT);
+    vcpu_handle_exit(&f->vcpu);
+    ck_assert_int_eq(f->vm->exit.reason, KILN_EXIT_REBOOT);
     fixture_free(f);
 }
 END_TEST
@@ -113,10 +113,10 @@ START_TEST(test_unknown_port_reads_ones)
     struct fixture *f = fixture_new();
     set_io(f, 0x1234, false, 4, 2, NULL);
     memset(f->page + 1024, 0, 8);
-    ck_assert_int_eq(vcpu_handle_exit(&f->vm, &f->vcpu), VCPU_CONTINUE);
+    ck_assert_int_eq(vcpu_handle_exit(&f->vcpu), VCPU_CONTINUE);
     for (int i = 0; i < 8; i++)
         ck_assert_uint_eq(f->page[1024 + i], 0xff);
-    ck_assert(!f->vm.ended);
+    ck_assert(!f->vm->ended);
     fixture_free(f);
 }
 END_TEST
@@ -127,7 +127,7 @@ START_TEST(test_io_data_outside_run_page_refused)
     set_io(f, 0x1234, false, 4, 0x100000, NULL);
     f->vcpu.run->io.data_offset = RUN_SIZE - 8;
     /* Must not write past the run page (ASan/valgrind would flag it). */
-    ck_assert_int_eq(vcpu_handle_exit(&f->vm, &f->vcpu), VCPU_CONTINUE);
+    ck_assert_int_eq(vcpu_handle_exit(&f->vcpu), VCPU_CONTINUE);
     fixture_free(f);
 }
 END_TEST
@@ -138,8 +138,8 @@ START_TEST(test_rep_outs_each_item)
     /* "rep outsb" of three bytes: the exit device sees the first one and ends the VM. */
     uint8_t bytes[3] = {7, 8, 9};
     set_io(f, EXITDEV_PORT, true, 1, 3, bytes);
-    vcpu_handle_exit(&f->vm, &f->vcpu);
-    ck_assert_int_eq(f->vm.exit.status, 7);
+    vcpu_handle_exit(&f->vcpu);
+    ck_assert_int_eq(f->vm->exit.status, 7);
     fixture_free(f);
 }
 END_TEST
@@ -148,8 +148,8 @@ START_TEST(test_shutdown_is_crash)
 {
     struct fixture *f = fixture_new();
     f->vcpu.run->exit_reason = KVM_EXIT_SHUTDOWN;
-    ck_assert_int_eq(vcpu_handle_exit(&f->vm, &f->vcpu), VCPU_STOP);
-    ck_assert_int_eq(f->vm.exit.reason, KILN_EXIT_CRASH);
+    ck_assert_int_eq(vcpu_handle_exit(&f->vcpu), VCPU_STOP);
+    ck_assert_int_eq(f->vm->exit.reason, KILN_EXIT_CRASH);
     fixture_free(f);
 }
 END_TEST
@@ -168,8 +168,8 @@ START_TEST(test_system_events)
         struct fixture *f = fixture_new();
         f->vcpu.run->exit_reason = KVM_EXIT_SYSTEM_EVENT;
         f->vcpu.run->system_event.type = cases[i].type;
-        ck_assert_int_eq(vcpu_handle_exit(&f->vm, &f->vcpu), VCPU_STOP);
-        ck_assert_int_eq(f->vm.exit.reason, cases[i].reason);
+        ck_assert_int_eq(vcpu_handle_exit(&f->vcpu), VCPU_STOP);
+        ck_assert_int_eq(f->vm->exit.reason, cases[i].reason);
         fixture_free(f);
     }
 }
@@ -180,9 +180,9 @@ START_TEST(test_internal_error_is_kiln_error)
     struct fixture *f = fixture_new();
     f->vcpu.run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
     f->vcpu.run->internal.suberror = 1;
-    ck_assert_int_eq(vcpu_handle_exit(&f->vm, &f->vcpu), VCPU_STOP);
-    ck_assert_int_eq(f->vm.exit.reason, KILN_EXIT_ERROR);
-    ck_assert_ptr_nonnull(strstr(f->vm.exit.message, "internal error"));
+    ck_assert_int_eq(vcpu_handle_exit(&f->vcpu), VCPU_STOP);
+    ck_assert_int_eq(f->vm->exit.reason, KILN_EXIT_ERROR);
+    ck_assert_ptr_nonnull(strstr(f->vm->exit.message, "internal error"));
     fixture_free(f);
 }
 END_TEST
@@ -195,12 +195,12 @@ START_TEST(test_mmio_miss_reads_ones)
     run->mmio.phys_addr = 0xd0000000;
     run->mmio.len = 4;
     run->mmio.is_write = 0;
-    ck_assert_int_eq(vcpu_handle_exit(&f->vm, &f->vcpu), VCPU_CONTINUE);
+    ck_assert_int_eq(vcpu_handle_exit(&f->vcpu), VCPU_CONTINUE);
     ck_assert_uint_eq(run->mmio.data[0], 0xff);
     ck_assert_uint_eq(run->mmio.data[3], 0xff);
     /* A length beyond the data field is ignored rather than overrunning it. */
     run->mmio.len = 64;
-    ck_assert_int_eq(vcpu_handle_exit(&f->vm, &f->vcpu), VCPU_CONTINUE);
+    ck_assert_int_eq(vcpu_handle_exit(&f->vcpu), VCPU_CONTINUE);
     fixture_free(f);
 }
 END_TEST

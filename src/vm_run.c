@@ -1,0 +1,154 @@
+/* vm_run.c: a built VM's life: the event loop, run, stop, pause and resume, and its figures. */
+#include "vm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void vm_end(void *ctx, enum kiln_exit_reason reason, int status, int error, const char *msg)
+{
+    struct kiln_vm *vm = ctx;
+    pthread_mutex_lock(&vm->lock);
+    if (!vm->ended) {
+        vm->ended = true;
+        vm->exit.reason = reason;
+        vm->exit.status = status;
+        vm->exit.error = error;
+        snprintf(vm->exit.message, sizeof(vm->exit.message), "%s", msg);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    vcpus_stop(&vm->cpus);
+    if (atomic_load(&vm->wake_ready))
+        uv_async_send(&vm->wake);
+}
+
+void vm_finish(struct kiln_vm *vm, enum kiln_exit_reason reason, int status, int error,
+               const char *fmt, ...)
+{
+    char msg[KILN_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    vm_end(vm, reason, status, error, msg);
+}
+
+static void wake_cb(uv_async_t *h)
+{
+    struct kiln_vm *vm = h->data;
+    if (atomic_load(&vm->stop_req))
+        vm_finish(vm, KILN_EXIT_STOPPED, 0, 0, "stop requested");
+    if (atomic_load(&vm->cpus.stopping))
+        uv_stop(&vm->loop);
+}
+
+static void timeout_cb(uv_timer_t *h)
+{
+    struct kiln_vm *vm = h->data;
+    vm_finish(vm, KILN_EXIT_TIMEOUT, 0, 0, "timeout of %llu ms reached",
+              (unsigned long long)vm->cfg.timeout_ms);
+}
+
+/* The VM's own handles, then every device's back end, in the order the devices were made. */
+static int start_loop_handles(struct kiln_vm *vm)
+{
+    int ret = uv_async_init(&vm->loop, &vm->wake, wake_cb);
+    if (ret < 0)
+        return ret;
+    vm->wake.data = vm;
+    atomic_store(&vm->wake_ready, true);
+    ret = uv_timer_init(&vm->loop, &vm->timeout);
+    if (ret < 0)
+        return ret;
+    vm->timeout.data = vm;
+    if (vm->cfg.timeout_ms)
+        uv_timer_start(&vm->timeout, timeout_cb, vm->cfg.timeout_ms, 0);
+    for (unsigned i = 0; i < vm->ndevices && ret == 0; i++) {
+        struct device *d = vm->devices[i];
+        if (d->ops->start)
+            ret = d->ops->start(d, &vm->loop);
+    }
+    return ret;
+}
+
+/* Every device's stop (safe after a failed or no start), then a last turn for the closes. */
+static void close_loop_handles(struct kiln_vm *vm)
+{
+    atomic_store(&vm->wake_ready, false);
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        struct device *d = vm->devices[i];
+        if (d->ops->stop)
+            d->ops->stop(d);
+    }
+    uv_close((uv_handle_t *)&vm->timeout, NULL);
+    uv_close((uv_handle_t *)&vm->wake, NULL);
+    uv_run(&vm->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+}
+
+int kiln_vm_run(struct kiln_vm *vm, struct kiln_exit *exit)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool created = vm->state == VM_CREATED;
+    if (created)
+        vm->state = VM_RUNNING;
+    pthread_mutex_unlock(&vm->lock);
+    if (!created)
+        return -EINVAL;
+    int ret = start_loop_handles(vm);
+    if (ret < 0) {
+        vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "event loop: %s", uv_strerror(ret));
+    } else {
+        vcpus_start(&vm->cpus);
+        /* A stop requested before the loop existed only set stop_req. */
+        if (atomic_load(&vm->stop_req))
+            uv_async_send(&vm->wake);
+        if (!atomic_load(&vm->cpus.stopping))
+            uv_run(&vm->loop, UV_RUN_DEFAULT);
+    }
+    vcpus_stop(&vm->cpus);
+    vcpus_join(&vm->cpus);
+    close_loop_handles(vm);
+    pthread_mutex_lock(&vm->lock);
+    vm->state = VM_DONE;
+    *exit = vm->exit;
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+void kiln_vm_stop(struct kiln_vm *vm)
+{
+    /* Only async-signal-safe steps here: an atomic store and uv_async_send. */
+    atomic_store(&vm->stop_req, true);
+    if (atomic_load(&vm->wake_ready))
+        uv_async_send(&vm->wake);
+}
+
+int kiln_vm_pause(struct kiln_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool running = vm->state == VM_RUNNING && !vm->ended;
+    pthread_mutex_unlock(&vm->lock);
+    if (!running)
+        return -EINVAL;
+    vcpus_pause(&vm->cpus);
+    return 0;
+}
+
+int kiln_vm_resume(struct kiln_vm *vm)
+{
+    return vcpus_resume(&vm->cpus);
+}
+
+void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats)
+{
+    memset(stats, 0, sizeof(*stats));
+    stats->first_run_cpu_ns = atomic_load(&vm->cpus.first_run_cpu_ns);
+    stats->guest_resident_bytes = guest_resident_bytes(&vm->mem);
+    stats->vcpu_exits = vcpus_exits(&vm->cpus);
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        const struct device *d = vm->devices[i];
+        if (d->ops->stats)
+            d->ops->stats(d, stats);
+    }
+}
