@@ -33,10 +33,7 @@ void klog(const struct kiln_log *log, enum kiln_log_level level, const char *fmt
     if (!log || level > log->level)
         return;
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    KILN_VFORMAT(msg, fmt);
     (log->fn ? log->fn : kiln_log_stderr)(log->ctx, level, msg);
 }
 
@@ -44,10 +41,7 @@ void end_vm(const struct end_vm *e, enum kiln_exit_reason reason, int status, in
             const char *fmt, ...)
 {
     char msg[KILN_ERRMSG_MAX]; /* the size of kiln_exit.message */
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    KILN_VFORMAT(msg, fmt);
     e->fn(e->ctx, reason, status, error, msg);
 }
 

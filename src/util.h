@@ -2,15 +2,26 @@
 #ifndef KILN_UTIL_H
 #define KILN_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "kiln.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define KILN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* In a variadic function whose last named parameter is fmt: format into the char array buf. */
+#define KILN_VFORMAT(buf, fmt)                                                                     \
+    do {                                                                                           \
+        va_list ap_;                                                                               \
+        va_start(ap_, fmt);                                                                        \
+        vsnprintf(buf, sizeof(buf), fmt, ap_);                                                     \
+        va_end(ap_);                                                                               \
+    } while (0)
 
 /* Where a component sends its log lines; every VM has one and hands it to its devices. */
 struct kiln_log {
@@ -55,6 +66,21 @@ static inline uint64_t align_down(uint64_t v, uint64_t align)
 static inline uint64_t align_up(uint64_t v, uint64_t align)
 {
     return (v + align - 1) & ~(align - 1);
+}
+
+/* Little-endian register values of len bytes (at most 8) in guest accesses. */
+static inline uint64_t le_get(const uint8_t *p, uint32_t len)
+{
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < len && i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static inline void le_put(uint8_t *p, uint32_t len, uint64_t v)
+{
+    for (uint32_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(i < 8 ? v >> (8 * i) : 0);
 }
 
 /* Read exactly len bytes at offset off of fd into buf. Returns 0, or -errno (-EIO if short). */

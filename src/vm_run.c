@@ -27,10 +27,7 @@ void vm_finish(struct kiln_vm *vm, enum kiln_exit_reason reason, int status, int
                const char *fmt, ...)
 {
     char msg[KILN_ERRMSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    KILN_VFORMAT(msg, fmt);
     vm_end(vm, reason, status, error, msg);
 }
 

@@ -277,30 +277,40 @@ static bool queue_input_locked(struct serial *s, const uint8_t *buf, size_t n)
 
 static void update_input_poll(struct serial *s);
 
+/* Bytes of input the buffer can still take. */
+static size_t input_room(struct serial *s)
+{
+    pthread_mutex_lock(&s->lock);
+    size_t room = SERIAL_IN_BUF - s->in_len;
+    pthread_mutex_unlock(&s->lock);
+    return room;
+}
+
+/* Input read from the host: into the buffer and the UART; Ctrl-A x ends the VM. */
+static void take_input(struct serial *s, const uint8_t *buf, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    bool escape = queue_input_locked(s, buf, n);
+    pump_rx_locked(s);
+    update_irq_locked(s);
+    pthread_mutex_unlock(&s->lock);
+    if (escape)
+        end_vm(&s->cfg.end, KILN_EXIT_STOPPED, 0, 0, "stopped from the console (Ctrl-A x)");
+}
+
 static void in_poll_cb(uv_poll_t *h, int status, int events)
 {
     struct serial *s = h->data;
     (void)events;
     uint8_t buf[SERIAL_IN_BUF];
-    pthread_mutex_lock(&s->lock);
-    size_t room = SERIAL_IN_BUF - s->in_len;
-    pthread_mutex_unlock(&s->lock);
-    ssize_t n = status < 0 ? -1 : read(s->cfg.in_fd, buf, room);
+    ssize_t n = status < 0 ? -1 : read(s->cfg.in_fd, buf, input_room(s));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    if (n <= 0) {
+    if (n > 0)
+        take_input(s, buf, (size_t)n);
+    else
         s->in_eof = true; /* end of input: the guest simply receives nothing more */
-        update_input_poll(s);
-        return;
-    }
-    pthread_mutex_lock(&s->lock);
-    bool escape = queue_input_locked(s, buf, (size_t)n);
-    pump_rx_locked(s);
-    update_irq_locked(s);
-    pthread_mutex_unlock(&s->lock);
     update_input_poll(s);
-    if (escape)
-        end_vm(&s->cfg.end, KILN_EXIT_STOPPED, 0, 0, "stopped from the console (Ctrl-A x)");
 }
 
 /* Read input only while there is room for it: a guest that does not read stops the reader. */
@@ -327,23 +337,14 @@ static void read_file_input(struct serial *s)
     if (s->in_pollable || s->in_eof || s->cfg.in_fd < 0)
         return;
     uint8_t buf[SERIAL_IN_BUF];
-    pthread_mutex_lock(&s->lock);
-    size_t room = SERIAL_IN_BUF - s->in_len;
-    pthread_mutex_unlock(&s->lock);
+    size_t room = input_room(s);
     if (room == 0)
         return;
     ssize_t n = read(s->cfg.in_fd, buf, room);
-    if (n <= 0) {
+    if (n > 0)
+        take_input(s, buf, (size_t)n);
+    else
         s->in_eof = true;
-        return;
-    }
-    pthread_mutex_lock(&s->lock);
-    bool escape = queue_input_locked(s, buf, (size_t)n);
-    pump_rx_locked(s);
-    update_irq_locked(s);
-    pthread_mutex_unlock(&s->lock);
-    if (escape)
-        end_vm(&s->cfg.end, KILN_EXIT_STOPPED, 0, 0, "stopped from the console (Ctrl-A x)");
 }
 
 static void async_cb(uv_async_t *h)

@@ -544,14 +544,6 @@ static void after_work_cb(uv_work_t *w, int status)
 
 /* ---- virtio_device_ops ---- */
 
-static void blk_config_read(struct device *d, unsigned region, uint64_t offset, uint8_t *data,
-                            uint32_t len)
-{
-    struct virtio_blk *b = virtio_device_of(d)->priv;
-    (void)region;
-    virtio_config_copy(b->config, VIRTIO_BLK_CONFIG_LEN, offset, data, len);
-}
-
 static int blk_activate(struct virtio_device *vd)
 {
     struct virtio_blk *b = vd->priv;
@@ -594,7 +586,7 @@ static void blk_destroy(struct device *d)
 static const struct virtio_device_ops blk_ops = {
     .dev =
         {
-            .read = blk_config_read,
+            .read = virtio_config_read_bytes,
             .write = virtio_config_write_ignored, /* CONFIG_WCE is not offered */
             .reset = blk_reset,
             .destroy = blk_destroy,
@@ -785,6 +777,7 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, uv_loop_t *loop,
     }
     virtio_device_init(&b->vd, &blk_ops, b, offered_features(b), 1, VIRTIO_BLK_QUEUE_SIZE, mem,
                        log);
+    b->vd.config = b->config;
     for (unsigned i = VIRTIO_BLK_MAX_INFLIGHT; i-- > 0;) {
         b->reqs[i] = (struct blk_req){.blk = b, .next_free = b->free_reqs};
         b->reqs[i].work.data = &b->reqs[i];

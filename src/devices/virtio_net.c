@@ -358,14 +358,6 @@ static void net_writable(void *dev)
 
 /* ---- virtio_device_ops ---- */
 
-static void net_config_read(struct device *d, unsigned region, uint64_t offset, uint8_t *data,
-                            uint32_t len)
-{
-    struct virtio_net *n = virtio_device_of(d)->priv;
-    (void)region;
-    virtio_config_copy(n->config, VIRTIO_NET_CONFIG_LEN, offset, data, len);
-}
-
 /* Receive offloads the driver accepted, as the port's NET_OFFLOAD_* bits. */
 static unsigned rx_offloads(const struct virtio_device *vd)
 {
@@ -465,7 +457,7 @@ static void net_stats(const struct device *d, struct kiln_stats *st)
 static const struct virtio_device_ops net_ops = {
     .dev =
         {
-            .read = net_config_read,
+            .read = virtio_config_read_bytes,
             .write = virtio_config_write_ignored, /* the MAC is not writable in virtio 1.x */
             .reset = net_reset,
             .start = net_start,
@@ -522,6 +514,7 @@ int virtio_net_create(const struct virtio_net_config *cfg, uv_loop_t *loop,
     n->port->peer = &n->peer;
     virtio_device_init(&n->vd, &net_ops, n, offered_features(n->port), 2, VIRTIO_NET_QUEUE_SIZE,
                        mem, log);
+    n->vd.config = n->config;
     *out = n;
     return 0;
 }

@@ -135,13 +135,16 @@ uint8_t virtio_read_status(const struct virtio_device *vd)
     return vd->status;
 }
 
-void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint64_t offset, uint8_t *data,
-                        uint32_t len)
+void virtio_config_read_bytes(struct device *d, unsigned region, uint64_t offset, uint8_t *data,
+                              uint32_t len)
 {
+    const struct virtio_device *vd = virtio_device_of(d);
+    uint32_t cfg_len = vd->ops->config_len;
+    (void)region;
     memset(data, 0, len);
-    if (offset >= cfg_len)
+    if (!vd->config || offset >= cfg_len)
         return;
-    memcpy(data, cfg + offset, cfg_len - offset < len ? cfg_len - offset : len);
+    memcpy(data, vd->config + offset, cfg_len - offset < len ? cfg_len - offset : len);
 }
 
 void virtio_config_write_ignored(struct device *d, unsigned region, uint64_t offset,

@@ -86,6 +86,7 @@ struct virtio_device {
     void *transport_priv;
     const struct guest_mem *mem;
     const struct kiln_log *log;
+    const uint8_t *config; /* the device's config bytes, for virtio_config_read_bytes */
 
     pthread_mutex_t lock;     /* guards everything below against vCPU threads */
     uint64_t device_features; /* offered; the core adds VERSION_1 */
@@ -148,9 +149,10 @@ void virtio_config_changed(struct virtio_device *vd);
 void virtio_device_error(struct virtio_device *vd, unsigned q, int err);
 /* A reset that the device finished asynchronously is complete. */
 void virtio_reset_done(struct virtio_device *vd);
-/* The configuration read of a device whose config space is the immutable bytes cfg[0, cfg_len). */
-void virtio_config_copy(const uint8_t *cfg, uint32_t cfg_len, uint64_t offset, uint8_t *data,
-                        uint32_t len);
+/* The configuration read (dev.read) of a device whose config space is the immutable bytes
+ * vd->config[0, ops->config_len). */
+void virtio_config_read_bytes(struct device *d, unsigned region, uint64_t offset, uint8_t *data,
+                              uint32_t len);
 /* The configuration write (dev.write) of a device whose every config field is read-only. */
 void virtio_config_write_ignored(struct device *d, unsigned region, uint64_t offset,
                                  const uint8_t *data, uint32_t len);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@ int virtio_loop_init(struct virtio_loop *l, struct virtio_device *vd, const char
     l->vd = vd;
     l->enable_name = enable_name;
     atomic_init(&l->early_kick_logged, false);
+    for (unsigned i = 0; i < VIRTIO_LOG_KINDS; i++)
+        atomic_init(&l->logged[i], false);
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
         l->kicks[q] = (struct virtio_kick){.l = l, .q = q, .fd = -1};
     for (unsigned q = 0; q < vd->num_queues; q++) {
@@ -97,11 +100,70 @@ int virtio_loop_poll(uv_loop_t *loop, uv_poll_t *p, int fd, uv_poll_cb cb, void 
 }
 
 void virtio_loop_set_line(struct virtio_loop *l, const struct irq_level *line,
-                          void (*lowered)(void *ctx), void *ctx)
+                          void (*update)(void *ctx), void *ctx)
 {
     l->line = line;
-    l->line_lowered = lowered;
+    l->line_update = update;
     l->line_ctx = ctx;
+}
+
+void virtio_loop_raise_line(struct virtio_loop *l)
+{
+    if (l->line_high)
+        return;
+    int ret = irq_level_assert(l->line);
+    if (ret < 0)
+        virtio_loop_warn(l, VIRTIO_LOG_IRQ, "interrupt on GSI %u: %s", l->line->gsi,
+                         strerror(-ret));
+    else
+        l->line_high = true;
+}
+
+void virtio_loop_warn(struct virtio_loop *l, enum virtio_log kind, const char *fmt, ...)
+{
+    if (atomic_exchange(&l->logged[kind], true))
+        return;
+    char msg[256];
+    KILN_VFORMAT(msg, fmt);
+    klog(l->vd->log, KILN_LOG_WARN, "%s: %s (logged once)", l->vd->ops->name, msg);
+}
+
+static int ioeventfd(const struct vm_ioctl *vmi, const struct virtio_kick *k, uint64_t addr,
+                     uint32_t len, bool assign)
+{
+    struct kvm_ioeventfd req = {
+        .datamatch = k->q,
+        .addr = addr,
+        .len = len,
+        .fd = k->fd,
+        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+    };
+    return vmi->fn(vmi->ctx, KVM_IOEVENTFD, &req);
+}
+
+void virtio_loop_bind_kicks(struct virtio_loop *l, const struct vm_ioctl *vmi, uint64_t addr,
+                            uint32_t len)
+{
+    for (unsigned q = 0; q < l->vd->num_queues; q++) {
+        struct virtio_kick *k = &l->kicks[q];
+        int ret = ioeventfd(vmi, k, addr, len, true);
+        k->ioeventfd = ret == 0;
+        if (ret < 0)
+            virtio_loop_warn(l, VIRTIO_LOG_IOEVENTFD,
+                             "KVM_IOEVENTFD for queue %u: %s; kicks exit to kiln", q,
+                             strerror(-ret));
+    }
+}
+
+void virtio_loop_unbind_kicks(struct virtio_loop *l, const struct vm_ioctl *vmi, uint64_t addr,
+                              uint32_t len)
+{
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+        struct virtio_kick *k = &l->kicks[q];
+        if (k->ioeventfd)
+            ioeventfd(vmi, k, addr, len, false);
+        k->ioeventfd = false;
+    }
 }
 
 static void resample_cb(uv_poll_t *h, int status, int events)
@@ -111,7 +173,8 @@ static void resample_cb(uv_poll_t *h, int status, int events)
     if (status < 0 || !irq_level_resampled(l->line))
         return;
     pthread_mutex_lock(&l->vd->lock);
-    l->line_lowered(l->line_ctx); /* KVM lowered the line at the EOI */
+    l->line_high = false; /* KVM lowered the line at the EOI */
+    l->line_update(l->line_ctx);
     pthread_mutex_unlock(&l->vd->lock);
 }
 

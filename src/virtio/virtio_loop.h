@@ -11,6 +11,21 @@
 
 struct virtio_loop;
 
+/* What a hostile or buggy driver can do wrong on a transport: each kind is logged once. */
+enum virtio_log {
+    VIRTIO_LOG_ACCESS,      /* bad size, alignment or offset */
+    VIRTIO_LOG_READ_ONLY,   /* write to a read-only register, read of a write-only one */
+    VIRTIO_LOG_QUEUE_SEL,   /* queue register with the queue select beyond the queues */
+    VIRTIO_LOG_QUEUE_LATE,  /* queue configuration after enabling it or DRIVER_OK */
+    VIRTIO_LOG_QUEUE_VALUE, /* bad queue size or enable value */
+    VIRTIO_LOG_FEATURES,    /* driver features after FEATURES_OK */
+    VIRTIO_LOG_NOTIFY,      /* kick for a queue that does not exist */
+    VIRTIO_LOG_PCI_CFG,     /* bad VIRTIO_PCI_CAP_PCI_CFG window */
+    VIRTIO_LOG_IOEVENTFD,   /* KVM_IOEVENTFD failed: kicks take the MMIO exit path */
+    VIRTIO_LOG_IRQ,         /* interrupt delivery failed */
+    VIRTIO_LOG_KINDS
+};
+
 /* One queue's doorbell: an eventfd that KVM (an ioeventfd) or the transport's MMIO exit signals. */
 struct virtio_kick {
     struct virtio_loop *l;
@@ -31,10 +46,17 @@ struct virtio_loop {
     atomic_bool early_kick_logged;
     /* A level interrupt line's resampler (virtio_loop_set_line), polled while started. */
     const struct irq_level *line;
-    void (*line_lowered)(void *ctx);
+    /*
+     * The line as KVM's resampler holds it (vd->lock): raised by our irqfd write, lowered at the
+     * guest's EOI (the resamplefd says so). Writing only while it is low keeps a late duplicate
+     * write from raising the line again after the guest has already served it.
+     */
+    bool line_high;
+    void (*line_update)(void *ctx);
     void *line_ctx;
     uv_poll_t resample;
     bool resample_open;
+    atomic_bool logged[VIRTIO_LOG_KINDS];
 };
 
 /*
@@ -46,11 +68,27 @@ void virtio_loop_free(struct virtio_loop *l);
 
 /*
  * The transport's level interrupt line: while started, when KVM reports the guest's EOI on its
- * resamplefd, lowered(ctx) runs with vd->lock held (the transport marks the line low and
- * re-asserts it if an interrupt is still pending).
+ * resamplefd, the line is marked low and update(ctx) runs with vd->lock held (the transport
+ * raises it again if an interrupt is still pending).
  */
 void virtio_loop_set_line(struct virtio_loop *l, const struct irq_level *line,
-                          void (*lowered)(void *ctx), void *ctx);
+                          void (*update)(void *ctx), void *ctx);
+/* Raise the line unless it is still high (vd->lock held); a failure is logged once. */
+void virtio_loop_raise_line(struct virtio_loop *l);
+
+/* Log a driver mistake of this kind once per transport, as "NAME: MESSAGE (logged once)". */
+void virtio_loop_warn(struct virtio_loop *l, enum virtio_log kind, const char *fmt, ...)
+    KILN_PRINTF(3, 4);
+
+/*
+ * Bind every queue's kick eventfd to a guest write of its index (len bytes) at addr with
+ * KVM_IOEVENTFD (kicks[q].ioeventfd says which took); a queue KVM refuses is logged once and
+ * kicks through virtio_loop_kick on the MMIO exit path. unbind drops the bindings made at addr.
+ */
+void virtio_loop_bind_kicks(struct virtio_loop *l, const struct vm_ioctl *vmi, uint64_t addr,
+                            uint32_t len);
+void virtio_loop_unbind_kicks(struct virtio_loop *l, const struct vm_ioctl *vmi, uint64_t addr,
+                              uint32_t len);
 
 /*
  * Start/stop servicing kicks, status work and the line's resampler on loop (the loop thread),

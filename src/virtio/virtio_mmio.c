@@ -16,20 +16,6 @@
 /* ISA pins free on kiln's platform (see virtio_mmio.h), in the order devices get them. */
 static const uint8_t mmio_gsis[VIRTIO_MMIO_GSI_COUNT] = {5, 6, 7, 9, 10, 11, 14, 15};
 
-/* What a hostile or buggy driver can do wrong: each kind is logged once per device. */
-enum vm_log {
-    LOG_ACCESS,      /* bad size, alignment or offset */
-    LOG_READ_ONLY,   /* write to a read-only register, read of a write-only one */
-    LOG_QUEUE_SEL,   /* queue register written with QueueSel beyond the queues */
-    LOG_QUEUE_LATE,  /* queue configuration after QueueReady or DRIVER_OK */
-    LOG_QUEUE_VALUE, /* bad QueueNum or QueueReady value */
-    LOG_FEATURES,    /* DriverFeatures after FEATURES_OK or with a bad select */
-    LOG_NOTIFY,      /* kick for a queue that does not exist */
-    LOG_IOEVENTFD,   /* KVM_IOEVENTFD failed: kicks take the MMIO exit path */
-    LOG_IRQ,         /* interrupt delivery failed */
-    LOG_KINDS
-};
-
 /*
  * vCPU threads enter through register accesses and take vd->lock; the loop thread through
  * kicks, resamples and status work (vd->lock, never held across device calls), like virtio-pci.
@@ -42,38 +28,11 @@ struct virtio_mmio {
     uint64_t base;
     /* Guarded by vd->lock. */
     uint32_t dfselect, gfselect, queue_select;
-    bool line_high; /* raised by our irqfd write, lowered by KVM at the guest's EOI */
     /* Set at create. */
     struct irq_level line;
-    /* Loop side (shared with virtio-pci): status work, kicks and the line's resampler. */
+    /* Loop side (shared with virtio-pci): status work, kicks, the line and its resampler. */
     struct virtio_loop loop;
-    atomic_bool logged[LOG_KINDS];
 };
-
-static void vm_log(struct virtio_mmio *t, enum vm_log kind, const char *fmt, ...) KILN_PRINTF(3, 4);
-
-static void vm_log(struct virtio_mmio *t, enum vm_log kind, const char *fmt, ...)
-{
-    if (atomic_exchange(&t->logged[kind], true))
-        return;
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    klog(t->log, KILN_LOG_WARN, "%s: %s (logged once)", t->vd->ops->name, msg);
-}
-
-static uint32_t get_le32(const uint8_t *d)
-{
-    return (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
-}
-
-static void put_le32(uint8_t *d, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        d[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* ---- Placement and the kernel command line. */
 
@@ -104,19 +63,14 @@ int virtio_mmio_cmdline_append(char *buf, size_t size, uint64_t base, unsigned g
 /* ---- The interrupt line (vd->lock held). */
 
 /*
- * Level semantics over an irqfd with resampling: assert while InterruptStatus is non-zero.
- * Writing only while the line is low keeps a late duplicate from re-raising it after the guest
- * has already served it; KVM lowers it at the EOI and the resample callback looks again.
+ * Level semantics over an irqfd with resampling: assert while InterruptStatus is non-zero; KVM
+ * lowers the line at the EOI and the resample callback looks again (virtio_loop).
  */
-static void line_update_locked(struct virtio_mmio *t)
+static void line_update_locked(void *ctx)
 {
-    if (t->line_high || !t->vd->isr)
-        return;
-    int ret = irq_level_assert(&t->line);
-    if (ret < 0)
-        vm_log(t, LOG_IRQ, "interrupt on GSI %u: %s", t->line.gsi, strerror(-ret));
-    else
-        t->line_high = true;
+    struct virtio_mmio *t = ctx;
+    if (t->vd->isr)
+        virtio_loop_raise_line(&t->loop);
 }
 
 /* The core has set the InterruptStatus bit already; queue and config share the one line. */
@@ -140,14 +94,6 @@ static const struct virtio_transport_ops vm_transport = {
 };
 
 /* ---- Loop side. */
-
-/* KVM lowered the line at the guest's EOI (vd->lock held): raise it again if still pending. */
-static void line_lowered(void *ctx)
-{
-    struct virtio_mmio *t = ctx;
-    t->line_high = false;
-    line_update_locked(t);
-}
 
 int virtio_mmio_start(struct virtio_mmio *t, uv_loop_t *loop)
 {
@@ -222,7 +168,8 @@ static void queue_ready_set(struct virtio_mmio *t, struct virtio_queue *q, uint3
     if (v == 1)
         q->enabled = true; /* checked and started at DRIVER_OK (virtq_enable) */
     else if (v != 0)       /* 0 on a queue not ready is a no-op: Linux writes it when deleting */
-        vm_log(t, LOG_QUEUE_VALUE, "queue %u: QueueReady %u ignored", t->queue_select, v);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_VALUE, "queue %u: QueueReady %u ignored",
+                         t->queue_select, v);
 }
 
 static void queue_set_value(struct virtio_mmio *t, struct virtio_queue *q, unsigned reg, uint32_t v)
@@ -232,8 +179,9 @@ static void queue_set_value(struct virtio_mmio *t, struct virtio_queue *q, unsig
         if (virtio_queue_size_ok(q, v))
             q->vq.size = (uint16_t)v;
         else
-            vm_log(t, LOG_QUEUE_VALUE, "queue %u: QueueNum %u refused (power of two <= %u)",
-                   t->queue_select, v, q->vq.max_size);
+            virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_VALUE,
+                             "queue %u: QueueNum %u refused (power of two <= %u)", t->queue_select,
+                             v, q->vq.max_size);
         break;
     case VIRTIO_MMIO_QUEUE_READY:
         queue_ready_set(t, q, v);
@@ -258,13 +206,15 @@ static void queue_write(struct virtio_mmio *t, unsigned reg, uint32_t v)
     struct virtio_device *vd = t->vd;
     struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
     if (!q) {
-        vm_log(t, LOG_QUEUE_SEL, "queue register 0x%x written with QueueSel %u of %u queues", reg,
-               t->queue_select, vd->num_queues);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_SEL,
+                         "queue register 0x%x written with QueueSel %u of %u queues", reg,
+                         t->queue_select, vd->num_queues);
     } else if (reg == VIRTIO_MMIO_QUEUE_READY && v == 0 && !q->enabled) {
         return; /* disabling a queue that is not ready: nothing to do, nothing wrong */
     } else if (!virtio_queue_configurable(vd, q)) {
-        vm_log(t, LOG_QUEUE_LATE, "queue %u: configuration written after QueueReady or DRIVER_OK",
-               t->queue_select);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_LATE,
+                         "queue %u: configuration written after QueueReady or DRIVER_OK",
+                         t->queue_select);
     } else {
         queue_set_value(t, q, reg, v);
     }
@@ -273,15 +223,16 @@ static void queue_write(struct virtio_mmio *t, unsigned reg, uint32_t v)
 static void driver_features_write(struct virtio_mmio *t, uint32_t v)
 {
     if (!virtio_set_driver_features_half(t->vd, t->gfselect, v))
-        vm_log(t, LOG_FEATURES, "DriverFeatures write (select %u) after FEATURES_OK ignored",
-               t->gfselect);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_FEATURES,
+                         "DriverFeatures write (select %u) after FEATURES_OK ignored", t->gfselect);
 }
 
 /* A kick that KVM did not catch (no ioeventfd) exits to here: same path as an ioeventfd. */
 static void notify_write(struct virtio_mmio *t, uint32_t q)
 {
     if (q >= t->vd->num_queues) {
-        vm_log(t, LOG_NOTIFY, "QueueNotify for queue %u of %u ignored", q, t->vd->num_queues);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_NOTIFY, "QueueNotify for queue %u of %u ignored", q,
+                         t->vd->num_queues);
         return;
     }
     virtio_loop_kick(&t->loop, q);
@@ -299,7 +250,7 @@ static bool status_write(struct virtio_mmio *t, uint32_t v)
     if (v == 0) /* the transport's own registers reset with the device */
         t->dfselect = t->gfselect = t->queue_select = 0;
     if (v > 0xff) {
-        vm_log(t, LOG_ACCESS, "Status write 0x%x: high bits ignored", v);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS, "Status write 0x%x: high bits ignored", v);
         v &= 0xff;
     }
     return virtio_write_status(t->vd, (uint8_t)v);
@@ -340,7 +291,8 @@ static bool reg_write(struct virtio_mmio *t, unsigned reg, uint32_t v)
         queue_write(t, reg, v);
         return false;
     default:
-        vm_log(t, LOG_READ_ONLY, "write of 0x%x to read-only or unknown register 0x%03x", v, reg);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_READ_ONLY,
+                         "write of 0x%x to read-only or unknown register 0x%03x", v, reg);
         return false;
     }
 }
@@ -352,8 +304,9 @@ static void registers_access(struct virtio_mmio *t, unsigned reg, uint8_t *data,
 {
     /* The spec allows only aligned 32-bit accesses here; anything else is refused whole. */
     if (len != 4 || reg % 4) {
-        vm_log(t, LOG_ACCESS, "%u-byte %s at register offset 0x%03x refused", len,
-               is_write ? "write" : "read", reg);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS,
+                         "%u-byte %s at register offset 0x%03x refused", len,
+                         is_write ? "write" : "read", reg);
         if (!is_write)
             memset(data, 0, len);
         return;
@@ -361,13 +314,14 @@ static void registers_access(struct virtio_mmio *t, unsigned reg, uint8_t *data,
     struct virtio_device *vd = t->vd;
     pthread_mutex_lock(&vd->lock);
     if (is_write) {
-        if (reg_write(t, reg, get_le32(data)))
+        if (reg_write(t, reg, (uint32_t)le_get(data, 4)))
             virtio_loop_request_work(&t->loop);
     } else {
         uint32_t v = 0;
         if (!reg_read(t, reg, &v))
-            vm_log(t, LOG_READ_ONLY, "read of write-only or unknown register 0x%03x", reg);
-        put_le32(data, v);
+            virtio_loop_warn(&t->loop, VIRTIO_LOG_READ_ONLY,
+                             "read of write-only or unknown register 0x%03x", reg);
+        le_put(data, 4, v);
     }
     pthread_mutex_unlock(&vd->lock);
 }
@@ -378,8 +332,9 @@ static void config_access(struct virtio_mmio *t, uint32_t off, uint8_t *data, ui
     struct virtio_device *vd = t->vd;
     bool size_ok = (len == 1 || len == 2 || len == 4) && off % len == 0;
     if (!size_ok || !range_within(off, len, vd->ops->config_len)) {
-        vm_log(t, LOG_ACCESS, "config: %u-byte access at 0x%x refused (%u bytes)", len, off,
-               vd->ops->config_len);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS,
+                         "config: %u-byte access at 0x%x refused (%u bytes)", len, off,
+                         vd->ops->config_len);
         if (!is_write)
             memset(data, 0, len);
         return;
@@ -454,42 +409,21 @@ struct device *virtio_mmio_device(struct virtio_mmio *t)
 
 /* ---- Construction. */
 
-static int ioeventfd(struct virtio_mmio *t, const struct virtio_kick *k, bool assign)
-{
-    struct kvm_ioeventfd req = {
-        .datamatch = k->q,
-        .addr = t->base + VIRTIO_MMIO_QUEUE_NOTIFY,
-        .len = 4,
-        .fd = k->fd,
-        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
-    };
-    const struct vm_ioctl *vmi = irq_routing_vm(t->irqs);
-    return vmi->fn(vmi->ctx, KVM_IOEVENTFD, &req);
-}
-
 /* Per-queue kick eventfds, each on KVM's ioeventfd if it takes it (else the exit path kicks). */
 static int setup_kicks(struct virtio_mmio *t)
 {
     int ret = virtio_loop_init(&t->loop, t->vd, "QueueReady");
-    if (ret < 0)
-        return ret;
-    for (unsigned q = 0; q < t->vd->num_queues; q++) {
-        struct virtio_kick *k = &t->loop.kicks[q];
-        ret = ioeventfd(t, k, true);
-        k->ioeventfd = ret == 0;
-        if (ret < 0)
-            vm_log(t, LOG_IOEVENTFD, "KVM_IOEVENTFD for queue %u: %s; kicks exit to kiln", q,
-                   strerror(-ret));
-    }
-    return 0;
+    if (ret == 0)
+        virtio_loop_bind_kicks(&t->loop, irq_routing_vm(t->irqs),
+                               t->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4);
+    return ret;
 }
 
 static void free_transport(struct virtio_mmio *t)
 {
     irq_level_release(&t->line);
-    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
-        if (t->loop.kicks[q].ioeventfd)
-            ioeventfd(t, &t->loop.kicks[q], false);
+    virtio_loop_unbind_kicks(&t->loop, irq_routing_vm(t->irqs), t->base + VIRTIO_MMIO_QUEUE_NOTIFY,
+                             4);
     virtio_loop_free(&t->loop);
     free(t);
 }
@@ -507,9 +441,7 @@ static struct virtio_mmio *alloc_transport(struct virtio_device *vd,
     t->log = cfg->log;
     t->base = cfg->base;
     t->line = (struct irq_level){.fd = -1, .resample_fd = -1};
-    virtio_loop_set_line(&t->loop, &t->line, line_lowered, t);
-    for (unsigned i = 0; i < LOG_KINDS; i++)
-        atomic_init(&t->logged[i], false);
+    virtio_loop_set_line(&t->loop, &t->line, line_update_locked, t);
     return t;
 }
 

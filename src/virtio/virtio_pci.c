@@ -21,21 +21,6 @@
 _Static_assert((VIRTIO_MAX_QUEUES + 1) * MSIX_ENTRY_SIZE <= VIRTIO_PCI_MSIX_PBA_OFF,
                "MSI-X table overlaps the PBA");
 
-/* What a hostile or buggy driver can do wrong: each kind is logged once per device. */
-enum vp_log {
-    LOG_ACCESS,      /* bad size, alignment or offset in a region */
-    LOG_READ_ONLY,   /* write to a read-only register */
-    LOG_QUEUE_SEL,   /* queue register with queue_select beyond num_queues */
-    LOG_QUEUE_LATE,  /* queue configuration after queue_enable or DRIVER_OK */
-    LOG_QUEUE_VALUE, /* bad queue_size or queue_enable value */
-    LOG_FEATURES,    /* driver_feature after FEATURES_OK */
-    LOG_NOTIFY,      /* kick for a queue that does not exist */
-    LOG_PCI_CFG,     /* bad VIRTIO_PCI_CAP_PCI_CFG window */
-    LOG_IOEVENTFD,   /* KVM_IOEVENTFD failed: kicks take the MMIO exit path */
-    LOG_IRQ,         /* interrupt delivery failed */
-    LOG_KINDS
-};
-
 /*
  * Locks, outermost first: the PCI bus configuration lock (config hooks, BAR moves), vd->lock
  * (all virtio and MSI-X state), the routing table's own lock. vCPU threads enter through BAR
@@ -53,66 +38,30 @@ struct virtio_pci {
     struct irq_msi *msi; /* one per MSI-X vector */
     uint32_t dfselect, gfselect;
     uint16_t queue_select;
-    /*
-     * The INTx line as KVM's resampler holds it: raised by our irqfd write, lowered at the
-     * guest's EOI (which the resamplefd reports). Writing only while it is low keeps a late
-     * duplicate write from re-raising the line after the guest has already served it.
-     */
-    bool intx_high;
     /* Guarded by the bus configuration lock (BAR and config hooks). */
     uint64_t notify_addr; /* where the ioeventfds sit, 0 if nowhere */
     unsigned pci_cfg_cap;
     /* Set at create. */
     struct irq_level intx;
-    /* Loop side (shared with virtio-mmio): status work, kicks and INTx's resampler. */
+    /* Loop side (shared with virtio-mmio): status work, kicks, INTx and its resampler. */
     struct virtio_loop loop; /* kicks[q].ioeventfd: registered at notify_addr (config lock) */
-    atomic_bool logged[LOG_KINDS];
 };
-
-static void vp_log(struct virtio_pci *t, enum vp_log kind, const char *fmt, ...) KILN_PRINTF(3, 4);
-
-static void vp_log(struct virtio_pci *t, enum vp_log kind, const char *fmt, ...)
-{
-    if (atomic_exchange(&t->logged[kind], true))
-        return;
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    klog(t->log, KILN_LOG_WARN, "%s: %s (logged once)", t->vd->ops->name, msg);
-}
-
-static uint64_t get_le(const uint8_t *data, uint32_t len)
-{
-    uint64_t v = 0;
-    for (uint32_t i = 0; i < len && i < 8; i++)
-        v |= (uint64_t)data[i] << (8 * i);
-    return v;
-}
-
-static void put_le(uint8_t *data, uint32_t len, uint64_t v)
-{
-    for (uint32_t i = 0; i < len; i++)
-        data[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* ---- Interrupts (vd->lock held). */
 
 static void intx_raise_locked(struct virtio_pci *t)
 {
-    if (t->intx_high || (pci_device_command(&t->pci) & PCI_COMMAND_INTX_DISABLE))
-        return;
-    int ret = irq_level_assert(&t->intx);
-    if (ret < 0)
-        vp_log(t, LOG_IRQ, "INTx on GSI %u: %s", t->intx.gsi, strerror(-ret));
-    else
-        t->intx_high = true;
+    if (!(pci_device_command(&t->pci) & PCI_COMMAND_INTX_DISABLE))
+        virtio_loop_raise_line(&t->loop);
 }
 
-/* Level semantics: the line is (re)asserted while ISR is non-zero and INTx is in use. */
-static void intx_update_locked(struct virtio_pci *t)
+/*
+ * Level semantics: the line is (re)asserted while ISR is non-zero and INTx is in use; KVM
+ * lowers it at the EOI and the resample callback looks again (virtio_loop).
+ */
+static void intx_update_locked(void *ctx)
 {
+    struct virtio_pci *t = ctx;
     if (!msix_enabled(&t->msix) && t->vd->isr)
         intx_raise_locked(t);
 }
@@ -155,18 +104,10 @@ static void vp_msix_deliver(void *ctx, unsigned vector, uint64_t addr, uint32_t 
     struct virtio_pci *t = ctx;
     int ret = irq_msi_send(t->irqs, &t->msi[vector], addr, data);
     if (ret < 0)
-        vp_log(t, LOG_IRQ, "MSI-X vector %u: %s", vector, strerror(-ret));
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_IRQ, "MSI-X vector %u: %s", vector, strerror(-ret));
 }
 
 /* ---- Loop side. */
-
-/* KVM lowered INTx at the guest's EOI (vd->lock held): raise it again if still pending. */
-static void intx_lowered(void *ctx)
-{
-    struct virtio_pci *t = ctx;
-    t->intx_high = false;
-    intx_update_locked(t);
-}
 
 int virtio_pci_start(struct virtio_pci *t, uv_loop_t *loop)
 {
@@ -243,8 +184,9 @@ static void queue_set_value(struct virtio_pci *t, struct virtio_queue *q, unsign
         if (virtio_queue_size_ok(q, v))
             q->vq.size = (uint16_t)v;
         else
-            vp_log(t, LOG_QUEUE_VALUE, "queue %u: size %llu refused (power of two <= %u)",
-                   t->queue_select, (unsigned long long)v, q->vq.max_size);
+            virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_VALUE,
+                             "queue %u: size %llu refused (power of two <= %u)", t->queue_select,
+                             (unsigned long long)v, q->vq.max_size);
         break;
     case VIRTIO_PCI_COMMON_Q_MSIX:
         q->vector = checked_vector(t, v);
@@ -253,8 +195,9 @@ static void queue_set_value(struct virtio_pci *t, struct virtio_queue *q, unsign
         if (v == 1)
             q->enabled = true; /* checked and started at DRIVER_OK (virtq_enable) */
         else
-            vp_log(t, LOG_QUEUE_VALUE, "queue %u: queue_enable %llu ignored", t->queue_select,
-                   (unsigned long long)v);
+            virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_VALUE,
+                             "queue %u: queue_enable %llu ignored", t->queue_select,
+                             (unsigned long long)v);
         break;
     case VIRTIO_PCI_COMMON_Q_DESC:
         q->vq.desc_gpa = v;
@@ -266,7 +209,7 @@ static void queue_set_value(struct virtio_pci *t, struct virtio_queue *q, unsign
         q->vq.used_gpa = v;
         break;
     default:
-        vp_log(t, LOG_READ_ONLY, "write to read-only queue_notify_off");
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_READ_ONLY, "write to read-only queue_notify_off");
         break;
     }
 }
@@ -277,11 +220,13 @@ static void queue_set(struct virtio_pci *t, unsigned reg, uint64_t v)
     struct virtio_device *vd = t->vd;
     struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
     if (!q) {
-        vp_log(t, LOG_QUEUE_SEL, "queue register 0x%x written with queue_select %u of %u queues",
-               reg, t->queue_select, vd->num_queues);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_SEL,
+                         "queue register 0x%x written with queue_select %u of %u queues", reg,
+                         t->queue_select, vd->num_queues);
     } else if (!virtio_queue_configurable(vd, q)) {
-        vp_log(t, LOG_QUEUE_LATE, "queue %u: configuration written after enable or DRIVER_OK",
-               t->queue_select);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_LATE,
+                         "queue %u: configuration written after enable or DRIVER_OK",
+                         t->queue_select);
     } else {
         queue_set_value(t, q, reg, v);
     }
@@ -291,8 +236,8 @@ static void queue_set(struct virtio_pci *t, unsigned reg, uint64_t v)
 static void driver_features_set(struct virtio_pci *t, uint64_t v)
 {
     if (!virtio_set_driver_features_half(t->vd, t->gfselect, (uint32_t)v))
-        vp_log(t, LOG_FEATURES, "driver_feature write (select %u) after FEATURES_OK ignored",
-               t->gfselect);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_FEATURES,
+                         "driver_feature write (select %u) after FEATURES_OK ignored", t->gfselect);
 }
 
 /* Returns true if the loop must run virtio_loop_work. */
@@ -326,7 +271,8 @@ static bool common_set(struct virtio_pci *t, unsigned reg, uint64_t v)
     case VIRTIO_PCI_COMMON_DF:
     case VIRTIO_PCI_COMMON_NUMQ:
     case VIRTIO_PCI_COMMON_CFGGENERATION:
-        vp_log(t, LOG_READ_ONLY, "write to read-only common register 0x%x", reg);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_READ_ONLY, "write to read-only common register 0x%x",
+                         reg);
         break;
     default:
         queue_set(t, reg, v);
@@ -368,8 +314,9 @@ static void common_access(struct virtio_pci *t, uint64_t off, uint8_t *data, uin
 {
     int i = common_field(off, len);
     if (i < 0) {
-        vp_log(t, LOG_ACCESS, "common config: %u-byte access at 0x%llx refused", len,
-               (unsigned long long)off);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS,
+                         "common config: %u-byte access at 0x%llx refused", len,
+                         (unsigned long long)off);
         if (!is_write)
             memset(data, 0, len);
         return;
@@ -380,9 +327,9 @@ static void common_access(struct virtio_pci *t, uint64_t off, uint8_t *data, uin
     pthread_mutex_lock(&vd->lock);
     bool work = false;
     if (is_write)
-        work = common_set(t, reg, (common_get(t, reg) & ~mask) | (get_le(data, len) << shift));
+        work = common_set(t, reg, (common_get(t, reg) & ~mask) | (le_get(data, len) << shift));
     else
-        put_le(data, len, common_get(t, reg) >> shift);
+        le_put(data, len, common_get(t, reg) >> shift);
     if (work)
         virtio_loop_request_work(&t->loop);
     pthread_mutex_unlock(&vd->lock);
@@ -394,8 +341,8 @@ static void isr_access(struct virtio_pci *t, uint64_t off, uint8_t *data, uint32
                        bool is_write)
 {
     if (off != 0 || len != 1 || is_write) {
-        vp_log(t, LOG_ACCESS, "ISR: %u-byte %s at +%llu refused", len, is_write ? "write" : "read",
-               (unsigned long long)off);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS, "ISR: %u-byte %s at +%llu refused", len,
+                         is_write ? "write" : "read", (unsigned long long)off);
         if (!is_write)
             memset(data, 0, len);
         return;
@@ -412,8 +359,9 @@ static void device_cfg_access(struct virtio_pci *t, uint64_t off, uint8_t *data,
     struct virtio_device *vd = t->vd;
     bool size_ok = len == 1 || len == 2 || len == 4 || len == 8;
     if (!size_ok || !range_within(off, len, vd->ops->config_len)) {
-        vp_log(t, LOG_ACCESS, "device config: %u-byte access at 0x%llx refused (%u bytes)", len,
-               (unsigned long long)off, vd->ops->config_len);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS,
+                         "device config: %u-byte access at 0x%llx refused (%u bytes)", len,
+                         (unsigned long long)off, vd->ops->config_len);
         if (!is_write)
             memset(data, 0, len);
         return;
@@ -431,10 +379,11 @@ static void notify_access(struct virtio_pci *t, uint64_t off, uint8_t *data, uin
         memset(data, 0, len);
         return;
     }
-    uint64_t q = get_le(data, len);
+    uint64_t q = le_get(data, len);
     if (off != 0 || len != 2 || q >= t->vd->num_queues) {
-        vp_log(t, LOG_NOTIFY, "notify: %u-byte write of %llu at +%llu ignored", len,
-               (unsigned long long)q, (unsigned long long)off);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_NOTIFY,
+                         "notify: %u-byte write of %llu at +%llu ignored", len,
+                         (unsigned long long)q, (unsigned long long)off);
         return;
     }
     /* Same path as an ioeventfd: the loop thread is the one that runs the device. */
@@ -453,8 +402,9 @@ static void caps_bar_io(struct virtio_pci *t, uint64_t off, uint8_t *data, uint3
     else if (off >= VIRTIO_PCI_NOTIFY_OFF && off < VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_LEN)
         notify_access(t, off - VIRTIO_PCI_NOTIFY_OFF, data, len, is_write);
     else {
-        vp_log(t, LOG_ACCESS, "%u-byte access at BAR offset 0x%llx outside the structures", len,
-               (unsigned long long)off);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS,
+                         "%u-byte access at BAR offset 0x%llx outside the structures", len,
+                         (unsigned long long)off);
         if (!is_write)
             memset(data, 0, len);
     }
@@ -532,40 +482,17 @@ static void vp_stats(const struct device *d, struct kiln_stats *st)
     virtio_device_stats(vp_of(function_of((struct device *)d))->vd, st);
 }
 
-static int ioeventfd(struct virtio_pci *t, const struct virtio_kick *k, uint64_t addr, bool assign)
-{
-    struct kvm_ioeventfd req = {
-        .datamatch = k->q,
-        .addr = addr,
-        .len = VIRTIO_PCI_NOTIFY_LEN,
-        .fd = k->fd,
-        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
-    };
-    const struct vm_ioctl *vmi = irq_routing_vm(t->irqs);
-    return vmi->fn(vmi->ctx, KVM_IOEVENTFD, &req);
-}
-
 /* BAR 0 moved, appeared or vanished: the ioeventfds follow the notify address. */
 static void vp_bar_remap(struct pci_device *dev, unsigned bar, uint64_t base)
 {
     struct virtio_pci *t = vp_of(dev);
     if (bar != VIRTIO_PCI_CAPS_BAR)
         return;
-    for (unsigned q = 0; q < t->vd->num_queues; q++) {
-        struct virtio_kick *k = &t->loop.kicks[q];
-        if (k->ioeventfd)
-            ioeventfd(t, k, t->notify_addr, false);
-        k->ioeventfd = false;
-    }
+    const struct vm_ioctl *vmi = irq_routing_vm(t->irqs);
+    virtio_loop_unbind_kicks(&t->loop, vmi, t->notify_addr, VIRTIO_PCI_NOTIFY_LEN);
     t->notify_addr = base ? base + VIRTIO_PCI_NOTIFY_OFF : 0;
-    for (unsigned q = 0; t->notify_addr && q < t->vd->num_queues; q++) {
-        struct virtio_kick *k = &t->loop.kicks[q];
-        int ret = ioeventfd(t, k, t->notify_addr, true);
-        k->ioeventfd = ret == 0;
-        if (ret < 0)
-            vp_log(t, LOG_IOEVENTFD, "KVM_IOEVENTFD for queue %u: %s; kicks exit to kiln", q,
-                   strerror(-ret));
-    }
+    if (t->notify_addr)
+        virtio_loop_bind_kicks(&t->loop, vmi, t->notify_addr, VIRTIO_PCI_NOTIFY_LEN);
 }
 
 /* VIRTIO_PCI_CAP_PCI_CFG: config-space window onto the BARs, for firmware without BAR access. */
@@ -580,8 +507,8 @@ static void pci_cfg_window(struct virtio_pci *t, bool is_write)
     bool len_ok = (len == 1 || len == 2 || len == 4) && off % len == 0;
     bool bar_ok = bar == VIRTIO_PCI_CAPS_BAR || bar == VIRTIO_PCI_MSIX_BAR;
     if (!len_ok || !bar_ok || !range_within(off, len, dev->bars[bar].size)) {
-        vp_log(t, LOG_PCI_CFG, "pci_cfg window bar %u offset 0x%x length %u refused", bar, off,
-               len);
+        virtio_loop_warn(&t->loop, VIRTIO_LOG_PCI_CFG,
+                         "pci_cfg window bar %u offset 0x%x length %u refused", bar, off, len);
         if (!is_write)
             memset(data, 0, 4);
         return;
@@ -634,8 +561,8 @@ static int add_vcap(struct virtio_pci *t, uint8_t type, uint8_t bar, uint32_t of
     body[0] = (uint8_t)(n + 2); /* cap_len counts the id and next bytes too */
     body[1] = type;
     body[2] = bar;
-    put_le(body + 6, 4, off);
-    put_le(body + 10, 4, len);
+    le_put(body + 6, 4, off);
+    le_put(body + 10, 4, len);
     return pci_device_add_cap(&t->pci, PCI_CAP_ID_VNDR, body, n);
 }
 
@@ -723,9 +650,7 @@ static struct virtio_pci *alloc_transport(struct virtio_device *vd,
     t->irqs = cfg->irqs;
     t->log = cfg->log;
     t->intx = (struct irq_level){.fd = -1, .resample_fd = -1};
-    virtio_loop_set_line(&t->loop, &t->intx, intx_lowered, t);
-    for (unsigned i = 0; i < LOG_KINDS; i++)
-        atomic_init(&t->logged[i], false);
+    virtio_loop_set_line(&t->loop, &t->intx, intx_update_locked, t);
     return t;
 }
 

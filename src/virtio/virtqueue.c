@@ -98,16 +98,17 @@ void virtq_init(struct virtq *q, const struct guest_mem *mem)
 
 void virtq_reset(struct virtq *q)
 {
-    q->ready = false;
-    q->broken = false;
-    q->notify = true;
-    q->last_avail = 0;
-    q->used_idx = 0;
-    q->signalled_used = 0;
-    q->ring_size = 0;
-    q->desc = NULL;
-    q->avail = NULL;
-    q->used = NULL;
+    /* What the driver and the device configured stays; the run state starts over. */
+    *q = (struct virtq){
+        .mem = q->mem,
+        .max_size = q->max_size,
+        .size = q->size,
+        .desc_gpa = q->desc_gpa,
+        .avail_gpa = q->avail_gpa,
+        .used_gpa = q->used_gpa,
+        .event_idx = q->event_idx,
+        .notify = true,
+    };
 }
 
 /* Host pointer for a ring part, or NULL if it is misaligned or not entirely RAM. */
