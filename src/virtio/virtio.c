@@ -157,18 +157,6 @@ void virtio_config_write_ignored(struct device *d, unsigned region, uint64_t off
     (void)len;
 }
 
-void virtio_config_access(struct virtio_device *vd, uint64_t offset, uint8_t *data, uint32_t len,
-                          bool is_write)
-{
-    const struct device_ops *ops = vd->dev.ops;
-    if (is_write && ops->write)
-        ops->write(&vd->dev, 0, offset, data, len);
-    else if (!is_write && ops->read)
-        ops->read(&vd->dev, 0, offset, data, len);
-    else if (!is_write)
-        memset(data, 0, len);
-}
-
 bool virtio_has_feature(const struct virtio_device *vd, uint64_t f)
 {
     return (vd->driver_features & f) == f;

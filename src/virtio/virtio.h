@@ -161,9 +161,7 @@ static inline struct virtio_device *virtio_device_of(struct device *d)
 {
     return (struct virtio_device *)((char *)d - offsetof(struct virtio_device, dev));
 }
-/* Read or write the device-specific configuration space (device lock held). */
-void virtio_config_access(struct virtio_device *vd, uint64_t offset, uint8_t *data, uint32_t len,
-                          bool is_write);
+
 /* True if feature bit f was negotiated. */
 bool virtio_has_feature(const struct virtio_device *vd, uint64_t f);
 

@@ -128,6 +128,46 @@ void virtio_loop_warn(struct virtio_loop *l, enum virtio_log kind, const char *f
     klog(l->vd->log, KILN_LOG_WARN, "%s: %s (logged once)", l->vd->ops->name, msg);
 }
 
+void virtio_loop_config_access(struct virtio_loop *l, uint64_t off, uint8_t *data, uint32_t len,
+                               bool is_write, bool size_ok)
+{
+    struct virtio_device *vd = l->vd;
+    const struct device_ops *ops = vd->dev.ops;
+    if (!size_ok || !range_within(off, len, vd->ops->config_len)) {
+        virtio_loop_warn(l, VIRTIO_LOG_ACCESS,
+                         "config: %u-byte access at 0x%llx refused (%u bytes)", len,
+                         (unsigned long long)off, vd->ops->config_len);
+        if (!is_write)
+            memset(data, 0, len);
+        return;
+    }
+    pthread_mutex_lock(&vd->lock);
+    if (is_write && ops->write)
+        ops->write(&vd->dev, 0, off, data, len);
+    else if (!is_write && ops->read)
+        ops->read(&vd->dev, 0, off, data, len);
+    else if (!is_write)
+        memset(data, 0, len);
+    pthread_mutex_unlock(&vd->lock);
+}
+
+struct virtio_queue *virtio_loop_queue_to_set(struct virtio_loop *l, unsigned select, unsigned reg)
+{
+    struct virtio_device *vd = l->vd;
+    struct virtio_queue *q = virtio_queue_at(vd, select);
+    if (!q)
+        virtio_loop_warn(l, VIRTIO_LOG_QUEUE_SEL,
+                         "queue register 0x%x written with queue select %u of %u queues", reg,
+                         select, vd->num_queues);
+    else if (!virtio_queue_configurable(vd, q))
+        virtio_loop_warn(l, VIRTIO_LOG_QUEUE_LATE,
+                         "queue %u: configuration written after %s or DRIVER_OK", select,
+                         l->enable_name);
+    else
+        return q;
+    return NULL;
+}
+
 static int ioeventfd(const struct vm_ioctl *vmi, const struct virtio_kick *k, uint64_t addr,
                      uint32_t len, bool assign)
 {

@@ -81,6 +81,21 @@ void virtio_loop_warn(struct virtio_loop *l, enum virtio_log kind, const char *f
     KILN_PRINTF(3, 4);
 
 /*
+ * A guest access to the device-specific configuration space at off: the device's read or write
+ * under vd->lock, or, unless size_ok (the transport's rule) and inside config_len, refused:
+ * logged once, a read gives zeros.
+ */
+void virtio_loop_config_access(struct virtio_loop *l, uint64_t off, uint8_t *data, uint32_t len,
+                               bool is_write, bool size_ok);
+
+/*
+ * The queue a write of queue register reg with queue select `select` configures, or NULL
+ * (logged once per kind) when the select names no queue or that queue is fixed already: enabled,
+ * or the device started or resetting. vd->lock held.
+ */
+struct virtio_queue *virtio_loop_queue_to_set(struct virtio_loop *l, unsigned select, unsigned reg);
+
+/*
  * Bind every queue's kick eventfd to a guest write of its index (len bytes) at addr with
  * KVM_IOEVENTFD (kicks[q].ioeventfd says which took); a queue KVM refuses is logged once and
  * kicks through virtio_loop_kick on the MMIO exit path. unbind drops the bindings made at addr.

@@ -203,21 +203,13 @@ static void queue_set_value(struct virtio_mmio *t, struct virtio_queue *q, unsig
 /* Queue configuration is fixed once the queue is ready or the device runs (or resets). */
 static void queue_write(struct virtio_mmio *t, unsigned reg, uint32_t v)
 {
-    struct virtio_device *vd = t->vd;
     struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
-    if (!q) {
-        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_SEL,
-                         "queue register 0x%x written with QueueSel %u of %u queues", reg,
-                         t->queue_select, vd->num_queues);
-    } else if (reg == VIRTIO_MMIO_QUEUE_READY && v == 0 && !q->enabled) {
-        return; /* disabling a queue that is not ready: nothing to do, nothing wrong */
-    } else if (!virtio_queue_configurable(vd, q)) {
-        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_LATE,
-                         "queue %u: configuration written after QueueReady or DRIVER_OK",
-                         t->queue_select);
-    } else {
+    /* Disabling a queue that is not ready: nothing to do, nothing wrong (Linux does it). */
+    if (q && reg == VIRTIO_MMIO_QUEUE_READY && v == 0 && !q->enabled)
+        return;
+    q = virtio_loop_queue_to_set(&t->loop, t->queue_select, reg);
+    if (q)
         queue_set_value(t, q, reg, v);
-    }
 }
 
 static void driver_features_write(struct virtio_mmio *t, uint32_t v)
@@ -329,19 +321,8 @@ static void registers_access(struct virtio_mmio *t, unsigned reg, uint8_t *data,
 static void config_access(struct virtio_mmio *t, uint32_t off, uint8_t *data, uint32_t len,
                           bool is_write)
 {
-    struct virtio_device *vd = t->vd;
     bool size_ok = (len == 1 || len == 2 || len == 4) && off % len == 0;
-    if (!size_ok || !range_within(off, len, vd->ops->config_len)) {
-        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS,
-                         "config: %u-byte access at 0x%x refused (%u bytes)", len, off,
-                         vd->ops->config_len);
-        if (!is_write)
-            memset(data, 0, len);
-        return;
-    }
-    pthread_mutex_lock(&vd->lock);
-    virtio_config_access(vd, off, data, len, is_write);
-    pthread_mutex_unlock(&vd->lock);
+    virtio_loop_config_access(&t->loop, off, data, len, is_write, size_ok);
 }
 
 static void window_access(struct virtio_mmio *t, uint64_t off, uint8_t *data, uint32_t len,

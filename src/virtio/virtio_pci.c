@@ -217,19 +217,9 @@ static void queue_set_value(struct virtio_pci *t, struct virtio_queue *q, unsign
 /* Queue configuration is fixed once the queue is enabled or the device runs (or resets). */
 static void queue_set(struct virtio_pci *t, unsigned reg, uint64_t v)
 {
-    struct virtio_device *vd = t->vd;
-    struct virtio_queue *q = virtio_queue_at(t->vd, t->queue_select);
-    if (!q) {
-        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_SEL,
-                         "queue register 0x%x written with queue_select %u of %u queues", reg,
-                         t->queue_select, vd->num_queues);
-    } else if (!virtio_queue_configurable(vd, q)) {
-        virtio_loop_warn(&t->loop, VIRTIO_LOG_QUEUE_LATE,
-                         "queue %u: configuration written after enable or DRIVER_OK",
-                         t->queue_select);
-    } else {
+    struct virtio_queue *q = virtio_loop_queue_to_set(&t->loop, t->queue_select, reg);
+    if (q)
         queue_set_value(t, q, reg, v);
-    }
 }
 
 /* GF is a 4-byte field (common_fields), so v fits 32 bits. */
@@ -356,19 +346,8 @@ static void isr_access(struct virtio_pci *t, uint64_t off, uint8_t *data, uint32
 static void device_cfg_access(struct virtio_pci *t, uint64_t off, uint8_t *data, uint32_t len,
                               bool is_write)
 {
-    struct virtio_device *vd = t->vd;
     bool size_ok = len == 1 || len == 2 || len == 4 || len == 8;
-    if (!size_ok || !range_within(off, len, vd->ops->config_len)) {
-        virtio_loop_warn(&t->loop, VIRTIO_LOG_ACCESS,
-                         "device config: %u-byte access at 0x%llx refused (%u bytes)", len,
-                         (unsigned long long)off, vd->ops->config_len);
-        if (!is_write)
-            memset(data, 0, len);
-        return;
-    }
-    pthread_mutex_lock(&vd->lock);
-    virtio_config_access(vd, off, data, len, is_write);
-    pthread_mutex_unlock(&vd->lock);
+    virtio_loop_config_access(&t->loop, off, data, len, is_write, size_ok);
 }
 
 /* A kick that KVM did not catch (no ioeventfd, or a non-matching value) exits to here. */
