@@ -58,6 +58,21 @@ int bus_insert(struct bus *bus, uint64_t base, uint64_t len, struct device *dev,
     return 0;
 }
 
+int bus_add_device(struct bus *pio, struct bus *mmio, struct device *d, unsigned *bad)
+{
+    for (unsigned r = 0; r < d->nranges; r++) {
+        const struct device_range *dr = &d->ranges[r];
+        struct bus *bus = dr->space == DEVICE_PIO ? pio : mmio;
+        int ret = bus ? bus_insert(bus, dr->base, dr->len, d, r) : -EINVAL;
+        if (ret < 0) {
+            if (bad)
+                *bad = r;
+            return ret;
+        }
+    }
+    return 0;
+}
+
 const struct bus_range *bus_find(const struct bus *bus, uint64_t addr)
 {
     size_t pos = upper_bound(bus, addr);

@@ -35,6 +35,13 @@ void bus_free(struct bus *bus);
  */
 int bus_insert(struct bus *bus, uint64_t base, uint64_t len, struct device *dev, unsigned region);
 
+/*
+ * Put every range of d on pio or mmio, by its space, with the range's index as its region.
+ * Returns 0, or the first bus_insert error with *bad (if bad is not NULL) the failing range.
+ * Ranges put on a bus before a failure stay there: the caller abandons the VM.
+ */
+int bus_add_device(struct bus *pio, struct bus *mmio, struct device *d, unsigned *bad);
+
 /* The range containing addr, or NULL. */
 const struct bus_range *bus_find(const struct bus *bus, uint64_t addr);
 

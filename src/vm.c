@@ -207,14 +207,12 @@ static int add_device(struct kiln_vm *vm, struct device *d, char *errmsg)
         return kiln_fail(errmsg, ENOSPC, "%s: more than %d devices", d->name, VM_MAX_DEVICES);
     }
     vm->devices[vm->ndevices++] = d;
-    for (unsigned r = 0; r < d->nranges; r++) {
-        const struct device_range *dr = &d->ranges[r];
-        bool pio = dr->space == DEVICE_PIO;
-        int ret = bus_insert(pio ? &vm->pio : &vm->mmio, dr->base, dr->len, d, r);
-        if (ret < 0)
-            return kiln_fail(errmsg, -ret, "%s at %s 0x%llx: %s", d->name, pio ? "port" : "address",
-                             (unsigned long long)dr->base, strerror(-ret));
-    }
+    unsigned bad = 0;
+    int ret = bus_add_device(&vm->pio, &vm->mmio, d, &bad);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "%s at %s 0x%llx: %s", d->name,
+                         d->ranges[bad].space == DEVICE_PIO ? "port" : "address",
+                         (unsigned long long)d->ranges[bad].base, strerror(-ret));
     return 0;
 }
 

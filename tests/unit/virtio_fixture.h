@@ -22,6 +22,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "bus.h"
+#include "device.h"
 #include "platform/irq_routing.h"
 #include "virtio/virtio.h"
 #include "virtq_builder.h"
@@ -149,19 +151,21 @@ struct vfx_dev {
     unsigned norder;
 };
 
-static inline void vfx_dev_config_read(struct virtio_device *vd, uint32_t off, void *data,
-                                       uint32_t len)
+static inline void vfx_dev_config_read(struct device *dev, unsigned region, uint64_t off,
+                                       uint8_t *data, uint32_t len)
 {
-    struct vfx_dev *d = vd->priv;
+    struct vfx_dev *d = virtio_device_of(dev)->priv;
+    (void)region;
     ck_assert_uint_le(off + len, sizeof(d->config));
     memcpy(data, d->config + off, len);
     d->config_reads++;
 }
 
-static inline void vfx_dev_config_write(struct virtio_device *vd, uint32_t off, const void *data,
-                                        uint32_t len)
+static inline void vfx_dev_config_write(struct device *dev, unsigned region, uint64_t off,
+                                        const uint8_t *data, uint32_t len)
 {
-    struct vfx_dev *d = vd->priv;
+    struct vfx_dev *d = virtio_device_of(dev)->priv;
+    (void)region;
     ck_assert_uint_le(off + len, sizeof(d->config));
     memcpy(d->config + off, data, len);
     d->config_writes++;
@@ -176,9 +180,9 @@ static inline int vfx_dev_activate(struct virtio_device *vd)
     return 0;
 }
 
-static inline int vfx_dev_reset(struct virtio_device *vd)
+static inline int vfx_dev_reset(struct device *dev)
 {
-    struct vfx_dev *d = vd->priv;
+    struct vfx_dev *d = virtio_device_of(dev)->priv;
     d->resets++;
     return d->reset_ret;
 }
@@ -195,10 +199,11 @@ static inline void vfx_dev_queue_notify(struct virtio_device *vd, unsigned q)
 /* Initializer for the fake device's struct virtio_device_ops. */
 #define VFX_DEV_OPS                                                                                \
     {                                                                                              \
+        .dev = {.read = vfx_dev_config_read,                                                       \
+                .write = vfx_dev_config_write,                                                     \
+                .reset = vfx_dev_reset},                                                           \
         .name = "fake-blk", .device_id = VIRTIO_ID_BLOCK, .config_len = 8,                         \
-        .config_read = vfx_dev_config_read, .config_write = vfx_dev_config_write,                  \
-        .activate = vfx_dev_activate, .reset = vfx_dev_reset,                                      \
-        .queue_notify = vfx_dev_queue_notify,                                                      \
+        .activate = vfx_dev_activate, .queue_notify = vfx_dev_queue_notify,                        \
     }
 
 /* The fake device with ops, 2 queues of up to 256 and config bytes 1..8. */

@@ -245,7 +245,7 @@ static void expect_disk_zero(struct t *t, uint64_t off, uint64_t len)
 static uint32_t cfg32(struct t *t, uint32_t off)
 {
     uint32_t v = 0;
-    t->vd->ops->config_read(t->vd, off, &v, 4);
+    t->vd->ops->dev.read(&t->vd->dev, 0, off, (uint8_t *)&v, 4);
     return le32toh(v);
 }
 
@@ -333,7 +333,7 @@ START_TEST(test_config_space)
     ck_assert_uint_eq(virtio_blk_capacity(t.blk), IMG_SECTORS);
     ck_assert_ptr_nonnull(strstr(t.rec.msg, "not visible"));
     uint64_t cap = 0;
-    t.vd->ops->config_read(t.vd, VIRTIO_BLK_CFG_CAPACITY, &cap, 8);
+    t.vd->ops->dev.read(&t.vd->dev, 0, VIRTIO_BLK_CFG_CAPACITY, (uint8_t *)&cap, 8);
     ck_assert_uint_eq(le64toh(cap), IMG_SECTORS);
     ck_assert_uint_eq(cfg32(&t, VIRTIO_BLK_CFG_SEG_MAX), VIRTQ_CHAIN_MAX - 2);
     ck_assert_uint_eq(cfg32(&t, VIRTIO_BLK_CFG_BLK_SIZE), 512);
@@ -343,20 +343,20 @@ START_TEST(test_config_space)
     ck_assert_uint_gt(cfg32(&t, VIRTIO_BLK_CFG_MAX_WZ_SECTORS), 0);
     ck_assert_uint_gt(cfg32(&t, VIRTIO_BLK_CFG_MAX_WZ_SEG), 0);
     uint8_t b = 0;
-    t.vd->ops->config_read(t.vd, VIRTIO_BLK_CFG_WZ_MAY_UNMAP, &b, 1);
+    t.vd->ops->dev.read(&t.vd->dev, 0, VIRTIO_BLK_CFG_WZ_MAY_UNMAP, &b, 1);
     ck_assert_uint_eq(b, 1);
     /* Unaligned and past-the-end reads: bytes beyond the layout read as zero. */
     uint8_t raw[8];
     memset(raw, 0xaa, sizeof(raw));
-    t.vd->ops->config_read(t.vd, VIRTIO_BLK_CONFIG_LEN - 2, raw, 8);
+    t.vd->ops->dev.read(&t.vd->dev, 0, VIRTIO_BLK_CONFIG_LEN - 2, raw, 8);
     ck_assert_uint_eq(zero_mismatch(raw, sizeof(raw)), sizeof(raw));
     memset(raw, 0xaa, sizeof(raw));
-    t.vd->ops->config_read(t.vd, 0xfffffff0u, raw, 4);
+    t.vd->ops->dev.read(&t.vd->dev, 0, 0xfffffff0u, raw, 4);
     ck_assert_uint_eq(raw[0] | raw[3], 0);
-    t.vd->ops->config_read(t.vd, 1, raw, 2);
+    t.vd->ops->dev.read(&t.vd->dev, 0, 1, raw, 2);
     ck_assert_uint_eq(raw[0], (IMG_SECTORS >> 8) & 0xff);
     /* Writes are ignored. */
-    t.vd->ops->config_write(t.vd, 0, raw, 4);
+    t.vd->ops->dev.write(&t.vd->dev, 0, 0, raw, 4);
     ck_assert_uint_eq(cfg32(&t, VIRTIO_BLK_CFG_BLK_SIZE), 512);
     uint64_t f = t.vd->device_features;
     ck_assert(f & VIRTIO_BLK_F_FLUSH && f & VIRTIO_BLK_F_DISCARD && f & VIRTIO_BLK_F_WRITE_ZEROES);

@@ -279,17 +279,17 @@ START_TEST(test_config_and_features)
     struct t t;
     setup_port(&t, true, 0, 0);
     uint8_t cfg[VIRTIO_NET_CONFIG_LEN];
-    t.vd->ops->config_read(t.vd, 0, cfg, sizeof(cfg));
+    t.vd->ops->dev.read(&t.vd->dev, 0, 0, cfg, sizeof(cfg));
     const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
     ck_assert_int_eq(memcmp(cfg + VIRTIO_NET_CFG_MAC, mac, 6), 0);
     ck_assert_uint_eq(cfg[VIRTIO_NET_CFG_STATUS] | cfg[VIRTIO_NET_CFG_STATUS + 1] << 8,
                       VIRTIO_NET_S_LINK_UP);
     ck_assert_uint_eq(cfg[VIRTIO_NET_CFG_MAX_PAIRS] | cfg[VIRTIO_NET_CFG_MAX_PAIRS + 1] << 8, 1);
     uint8_t raw[4] = {0xaa, 0xaa, 0xaa, 0xaa};
-    t.vd->ops->config_read(t.vd, VIRTIO_NET_CONFIG_LEN - 1, raw, 4);
+    t.vd->ops->dev.read(&t.vd->dev, 0, VIRTIO_NET_CONFIG_LEN - 1, raw, 4);
     ck_assert_uint_eq(raw[1] | raw[2] | raw[3], 0);
-    t.vd->ops->config_write(t.vd, 0, raw, 4); /* ignored */
-    t.vd->ops->config_read(t.vd, 0, cfg, 6);
+    t.vd->ops->dev.write(&t.vd->dev, 0, 0, raw, 4); /* ignored */
+    t.vd->ops->dev.read(&t.vd->dev, 0, 0, cfg, 6);
     ck_assert_int_eq(memcmp(cfg, mac, 6), 0);
     uint64_t f = t.vd->device_features;
     ck_assert(f & VIRTIO_NET_F_MAC && f & VIRTIO_NET_F_STATUS && f & VIRTIO_NET_F_MRG_RXBUF);

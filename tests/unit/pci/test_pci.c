@@ -24,17 +24,33 @@ struct rec {
     unsigned ios;
 };
 
-static void rec_bar_io(struct pci_device *dev, unsigned bar, uint64_t off, uint8_t *data,
-                       uint32_t len, bool is_write)
+/* The record behind a function's struct device (the first member of struct pci_device). */
+static struct rec *rec_of(struct device *d)
 {
-    struct rec *r = dev->priv;
+    return ((struct pci_device *)d)->priv;
+}
+
+static void rec_io(struct rec *r, unsigned bar, uint64_t off, uint32_t len, bool is_write)
+{
     r->ios++;
     r->io_bar = bar;
     r->io_off = off;
     r->io_len = len;
     r->io_write = is_write;
-    for (uint32_t i = 0; !is_write && i < len; i++)
+}
+
+static void rec_read(struct device *d, unsigned bar, uint64_t off, uint8_t *data, uint32_t len)
+{
+    rec_io(rec_of(d), bar, off, len, false);
+    for (uint32_t i = 0; i < len; i++)
         data[i] = (uint8_t)(off + i);
+}
+
+static void rec_write(struct device *d, unsigned bar, uint64_t off, const uint8_t *data,
+                      uint32_t len)
+{
+    (void)data;
+    rec_io(rec_of(d), bar, off, len, true);
 }
 
 static void rec_remap(struct pci_device *dev, unsigned bar, uint64_t base)
@@ -53,7 +69,7 @@ static void rec_written(struct pci_device *dev, unsigned off, unsigned len)
 }
 
 static const struct pci_device_ops rec_ops = {
-    .bar_io = rec_bar_io,
+    .dev = {.read = rec_read, .write = rec_write},
     .bar_remap = rec_remap,
     .cfg_written = rec_written,
 };
@@ -63,12 +79,17 @@ struct t {
     struct pci_bus *pci;
 };
 
-static void setup(struct t *t)
+static void setup_window(struct t *t, uint64_t size)
 {
     bus_init(&t->pio);
     bus_init(&t->mmio);
-    ck_assert_int_eq(pci_bus_create(&t->pio, &t->mmio, WIN, PCI_MMIO_WINDOW_SIZE, NULL, &t->pci),
-                     0);
+    ck_assert_int_eq(pci_bus_create(WIN, size, NULL, &t->pci), 0);
+    ck_assert_int_eq(bus_add_device(&t->pio, &t->mmio, pci_bus_device(t->pci), NULL), 0);
+}
+
+static void setup(struct t *t)
+{
+    setup_window(t, PCI_MMIO_WINDOW_SIZE);
 }
 
 static void teardown(struct t *t)
@@ -420,9 +441,7 @@ START_TEST(test_slots_and_window_full)
     teardown(&t);
 
     /* A window too small for the BARs. */
-    bus_init(&t.pio);
-    bus_init(&t.mmio);
-    ck_assert_int_eq(pci_bus_create(&t.pio, &t.mmio, WIN, 0x6000, NULL, &t.pci), 0);
+    setup_window(&t, 0x6000);
     rec_init(&r[0]);
     ck_assert_int_eq(pci_bus_add(t.pci, &r[0].dev), -ENOSPC);
     ck_assert_ptr_null(r[0].dev.bus);
@@ -436,13 +455,16 @@ START_TEST(test_bus_conflicts)
     bus_init(&pio);
     bus_init(&mmio);
     struct pci_bus *p;
-    ck_assert_int_eq(pci_bus_create(&pio, &mmio, 0, 0x1000, NULL, &p), -EINVAL);
-    ck_assert_int_eq(pci_bus_create(&pio, &mmio, WIN, 0, NULL, &p), -EINVAL);
-    ck_assert_int_eq(pci_bus_create(&pio, &mmio, ~0ULL - 10, 0x1000, NULL, &p), -EINVAL);
-    ck_assert_int_eq(pci_bus_create(&pio, &mmio, WIN, 0x1000, NULL, &p), 0);
+    ck_assert_int_eq(pci_bus_create(0, 0x1000, NULL, &p), -EINVAL);
+    ck_assert_int_eq(pci_bus_create(WIN, 0, NULL, &p), -EINVAL);
+    ck_assert_int_eq(pci_bus_create(~0ULL - 10, 0x1000, NULL, &p), -EINVAL);
+    ck_assert_int_eq(pci_bus_create(WIN, 0x1000, NULL, &p), 0);
+    ck_assert_int_eq(bus_add_device(&pio, &mmio, pci_bus_device(p), NULL), 0);
+    /* A second bus on the same buses: its ports and window are taken. */
     struct pci_bus *q;
-    ck_assert_int_eq(pci_bus_create(&pio, &mmio, WIN, 0x1000, NULL, &q), -EEXIST);
-    ck_assert_ptr_null(q);
+    ck_assert_int_eq(pci_bus_create(WIN, 0x1000, NULL, &q), 0);
+    ck_assert_int_eq(bus_add_device(&pio, &mmio, pci_bus_device(q), NULL), -EEXIST);
+    pci_bus_destroy(q);
     pci_bus_destroy(p);
     bus_free(&pio);
     bus_free(&mmio);

@@ -19,12 +19,6 @@ struct fixture {
     uint8_t *page;
 };
 
-static void put_on_pio(struct kiln_vm *vm, struct device *d)
-{
-    for (unsigned r = 0; r < d->nranges; r++)
-        ck_assert_int_eq(bus_insert(&vm->pio, d->ranges[r].base, d->ranges[r].len, d, r), 0);
-}
-
 static struct fixture *fixture_new(void)
 {
     struct fixture *f = calloc(1, sizeof(*f));
@@ -39,8 +33,8 @@ static struct fixture *fixture_new(void)
     const struct end_vm end = {vm_end, vm};
     ck_assert_int_eq(exitdev_create(&end, &f->exitdev), 0);
     ck_assert_int_eq(i8042_create(&end, &f->kbd), 0);
-    put_on_pio(vm, f->exitdev);
-    put_on_pio(vm, f->kbd);
+    ck_assert_int_eq(bus_add_device(&vm->pio, &vm->mmio, f->exitdev, NULL), 0);
+    ck_assert_int_eq(bus_add_device(&vm->pio, &vm->mmio, f->kbd, NULL), 0);
     f->vcpu =
         (struct vcpu){.set = &vm->cpus, .index = 0, .fd = -1, .run = (struct kvm_run *)f->page};
     return f;

@@ -25,9 +25,9 @@ static int f_activate(struct virtio_device *vd)
     return f->activate_ret;
 }
 
-static int f_reset(struct virtio_device *vd)
+static int f_reset(struct device *d)
 {
-    struct fake *f = vd->priv;
+    struct fake *f = virtio_device_of(d)->priv;
     f->resets++;
     return f->reset_ret;
 }
@@ -39,10 +39,10 @@ static void f_notify(struct virtio_device *vd, unsigned q)
 }
 
 static const struct virtio_device_ops ops = {
+    .dev = {.reset = f_reset},
     .name = "fake",
     .device_id = VIRTIO_ID_BLOCK,
     .activate = f_activate,
-    .reset = f_reset,
     .queue_notify = f_notify,
 };
 

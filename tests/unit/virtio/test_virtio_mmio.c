@@ -40,8 +40,7 @@ struct t {
 
 static struct virtio_mmio_config mmio_cfg(struct t *t)
 {
-    return (struct virtio_mmio_config){
-        .mmio = &t->mmio, .irqs = t->irqs, .base = BASE, .gsi = GSI, .log = &test_log};
+    return (struct virtio_mmio_config){.irqs = t->irqs, .base = BASE, .gsi = GSI, .log = &test_log};
 }
 
 static void base_setup(struct t *t, int fail_ioeventfd)
@@ -65,6 +64,7 @@ static void setup_with(struct t *t, int fail_ioeventfd)
     base_setup(t, fail_ioeventfd);
     const struct virtio_mmio_config cfg = mmio_cfg(t);
     ck_assert_int_eq(virtio_mmio_create(&t->dev.vd, &cfg, &t->vm), 0);
+    ck_assert_int_eq(bus_add_device(NULL, &t->mmio, virtio_mmio_device(t->vm), NULL), 0);
     ck_assert_uint_eq(t->kvm.nirqfd, 1);
     t->line = t->kvm.irqfd[0].fd;
     t->resample = t->kvm.irqfd[0].resample_fd;
@@ -587,14 +587,26 @@ START_TEST(test_slots_and_cmdline)
 }
 END_TEST
 
-static void other_io(void *dev, uint64_t off, uint8_t *data, uint32_t len, bool is_write)
+static void other_read(struct device *d, unsigned region, uint64_t off, uint8_t *data, uint32_t len)
 {
-    (void)dev;
+    (void)d;
+    (void)region;
     (void)off;
     (void)data;
     (void)len;
-    (void)is_write;
 }
+
+static void other_write(struct device *d, unsigned region, uint64_t off, const uint8_t *data,
+                        uint32_t len)
+{
+    (void)d;
+    (void)region;
+    (void)off;
+    (void)data;
+    (void)len;
+}
+
+static const struct device_ops other_ops = {.read = other_read, .write = other_write};
 
 START_TEST(test_create_errors)
 {
@@ -602,14 +614,14 @@ START_TEST(test_create_errors)
     base_setup(&t, 0);
     struct virtio_mmio_config cfg = mmio_cfg(&t);
     struct virtio_mmio *vm = NULL;
-    /* Bad GSI, unaligned base, no bus: refused before anything is made. */
+    /* Bad GSI, unaligned base, no IRQ routing: refused before anything is made. */
     cfg.gsi = IRQ_ROUTING_IRQCHIP_GSIS;
     ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
     cfg = mmio_cfg(&t);
     cfg.base = BASE + 0x10;
     ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
     cfg = mmio_cfg(&t);
-    cfg.mmio = NULL;
+    cfg.irqs = NULL;
     ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
     ck_assert_ptr_null(vm);
     ck_assert_uint_eq(t.kvm.nirqfd + t.kvm.nioev, 0);
@@ -619,10 +631,15 @@ START_TEST(test_create_errors)
     ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EIO);
     t.kvm.fail_irqfd = 0;
     ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
-    /* The window overlaps another device: the ioeventfds are taken back. */
-    ck_assert_int_eq(bus_insert(&t.mmio, BASE + 0x100, 0x10, other_io, NULL, "other"), 0);
-    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EEXIST);
-    ck_assert_ptr_null(vm);
+    /*
+     * The window overlaps another device: the caller's bus refuses it, and destroying the
+     * transport takes the ioeventfds back.
+     */
+    struct device other = {.name = "other", .ops = &other_ops};
+    ck_assert_int_eq(bus_insert(&t.mmio, BASE + 0x100, 0x10, &other, 0), 0);
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), 0);
+    ck_assert_int_eq(bus_add_device(NULL, &t.mmio, virtio_mmio_device(vm), NULL), -EEXIST);
+    virtio_mmio_destroy(vm);
     ck_assert_ptr_null(t.dev.vd.transport);
     ck_assert_uint_eq(vfx_active_ioevents(&t.kvm, 0), 0);
     base_teardown(&t);
@@ -658,6 +675,7 @@ START_TEST(test_second_device)
     cfg.gsi = 6;
     struct virtio_mmio *vm2;
     ck_assert_int_eq(virtio_mmio_create(&other.vd, &cfg, &vm2), 0);
+    ck_assert_int_eq(bus_add_device(NULL, &t.mmio, virtio_mmio_device(vm2), NULL), 0);
     ck_assert_uint_eq(t.kvm.irqfd[1].gsi, 6);
     ck_assert_uint_eq(acc_r(&t, VIRTIO_MMIO_STRIDE + VIRTIO_MMIO_QUEUE_NUM_MAX, 4), 64);
     ck_assert_uint_eq(r32(&t, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "fixtures.h"
 #include "platform/irq_routing.h"
 #include "pci/msix.h"
@@ -62,9 +63,9 @@ static void base_setup(struct t *t, int fail_ioeventfd)
     ck_assert_int_eq(irq_routing_create(&t->vmi, &test_log, &t->irqs), 0);
     bus_init(&t->pio);
     bus_init(&t->mmio);
-    ck_assert_int_eq(pci_bus_create(&t->pio, &t->mmio, PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_SIZE,
-                                    &test_log, &t->pci),
+    ck_assert_int_eq(pci_bus_create(PCI_MMIO_WINDOW_BASE, PCI_MMIO_WINDOW_SIZE, &test_log, &t->pci),
                      0);
+    ck_assert_int_eq(bus_add_device(&t->pio, &t->mmio, pci_bus_device(t->pci), NULL), 0);
     vfx_dev_init(&t->dev, &fake_ops, FEAT_X | VIRTIO_F_EVENT_IDX, &t->gm, &test_log);
 }
 
@@ -733,7 +734,7 @@ START_TEST(test_create_errors)
     virtio_device_init(&t.dev.vd, &big, &t.dev, 0, 2, 256, &t.gm, NULL);
     ck_assert_int_eq(create(&t), -EINVAL);
     virtio_device_destroy(&t.dev.vd);
-    big.config_len = 0; /* config_read but no config space: refused, not a guest BUG() */
+    big.config_len = 0; /* dev.read but no config space: refused, not a guest BUG() */
     virtio_device_init(&t.dev.vd, &big, &t.dev, 0, 2, 256, &t.gm, NULL);
     ck_assert_int_eq(create(&t), -EINVAL);
     virtio_device_destroy(&t.dev.vd);
