@@ -3,7 +3,8 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build demo demo-hello check check-unit check-kvm check-e2e bench format clean
+.PHONY: all deps build demo demo-hello check check-unit check-kvm check-e2e check-asan fuzz \
+	fuzz-smoke bench format clean
 
 all: build
 
@@ -23,8 +24,23 @@ demo: build
 demo-hello: build
 	$(BUILD)/kiln run --kernel $(BUILD)/guests/hello.elf --timeout 60
 
+# The kvm tests run where KVM is real (tests/kvm/README.md); if nowhere, say so in one line.
+# Then the sanitizer build's tests.
 check: build
-	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+	cd $(BUILD) && status=0 && { ctest --output-on-failure -j$(JOBS) || status=$$?; } && \
+	  { [ ! -f kvm-group/none ] || cat kvm-group/none; } && exit $$status
+	$(MAKE) --no-print-directory check-asan
+
+# ASan + UBSan build in $(BUILD)-asan: unit and cli tests, and the kvm tests where KVM is real.
+check-asan: deps
+	bash scripts/check-asan $(BUILD)-asan
+
+# libFuzzer targets (tests/fuzz) in $(BUILD)-fuzz; fuzz-smoke runs each a fixed number of times.
+fuzz: deps
+	bash scripts/fuzz build $(BUILD)-fuzz
+
+fuzz-smoke: deps
+	bash scripts/fuzz smoke $(BUILD)-fuzz
 
 check-unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

@@ -99,6 +99,24 @@ enum kiln_log_level {
  */
 typedef void (*kiln_log_fn)(void *ctx, enum kiln_log_level level, const char *msg);
 
+/*
+ * System call filters (seccomp) for the VM's threads. Each confined thread may make only the
+ * calls its job needs; any other raises SIGSYS. kiln installs no SIGSYS handler: without one
+ * the process is killed (the kiln command installs one that names the call and exits 125).
+ * Confined threads call log_fn, so a log_fn may only write, allocate and take locks.
+ */
+enum kiln_seccomp {
+    KILN_SECCOMP_THREADS = 0, /* the vCPU threads kiln creates (the default) */
+    /*
+     * Also the thread calling kiln_vm_run, for the rest of its life, and the libuv threadpool
+     * threads that do disk I/O (shared by the whole process). Such a thread can create no more
+     * threads nor open files afterwards: for programs that run one VM and exit, like the kiln
+     * command.
+     */
+    KILN_SECCOMP_ALL,
+    KILN_SECCOMP_OFF, /* no filter at all (debugging) */
+};
+
 /* Everything needed to build a VM. Initialise with kiln_config_init(), then set fields. */
 struct kiln_config {
     const char *kernel_path; /* bzImage or ELF64 (vmlinux, PVH or plain 64-bit); required */
@@ -130,6 +148,7 @@ struct kiln_config {
     enum kiln_log_level log_level; /* default KILN_LOG_WARN */
 
     enum kiln_transport transport; /* default KILN_TRANSPORT_PCI */
+    enum kiln_seccomp seccomp;     /* default KILN_SECCOMP_THREADS */
 };
 
 /* Why kiln_vm_run() returned. */

@@ -99,6 +99,9 @@ static int check_config(const struct kiln_config *cfg, int max_vcpus, char *errm
     if (cfg->memory_bytes % 4096)
         return kiln_fail(errmsg, EINVAL, "memory %llu bytes: not a multiple of 4 KiB",
                          (unsigned long long)cfg->memory_bytes);
+    if (cfg->seccomp != KILN_SECCOMP_THREADS && cfg->seccomp != KILN_SECCOMP_ALL &&
+        cfg->seccomp != KILN_SECCOMP_OFF)
+        return kiln_fail(errmsg, EINVAL, "seccomp %d: not threads, all or off", (int)cfg->seccomp);
     if (cfg->transport != KILN_TRANSPORT_PCI && cfg->transport != KILN_TRANSPORT_MMIO)
         return kiln_fail(errmsg, EINVAL, "transport %d: not pci or mmio", (int)cfg->transport);
     if (cfg->ndisks > KILN_MAX_DISKS || cfg->nnets > KILN_MAX_NETS)
@@ -196,6 +199,17 @@ static int create_loop(struct kiln_vm *vm, char *errmsg)
     return 0;
 }
 
+/* The seccomp filters of the threads the configuration confines (see enum kiln_seccomp). */
+static int build_sandbox(struct kiln_vm *vm, char *errmsg)
+{
+    const struct kiln_config *c = &vm->cfg;
+    struct sandbox_spec spec = {.roles[SANDBOX_VCPU] = c->seccomp != KILN_SECCOMP_OFF};
+    spec.roles[SANDBOX_LOOP] = spec.roles[SANDBOX_WORKER] = c->seccomp == KILN_SECCOMP_ALL;
+    for (unsigned i = 0; i < c->nnets; i++)
+        spec.user_net |= c->nets[i].kind == KILN_NET_USER;
+    return sandbox_build(&vm->sandbox, &spec, errmsg);
+}
+
 /* ---- Devices. */
 
 /* Own d from now on and put its ranges on the buses. */
@@ -227,10 +241,30 @@ static struct device_env device_env(struct kiln_vm *vm)
         .irqs = vm->irq_routing,
         .virtio = &vm->virtio,
         .end = {vm_end, vm},
+        .sandbox = &vm->sandbox,
     };
 }
 
-/* Every instance of every class in classes, in order. */
+/* Run prepare for every instance of every class in classes, in order (see prepare_devices). */
+static int prepare_classes(struct kiln_vm *vm, const struct device_class *const *classes, size_t n,
+                           char *errmsg)
+{
+    const struct device_env env = device_env(vm);
+    for (size_t c = 0; c < n; c++) {
+        unsigned count = device_class_count(classes[c], &vm->cfg);
+        for (unsigned i = 0; i < count; i++) {
+            if (vm->nprepared == VM_MAX_DEVICES)
+                return kiln_fail(errmsg, ENOSPC, "more than %d devices", VM_MAX_DEVICES);
+            void **slot = &vm->prepared[vm->nprepared++];
+            int ret = classes[c]->prepare ? classes[c]->prepare(&env, i, slot, errmsg) : 0;
+            if (ret < 0)
+                return ret;
+        }
+    }
+    return 0;
+}
+
+/* Every instance of every class in classes, in order, from what prepare made. */
 static int add_devices(struct kiln_vm *vm, const struct device_class *const *classes, size_t n,
                        char *errmsg)
 {
@@ -238,8 +272,13 @@ static int add_devices(struct kiln_vm *vm, const struct device_class *const *cla
     for (size_t c = 0; c < n; c++) {
         unsigned count = device_class_count(classes[c], &vm->cfg);
         for (unsigned i = 0; i < count; i++) {
+            void *prepared = NULL;
+            if (vm->next_prepared < vm->nprepared) {
+                prepared = vm->prepared[vm->next_prepared];
+                vm->prepared[vm->next_prepared++] = NULL; /* create owns it now */
+            }
             struct device *d;
-            int ret = classes[c]->create(&env, i, &d, errmsg);
+            int ret = classes[c]->create(&env, i, prepared, &d, errmsg);
             if (ret == 0)
                 ret = add_device(vm, d, errmsg);
             if (ret < 0)
@@ -247,6 +286,30 @@ static int add_devices(struct kiln_vm *vm, const struct device_class *const *cla
         }
     }
     return 0;
+}
+
+/*
+ * What the devices take from the host, opened while only the user's input has been used: a
+ * missing or locked disk, a bad TAP or a busy port forward is reported as such even on a host
+ * without /dev/kvm. Same order as add_platform_devices then add_virtio_devices.
+ */
+static int prepare_devices(struct kiln_vm *vm, char *errmsg)
+{
+    int ret = prepare_classes(vm, platform_devices, ARRAY_SIZE(platform_devices), errmsg);
+    return ret < 0 ? ret : prepare_classes(vm, virtio_devices, ARRAY_SIZE(virtio_devices), errmsg);
+}
+
+/* Free what prepare made for devices never created (the build stopped before them). */
+static void discard_prepared(struct kiln_vm *vm)
+{
+    const struct device_class *const *lists[] = {platform_devices, virtio_devices};
+    const size_t lens[] = {ARRAY_SIZE(platform_devices), ARRAY_SIZE(virtio_devices)};
+    unsigned k = 0;
+    for (size_t l = 0; l < ARRAY_SIZE(lists); l++)
+        for (size_t c = 0; c < lens[l]; c++)
+            for (unsigned i = 0; i < device_class_count(lists[l][c], &vm->cfg); i++, k++)
+                if (k < vm->nprepared && vm->prepared[k] && lists[l][c]->discard)
+                    lists[l][c]->discard(vm->prepared[k]);
 }
 
 static int add_platform_devices(struct kiln_vm *vm, char *errmsg)
@@ -323,6 +386,7 @@ struct kiln_vm *vm_alloc(const struct kiln_config *cfg)
         .mmio = &vm->mmio,
         .log = &vm->log,
         .end = {vm_end, vm},
+        .sandbox = &vm->sandbox,
     };
     vcpus_init(&vm->cpus, &host);
     return vm;
@@ -348,9 +412,11 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
         (ret = add_mmio_cmdline(vm, errmsg)) < 0 ||     /* where virtio-mmio devices will be */
         (ret = create_memory(vm, errmsg)) < 0 ||        /* guest RAM around the PCI hole */
         (ret = load_guest(vm, errmsg)) < 0 ||           /* kernel, initrd, boot parameters */
+        (ret = create_loop(vm, errmsg)) < 0 ||          /* the loop the back ends run on */
+        (ret = prepare_devices(vm, errmsg)) < 0 ||      /* disk images, TAPs, user networks */
+        (ret = build_sandbox(vm, errmsg)) < 0 ||        /* the threads' seccomp filters */
         (ret = create_kvm_vm(vm, errmsg)) < 0 ||        /* /dev/kvm, RAM slots, irqchip, PIT */
         (ret = create_irq_routing(vm, errmsg)) < 0 ||   /* GSI routes and interrupt lines */
-        (ret = create_loop(vm, errmsg)) < 0 ||          /* the loop the back ends run on */
         (ret = add_platform_devices(vm, errmsg)) < 0 || /* COM1, i8042, exit, pvpanic, ACPI */
         (ret = add_pci_bus(vm, errmsg)) < 0 ||          /* PCI bus 0 and its host bridge */
         (ret = add_virtio_devices(vm, errmsg)) < 0 ||   /* disks, then networks */
@@ -373,6 +439,7 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     for (unsigned i = vm->ndevices; i-- > 0;)
         if (vm->devices[i]->ops->destroy)
             vm->devices[i]->ops->destroy(vm->devices[i]);
+    discard_prepared(vm);
     irq_routing_destroy(vm->irq_routing);
     if (vm->loop_ready)
         uv_loop_close(&vm->loop);
@@ -383,6 +450,7 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     if (vm->kvm_fd >= 0)
         close(vm->kvm_fd);
     guest_mem_free(&vm->mem);
+    sandbox_free(&vm->sandbox);
     free(vm->kernel_path);
     free(vm->initrd_path);
     free(vm->cmdline);

@@ -15,6 +15,7 @@
 #include "memory.h"
 #include "pci/pci.h"
 #include "platform/irq_routing.h"
+#include "sandbox.h"
 #include "util.h"
 #include "vcpu/vcpu.h"
 #include "virtio/virtio_attach.h"
@@ -42,12 +43,18 @@ struct kiln_vm {
      * the reverse one. */
     struct device *devices[VM_MAX_DEVICES];
     unsigned ndevices;
+    /* What each instance's class prepare made before /dev/kvm, in the order the devices are
+     * made; create takes slot next_prepared, the destroy path discards the rest. */
+    void *prepared[VM_MAX_DEVICES];
+    unsigned nprepared, next_prepared;
     struct vcpus cpus;
+    struct sandbox sandbox; /* the threads' seccomp filters */
 
     uv_loop_t loop;
     bool loop_ready;
     uv_async_t wake; /* any thread -> loop: something ended or was requested */
     uv_timer_t timeout;
+    uv_work_t warm; /* starts libuv's threadpool before the loop thread is confined */
     atomic_bool wake_ready;
 
     /* Run state. stop_req is set from signal handlers; the rest under lock. */

@@ -69,6 +69,33 @@ static int start_loop_handles(struct kiln_vm *vm)
     return ret;
 }
 
+static void warm_work(uv_work_t *w)
+{
+    (void)w;
+}
+
+static void warm_done(uv_work_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+/*
+ * Confine the thread running the loop (KILN_SECCOMP_ALL). libuv starts its threadpool on the
+ * first queued work; with disks that happens now, since the confined loop cannot create threads.
+ */
+static int confine_loop(struct kiln_vm *vm)
+{
+    if (!sandbox_confines(&vm->sandbox, SANDBOX_LOOP))
+        return 0;
+    if (vm->cfg.ndisks) {
+        int ret = uv_queue_work(&vm->loop, &vm->warm, warm_work, warm_done);
+        if (ret < 0)
+            return ret;
+    }
+    return sandbox_enter(&vm->sandbox, SANDBOX_LOOP);
+}
+
 /* Every device's stop (safe after a failed or no start), then a last turn for the closes. */
 static void close_loop_handles(struct kiln_vm *vm)
 {
@@ -96,7 +123,10 @@ int kiln_vm_run(struct kiln_vm *vm, struct kiln_exit *exit)
     if (ret < 0) {
         vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "event loop: %s", uv_strerror(ret));
     } else {
-        vcpus_start(&vm->cpus);
+        vcpus_start(&vm->cpus); /* before confine_loop: the filter forbids new threads */
+        if ((ret = confine_loop(vm)) < 0)
+            vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "seccomp filter of the event loop: %s",
+                      strerror(-ret));
         /* A stop requested before the loop existed only set stop_req. */
         if (atomic_load(&vm->stop_req))
             uv_async_send(&vm->wake);

@@ -61,7 +61,8 @@ static int open_image(const struct guest_mem *gm, const char *what, const char *
                       struct boot_blob *out, char *errmsg)
 {
     uint64_t limit = gm->size < SIZE_MAX ? gm->size : SIZE_MAX, size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO given as an image must fail its check, not wait for a writer. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     int err = fd < 0 ? errno : check_image_file(fd, limit, &size);
     if (err) {
         if (fd >= 0)

@@ -29,6 +29,7 @@ struct cli_options {
     uint64_t timeout_ms;
     bool stats;
     enum kiln_transport transport;
+    enum kiln_seccomp seccomp;
     struct kiln_disk disks[KILN_MAX_DISKS];
     unsigned ndisks;
     struct kiln_net nets[KILN_MAX_NETS];
@@ -56,6 +57,12 @@ int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, c
 int parse_size(const char *s, uint64_t *out);
 /* SECONDS: a positive decimal number with up to 3 decimals, at most a year. Into ms. */
 int parse_seconds(const char *s, uint64_t *ms);
+
+/*
+ * SIGSYS (a seccomp filter refused a call): one line on stderr naming the call, on_fatal (the
+ * terminal restore), then exit 125. Async-signal-safe throughout.
+ */
+void cli_seccomp_install(void (*on_fatal)(void));
 
 /* Usage text for --help. */
 extern const char cli_usage[];

@@ -32,6 +32,7 @@ const char cli_usage[] =
     "  --net tap=NAME[,mac=MAC]\n"
     "                       an existing TAP interface as virtio-net (repeatable)\n"
     "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
+    "  --seccomp on|off     system call filters on every kiln thread (default on)\n"
     "  --stats              print VM statistics on stderr at exit\n"
     "\n"
     "Exit status: 0 guest powered off or rebooted; 1-123 status the guest wrote to the exit\n"
@@ -254,7 +255,7 @@ static int add_net(const char *value, struct cli_options *o, char *errmsg)
 
 static const char *const value_flags[] = {"--kernel",    "--initrd", "--cmdline", "--cpus",
                                           "--memory",    "--serial", "--timeout", "--disk",
-                                          "--transport", "--net"};
+                                          "--transport", "--net",    "--seccomp"};
 
 static bool takes_value(const char *flag)
 {
@@ -283,6 +284,18 @@ static int parse_transport(const char *s, enum kiln_transport *t, char *errmsg)
     return 0;
 }
 
+/* on: every thread kiln runs, the main one included; off: none (for debugging). */
+static int parse_seccomp(const char *s, enum kiln_seccomp *m, char *errmsg)
+{
+    if (strcmp(s, "on") == 0)
+        *m = KILN_SECCOMP_ALL;
+    else if (strcmp(s, "off") == 0)
+        *m = KILN_SECCOMP_OFF;
+    else
+        return kiln_fail(errmsg, EINVAL, "--seccomp '%s': expected on or off", s);
+    return 0;
+}
+
 /* Apply one "--flag value" pair. */
 static int apply_option(const char *flag, const char *value, uint64_t host_ram,
                         struct cli_options *o, char *errmsg)
@@ -307,6 +320,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return parse_transport(value, &o->transport, errmsg);
     if (strcmp(flag, "--net") == 0)
         return add_net(value, o, errmsg);
+    if (strcmp(flag, "--seccomp") == 0)
+        return parse_seccomp(value, &o->seccomp, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 
@@ -318,6 +333,7 @@ static void defaults(struct cli_options *o)
     o->cpus = 1;
     o->memory = 256ULL << 20;
     o->serial = CLI_SERIAL_STDIO;
+    o->seccomp = KILN_SECCOMP_ALL;
 }
 
 static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)

@@ -63,6 +63,7 @@ static void fatal_handler(int sig)
 
 static void install_signals(void)
 {
+    cli_seccomp_install(restore_terminal);
     struct sigaction sa = {.sa_handler = stop_handler};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -120,6 +121,7 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
     cfg->nnets = o->nnets;
     memcpy(cfg->nets, o->nets, sizeof(cfg->nets));
     cfg->transport = o->transport;
+    cfg->seccomp = o->seccomp;
     *serial_fd = -1;
     switch (o->serial) {
     case CLI_SERIAL_STDIO:

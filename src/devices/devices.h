@@ -9,6 +9,7 @@
 #include "kiln.h"
 #include "memory.h"
 #include "platform/irq_routing.h"
+#include "sandbox.h"
 #include "util.h"
 #include "virtio/virtio_attach.h"
 
@@ -21,6 +22,8 @@ struct device_env {
     struct irq_routing *irqs;  /* interrupt lines (irq_edge_init, irq_level_init) */
     struct virtio_env *virtio; /* where virtio devices are attached */
     struct end_vm end;         /* how a device ends the VM */
+    /* The VM's seccomp filters: a device's threadpool work enters SANDBOX_WORKER. */
+    const struct sandbox *sandbox;
 };
 
 /*
@@ -34,10 +37,20 @@ struct device_class {
     /* Refuse a bad configuration before anything is built; NULL: nothing to check. */
     int (*check)(const struct kiln_config *cfg, char *errmsg);
     /*
-     * Make instance index (0 .. count - 1). Returns 0, or -errno with a one-line message in
-     * errmsg naming the input. The device's ranges are put on the buses by the builder.
+     * Open what instance index takes from the host (an image file, a TAP, a user-mode network)
+     * before /dev/kvm is touched, so that a bad one is reported as such on any host. Only env's
+     * cfg, log, loop and mem are ready. *prepared goes to create; NULL hook: nothing to open.
      */
-    int (*create)(const struct device_env *env, unsigned index, struct device **out, char *errmsg);
+    int (*prepare)(const struct device_env *env, unsigned index, void **prepared, char *errmsg);
+    /* Free what prepare made when create never gets it (a later step failed). */
+    void (*discard)(void *prepared);
+    /*
+     * Make instance index (0 .. count - 1) from what prepare made (NULL without prepare), which
+     * create owns from now on, even when it fails. Returns 0, or -errno with a one-line message
+     * in errmsg naming the input. The device's ranges are put on the buses by the builder.
+     */
+    int (*create)(const struct device_env *env, unsigned index, void *prepared, struct device **out,
+                  char *errmsg);
     bool virtio; /* on a virtio transport: takes a virtio-mmio slot */
 };
 

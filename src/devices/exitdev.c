@@ -53,9 +53,11 @@ int exitdev_create(const struct end_vm *end, struct device **out)
     return 0;
 }
 
-static int create(const struct device_env *env, unsigned index, struct device **out, char *errmsg)
+static int create(const struct device_env *env, unsigned index, void *prepared, struct device **out,
+                  char *errmsg)
 {
     (void)index;
+    (void)prepared;
     int ret = exitdev_create(&env->end, out);
     return ret < 0 ? kiln_fail(errmsg, -ret, "exit device: %s", strerror(-ret)) : 0;
 }

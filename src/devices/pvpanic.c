@@ -76,9 +76,11 @@ int pvpanic_create(const struct end_vm *end, const struct kiln_log *log, struct 
     return 0;
 }
 
-static int create(const struct device_env *env, unsigned index, struct device **out, char *errmsg)
+static int create(const struct device_env *env, unsigned index, void *prepared, struct device **out,
+                  char *errmsg)
 {
     (void)index;
+    (void)prepared;
     int ret = pvpanic_create(&env->end, env->log, out);
     return ret < 0 ? kiln_fail(errmsg, -ret, "pvpanic: %s", strerror(-ret)) : 0;
 }

@@ -454,9 +454,11 @@ static const struct device_ops serial_ops = {
 };
 
 /* COM1 from the VM's configuration: its streams, the escape, and an edge line on IRQ 4. */
-static int create(const struct device_env *env, unsigned index, struct device **out, char *errmsg)
+static int create(const struct device_env *env, unsigned index, void *prepared, struct device **out,
+                  char *errmsg)
 {
     (void)index;
+    (void)prepared;
     struct serial_config sc = {
         .in_fd = env->cfg->serial_in_fd,
         .out_fd = env->cfg->serial_out_fd,

@@ -51,6 +51,7 @@ struct blk_req {
 struct virtio_blk {
     struct virtio_device vd;
     uv_loop_t *loop;
+    const struct sandbox *sandbox;
     int fd;
     char *path;
     bool read_only;
@@ -220,9 +221,22 @@ static int do_segments(struct blk_req *r)
     return r->sync ? sync_fd(r->fd) : 0;
 }
 
+/* A threadpool thread takes the worker filter with its first request (when the VM has one). */
+static int confine_worker(const struct sandbox *sb)
+{
+    static _Thread_local bool confined; /* a fact about this thread, not about any VM */
+    if (confined || !sandbox_confines(sb, SANDBOX_WORKER))
+        return 0;
+    int ret = sandbox_enter(sb, SANDBOX_WORKER);
+    confined = ret == 0;
+    return ret;
+}
+
 static void work_cb(uv_work_t *w)
 {
     struct blk_req *r = w->data;
+    if ((r->err = confine_worker(r->blk->sandbox)) < 0)
+        return;
     switch (r->type) {
     case VIRTIO_BLK_T_IN:
         r->err = rw_full(r->fd, r->iov, r->niov, r->off, false);
@@ -766,6 +780,7 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, uv_loop_t *loop,
     }
     b->fd = -1;
     b->loop = loop;
+    b->sandbox = cfg->sandbox;
     b->read_only = cfg->read_only;
     b->vd.log = log; /* for messages before virtio_device_init */
     int err = check_serial(cfg, b->id, errmsg);
@@ -823,19 +838,38 @@ static unsigned blk_count(const struct kiln_config *cfg)
     return cfg->ndisks;
 }
 
-static int blk_create_from(const struct device_env *env, unsigned index, struct device **out,
-                           char *errmsg)
+/* The image is opened and locked here, before /dev/kvm: a bad or busy disk is the user's error. */
+static int blk_prepare(const struct device_env *env, unsigned index, void **prepared, char *errmsg)
 {
     const struct kiln_disk *d = &env->cfg->disks[index];
     const struct virtio_blk_config bc = {
-        .path = d->path, .read_only = d->read_only, .serial = d->serial};
+        .path = d->path, .read_only = d->read_only, .serial = d->serial, .sandbox = env->sandbox};
     struct virtio_blk *blk;
     int ret = virtio_blk_create(&bc, env->loop, env->mem, env->log, &blk, errmsg);
-    if (ret == 0 && (ret = virtio_attach(env->virtio, &blk->vd, out)) < 0)
-        kiln_fail(errmsg, -ret, "disk %s: %s: %s", d->path, virtio_transport_name(env->virtio),
-                  strerror(-ret));
+    if (ret == 0)
+        *prepared = blk;
     return ret;
 }
 
-const struct device_class virtio_blk_class = {
-    .name = "virtio-blk", .count = blk_count, .create = blk_create_from, .virtio = true};
+static void blk_discard(void *prepared)
+{
+    virtio_blk_destroy(prepared);
+}
+
+static int blk_attach(const struct device_env *env, unsigned index, void *prepared,
+                      struct device **out, char *errmsg)
+{
+    struct virtio_blk *blk = prepared;
+    int ret = virtio_attach(env->virtio, &blk->vd, out);
+    if (ret < 0)
+        kiln_fail(errmsg, -ret, "disk %s: %s: %s", env->cfg->disks[index].path,
+                  virtio_transport_name(env->virtio), strerror(-ret));
+    return ret;
+}
+
+const struct device_class virtio_blk_class = {.name = "virtio-blk",
+                                              .count = blk_count,
+                                              .prepare = blk_prepare,
+                                              .discard = blk_discard,
+                                              .create = blk_attach,
+                                              .virtio = true};

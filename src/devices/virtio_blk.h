@@ -71,6 +71,7 @@ struct virtio_blk_config {
     const char *path;   /* image file or block device; required */
     bool read_only;     /* open O_RDONLY, offer VIRTIO_BLK_F_RO, take a read (shared) lock */
     const char *serial; /* GET_ID string: NULL or "" for none, else 1..20 printable ASCII */
+    const struct sandbox *sandbox; /* NULL, or the filters whose SANDBOX_WORKER the I/O enters */
 };
 
 /*

@@ -618,8 +618,8 @@ static void default_mac(const struct kiln_net *n, unsigned index, uint8_t mac[6]
     memcpy(mac, m, 6);
 }
 
-static int net_create_from(const struct device_env *env, unsigned index, struct device **out,
-                           char *errmsg)
+/* The back end (TAP or user-mode, with its port forwards) is opened here, before /dev/kvm. */
+static int net_prepare(const struct device_env *env, unsigned index, void **prepared, char *errmsg)
 {
     const struct kiln_net *cn = &env->cfg->nets[index];
     struct virtio_net_config nc = {0};
@@ -633,10 +633,25 @@ static int net_create_from(const struct device_env *env, unsigned index, struct 
     else
         default_mac(cn, index, nc.mac);
     struct virtio_net *net;
-    if ((ret = virtio_net_create(&nc, env->loop, env->mem, env->log, &net, errmsg)) < 0)
-        return ret;
-    if ((ret = virtio_attach(env->virtio, &net->vd, out)) < 0)
-        kiln_fail(errmsg, -ret, "net %u (%s): %s: %s", index, nc.port->name,
+    if ((ret = virtio_net_create(&nc, env->loop, env->mem, env->log, &net, errmsg)) == 0)
+        *prepared = net;
+    return ret;
+}
+
+static void net_discard(void *prepared)
+{
+    virtio_net_destroy(prepared);
+}
+
+static int net_attach(const struct device_env *env, unsigned index, void *prepared,
+                      struct device **out, char *errmsg)
+{
+    struct virtio_net *net = prepared;
+    char name[64]; /* a failed attach frees net and its port */
+    snprintf(name, sizeof(name), "%s", net->port->name);
+    int ret = virtio_attach(env->virtio, &net->vd, out);
+    if (ret < 0)
+        kiln_fail(errmsg, -ret, "net %u (%s): %s: %s", index, name,
                   virtio_transport_name(env->virtio), strerror(-ret));
     return ret;
 }
@@ -644,5 +659,7 @@ static int net_create_from(const struct device_env *env, unsigned index, struct 
 const struct device_class virtio_net_class = {.name = "virtio-net",
                                               .count = net_count,
                                               .check = net_check,
-                                              .create = net_create_from,
+                                              .prepare = net_prepare,
+                                              .discard = net_discard,
+                                              .create = net_attach,
                                               .virtio = true};

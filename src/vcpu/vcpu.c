@@ -202,7 +202,11 @@ static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
     struct vcpus *s = v->set;
-    for (;;) {
+    int ret = sandbox_enter(s->host.sandbox, SANDBOX_VCPU);
+    if (ret < 0)
+        end_vm(&s->host.end, KILN_EXIT_ERROR, 0, -ret, "vcpu %u: seccomp filter: %s", v->index,
+               strerror(-ret));
+    for (; ret == 0;) {
         /* Clear the kick flag before looking at the requests: a kick after this is not lost. */
         __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
         if (atomic_load(&s->stopping))
@@ -265,6 +269,7 @@ static int vcpu_start(struct vcpu *v)
     sigdelset(&all, kick_signal());
     sigdelset(&all, SIGSEGV);
     sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGSYS); /* a forbidden call must reach the handler, not kill (sandbox.h) */
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -12,6 +12,7 @@
 #include "boot/loader.h"
 #include "bus.h"
 #include "memory.h"
+#include "sandbox.h"
 #include "util.h"
 
 /*
@@ -24,7 +25,8 @@ struct vcpu_host {
     const struct boot_entry *boot; /* where vCPU 0 starts */
     const struct bus *pio, *mmio;  /* where port and MMIO exits go */
     const struct kiln_log *log;
-    struct end_vm end; /* a vCPU ends the VM through it (KVM exits, failures) */
+    struct end_vm end;             /* a vCPU ends the VM through it (KVM exits, failures) */
+    const struct sandbox *sandbox; /* each vCPU thread enters SANDBOX_VCPU first */
 };
 
 struct vcpus;

@@ -16,8 +16,13 @@ kiln=$1; guest=$2; dir=$3; shift 3
 stty -g >"$dir/before"
 "$kiln" run --kernel "$guest" "$@" </dev/tty >"$dir/out" 2>"$dir/err" &
 pid=$!
-sleep 0.5
-stty -g >"$dir/during"
+# Sample the settings once kiln has changed them (up to 1 s; a slow host, such as the nested
+# harness, may take longer than a fixed sleep to start kiln), or after 1 s when it has not.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    sleep 0.1
+    stty -g >"$dir/during"
+    cmp -s "$dir/before" "$dir/during" || break
+done
 if [ "${SEND_TERM:-0}" = 1 ]; then kill -TERM "$pid"; fi
 wait "$pid"
 echo $? >"$dir/rc"

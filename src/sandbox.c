@@ -1,0 +1,275 @@
+/* sandbox.c: one seccomp allow-list per thread role, compiled with libseccomp, entered per thread.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <linux/if_tun.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* What every kiln thread does: memory, locks, time, eventfd and fd I/O, signals, exit. */
+static const int common_calls[] = {
+    SCMP_SYS(read),
+    SCMP_SYS(write),
+    SCMP_SYS(readv),
+    SCMP_SYS(writev),
+    SCMP_SYS(close),
+    SCMP_SYS(futex),
+    SCMP_SYS(munmap),
+    SCMP_SYS(mremap),
+    SCMP_SYS(madvise),
+    SCMP_SYS(brk),
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(restart_syscall),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(nanosleep),
+    SCMP_SYS(sched_yield),
+    SCMP_SYS(getpid),
+    SCMP_SYS(gettid),
+    SCMP_SYS(tgkill),
+    SCMP_SYS(getrandom),
+};
+
+/* The event loop's own calls: epoll, new eventfds, teardown figures. */
+static const int loop_calls[] = {
+    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),  SCMP_SYS(eventfd2),
+    SCMP_SYS(getrusage),  SCMP_SYS(fstat),       SCMP_SYS(newfstatat),
+};
+
+/* libslirp on the loop: the guest's TCP/UDP/ICMP flows become host sockets; DNS reads
+ * /etc/resolv.conf lazily. socket() itself is limited to IPv4 and IPv6 below. */
+static const int user_net_calls[] = {
+    SCMP_SYS(connect),     SCMP_SYS(bind),       SCMP_SYS(listen),     SCMP_SYS(accept4),
+    SCMP_SYS(accept),      SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(getsockname),
+    SCMP_SYS(getpeername), SCMP_SYS(sendto),     SCMP_SYS(recvfrom),   SCMP_SYS(sendmsg),
+    SCMP_SYS(recvmsg),     SCMP_SYS(shutdown),   SCMP_SYS(fcntl),      SCMP_SYS(lseek),
+    SCMP_SYS(statx),       SCMP_SYS(stat),
+};
+
+/* A disk request on a threadpool thread. */
+static const int worker_calls[] = {
+    SCMP_SYS(preadv),    SCMP_SYS(pwritev), SCMP_SYS(pread64),   SCMP_SYS(pwrite64),
+    SCMP_SYS(fdatasync), SCMP_SYS(fsync),   SCMP_SYS(fallocate),
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+/* Sanitizer builds only: ASan's reports and LeakSanitizer's exit check (which stops the world
+ * with a ptrace-ing clone and reads /proc) must work in confined threads too. */
+static const int sanitizer_calls[] = {
+    SCMP_SYS(open),
+    SCMP_SYS(openat),
+    SCMP_SYS(getdents),
+    SCMP_SYS(readlink),
+    SCMP_SYS(readlinkat),
+    SCMP_SYS(getdents64),
+    SCMP_SYS(clone),
+    SCMP_SYS(clone3),
+    SCMP_SYS(ptrace),
+    SCMP_SYS(wait4),
+    SCMP_SYS(prctl),
+    SCMP_SYS(sigaltstack),
+    SCMP_SYS(rt_sigaction),
+    SCMP_SYS(lseek),
+    SCMP_SYS(fstat),
+    SCMP_SYS(newfstatat),
+    SCMP_SYS(sched_getaffinity),
+    SCMP_SYS(getppid),
+    SCMP_SYS(kill),
+    SCMP_SYS(mmap),
+    SCMP_SYS(mprotect),
+    SCMP_SYS(pipe2),
+    SCMP_SYS(dup),
+    SCMP_SYS(uname),
+};
+#endif
+
+/* Terminal modes: the front end restores the user's terminal even from its SIGSYS handler. */
+static const unsigned long terminal_ioctls[] = {TCGETS, TCSETS, TCSETSW, TCSETSF};
+
+/* A vCPU's device writes reprogram interrupts (MSI-X), queue kicks, and TAP offloads. */
+static const unsigned long vcpu_ioctls[] = {KVM_RUN, KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
+                                            TUNSETOFFLOAD};
+
+/* The loop does the same on device resets and teardown, and libuv sets fd flags with ioctls. */
+static const unsigned long loop_ioctls[] = {
+    KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING, TUNSETOFFLOAD, FIONBIO, FIOCLEX, FIONREAD};
+
+static int allow_all(scmp_filter_ctx ctx, const int *calls, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+/* ioctl with exactly these requests (the low 32 bits: the kernel takes an unsigned int). */
+static int allow_ioctls(scmp_filter_ctx ctx, const unsigned long *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                                   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, reqs[i]));
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+/* mmap and mprotect, never of executable memory: no thread of a running VM needs new code. */
+static int allow_data_mappings(scmp_filter_ctx ctx)
+{
+    int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                               SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    if (ret == 0)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+                               SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    return ret;
+}
+
+/* libslirp's sockets (IPv4 and IPv6 only) and its read-only look at /etc/resolv.conf. */
+static int allow_user_net(scmp_filter_ctx ctx)
+{
+    int ret = allow_all(ctx, user_net_calls, ARRAY_SIZE(user_net_calls));
+    const int families[] = {AF_INET, AF_INET6};
+    for (size_t i = 0; i < ARRAY_SIZE(families) && ret == 0; i++)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+    if (ret == 0)
+        ret = seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+            SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, O_RDONLY));
+    return ret;
+}
+
+static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
+                          const struct sandbox_spec *spec)
+{
+    int ret = allow_all(ctx, common_calls, ARRAY_SIZE(common_calls));
+    if (ret == 0)
+        ret = allow_data_mappings(ctx);
+    if (ret == 0)
+        ret = allow_ioctls(ctx, terminal_ioctls, ARRAY_SIZE(terminal_ioctls));
+#if defined(__SANITIZE_ADDRESS__)
+    if (ret == 0)
+        ret = allow_all(ctx, sanitizer_calls, ARRAY_SIZE(sanitizer_calls));
+#endif
+    if (ret < 0)
+        return ret;
+    switch (role) {
+    case SANDBOX_VCPU:
+        ret = allow_ioctls(ctx, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
+        return ret < 0 ? ret : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(eventfd2), 0);
+    case SANDBOX_LOOP:
+        ret = allow_all(ctx, loop_calls, ARRAY_SIZE(loop_calls));
+        if (ret == 0)
+            ret = allow_ioctls(ctx, loop_ioctls, ARRAY_SIZE(loop_ioctls));
+        return ret == 0 && spec->user_net ? allow_user_net(ctx) : ret;
+    case SANDBOX_WORKER:
+        return allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));
+    default:
+        return -EINVAL;
+    }
+}
+
+/* The compiled program of ctx, read back from libseccomp's export into heap memory. */
+static int export_program(scmp_filter_ctx ctx, struct sock_fprog *prog)
+{
+    int fd = memfd_create("kiln-seccomp", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int ret = seccomp_export_bpf(ctx, fd);
+    off_t size = ret < 0 ? 0 : lseek(fd, 0, SEEK_END);
+    if (ret == 0 && (size <= 0 || size % sizeof(struct sock_filter) ||
+                     size / sizeof(struct sock_filter) > BPF_MAXINSNS))
+        ret = -EINVAL;
+    struct sock_filter *insns = ret == 0 ? malloc((size_t)size) : NULL;
+    if (ret == 0 && !insns)
+        ret = -ENOMEM;
+    if (ret == 0 && pread(fd, insns, (size_t)size, 0) != size)
+        ret = -EIO;
+    close(fd);
+    if (ret < 0) {
+        free(insns);
+        return ret;
+    }
+    prog->len = (unsigned short)(size / sizeof(struct sock_filter));
+    prog->filter = insns;
+    return 0;
+}
+
+static int build_role(struct sandbox *sb, enum sandbox_role role, const struct sandbox_spec *spec)
+{
+    /* Anything else traps: SIGSYS, which the front end turns into a message naming the call. */
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+    if (!ctx)
+        return -ENOMEM;
+    int ret = add_role_rules(ctx, role, spec);
+    if (ret == 0)
+        ret = export_program(ctx, &sb->prog[role]);
+    seccomp_release(ctx);
+    return ret;
+}
+
+static const char *const role_names[SANDBOX_ROLES] = {"vCPU", "event loop", "disk worker"};
+
+int sandbox_build(struct sandbox *sb, const struct sandbox_spec *spec, char *errmsg)
+{
+    memset(sb, 0, sizeof(*sb));
+    for (int r = 0; r < SANDBOX_ROLES; r++) {
+        int ret = spec->roles[r] ? build_role(sb, (enum sandbox_role)r, spec) : 0;
+        if (ret < 0) {
+            sandbox_free(sb);
+            return kiln_fail(errmsg, -ret, "seccomp filter for the %s threads: %s", role_names[r],
+                             strerror(-ret));
+        }
+    }
+    return 0;
+}
+
+bool sandbox_confines(const struct sandbox *sb, enum sandbox_role role)
+{
+    return sb && role < SANDBOX_ROLES && sb->prog[role].filter;
+}
+
+int sandbox_enter(const struct sandbox *sb, enum sandbox_role role)
+{
+    if (!sandbox_confines(sb, role))
+        return 0;
+    /* SIGSYS must reach a handler: the kernel would reset a blocked one to its default. */
+    sigset_t sys;
+    sigemptyset(&sys);
+    sigaddset(&sys, SIGSYS);
+    pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -errno;
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &sb->prog[role]) < 0)
+        return -errno;
+    return 0;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+    for (int r = 0; r < SANDBOX_ROLES; r++) {
+        free(sb->prog[r].filter);
+        sb->prog[r] = (struct sock_fprog){0};
+    }
+}

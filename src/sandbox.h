@@ -1,0 +1,42 @@
+/* sandbox.h: seccomp filters for a VM's threads: compiled once per VM, entered by each thread. */
+#ifndef KILN_SANDBOX_H
+#define KILN_SANDBOX_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+
+/* What a thread does decides the system calls it may make. */
+enum sandbox_role {
+    SANDBOX_VCPU,   /* KVM_RUN and the device emulation behind its exits */
+    SANDBOX_LOOP,   /* the event loop: back ends, timers, teardown after the run */
+    SANDBOX_WORKER, /* libuv threadpool: disk reads, writes, flushes, discards */
+    SANDBOX_ROLES,
+};
+
+/* What the filters must allow besides the basics (the VM's configuration decides it). */
+struct sandbox_spec {
+    bool roles[SANDBOX_ROLES]; /* which roles get a filter at all */
+    bool user_net;             /* libslirp: sockets, and reading /etc/resolv.conf */
+};
+
+/* The compiled filters of one VM (BPF programs, read-only once built). */
+struct sandbox {
+    struct sock_fprog prog[SANDBOX_ROLES]; /* .filter NULL: that role runs unfiltered */
+};
+
+/* Compile the filters spec asks for. Returns 0 or -errno with a message in errmsg. */
+int sandbox_build(struct sandbox *sb, const struct sandbox_spec *spec, char *errmsg);
+
+/*
+ * Confine the calling thread for the rest of its life (no_new_privs, then the role's filter);
+ * a forbidden call raises SIGSYS (SIGSYS is unblocked in the thread). 0 if the role has no
+ * filter. Returns 0 or -errno.
+ */
+int sandbox_enter(const struct sandbox *sb, enum sandbox_role role);
+
+/* True if role has a filter. */
+bool sandbox_confines(const struct sandbox *sb, enum sandbox_role role);
+
+void sandbox_free(struct sandbox *sb);
+
+#endif

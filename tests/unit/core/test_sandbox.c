@@ -1,0 +1,294 @@
+/* test_sandbox.c: the seccomp filters: what each thread role may call, and what stops it. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "sandbox.h"
+#include "util.h"
+
+/* Sanitizer builds let every role open files, clone and map memory (their runtime needs to). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED true
+#else
+#define SANITIZED false
+#endif
+
+/* One confined child: build the filters of spec, enter role, run body, exit 0. */
+static int run_confined(enum sandbox_role role, bool user_net, void (*body)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct sandbox_spec spec = {.user_net = user_net};
+        spec.roles[role] = true;
+        struct sandbox sb;
+        char err[KILN_ERRMSG_MAX];
+        if (sandbox_build(&sb, &spec, err) < 0 || sandbox_enter(&sb, role) < 0)
+            _exit(3);
+        body();
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void expect_killed(int status)
+{
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS,
+                  "expected death by SIGSYS, got status 0x%x", status);
+}
+
+static void expect_allowed(int status)
+{
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "expected a clean exit, got status 0x%x", status);
+}
+
+/* ---- Bodies: each makes one kind of call. */
+
+static void unix_socket(void)
+{
+    socket(AF_UNIX, SOCK_STREAM, 0);
+}
+
+static void inet_socket(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        _exit(4);
+    close(fd);
+}
+
+static void make_directory(void)
+{
+    mkdir("/tmp/kiln-sandbox-test-never", 0700);
+}
+
+static void make_pipe(void)
+{
+    int p[2];
+    if (pipe(p) == 0)
+        _exit(5);
+}
+
+static void plain_work(void)
+{
+    /* What a vCPU does between exits: memory, locks, time, writes to an fd it has. */
+    void *m = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        _exit(6);
+    memset(m, 1, 65536);
+    munmap(m, 65536);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (write(STDOUT_FILENO, "", 0) < 0)
+        _exit(7);
+}
+
+static void exec_mapping(void)
+{
+    mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+static void kvm_run_ioctl(void)
+{
+    /* On an fd that is no vCPU the kernel refuses it (ENOTTY), but the filter lets it through. */
+    if (ioctl(STDIN_FILENO, KVM_RUN, 0) == 0)
+        _exit(8);
+}
+
+static void tty_inject_ioctl(void)
+{
+    char c = 'x';
+    ioctl(STDIN_FILENO, TIOCSTI, &c);
+}
+
+static void create_vm_ioctl(void)
+{
+    ioctl(STDIN_FILENO, KVM_CREATE_VM, 0);
+}
+
+static void open_for_reading(void)
+{
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        _exit(9);
+    close(fd);
+}
+
+static void open_for_writing(void)
+{
+    open("/tmp/kiln-sandbox-test-never", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+}
+
+static void open_read_write(void)
+{
+    open("/dev/null", O_RDWR | O_CLOEXEC);
+}
+
+static void new_thread(void)
+{
+    /* clone: a confined thread can start no other (the runtime's threads start earlier). */
+    fork();
+}
+
+START_TEST(test_vcpu_role)
+{
+    expect_allowed(run_confined(SANDBOX_VCPU, false, plain_work));
+    expect_allowed(run_confined(SANDBOX_VCPU, false, kvm_run_ioctl));
+    expect_killed(run_confined(SANDBOX_VCPU, false, unix_socket));
+    expect_killed(run_confined(SANDBOX_VCPU, false, inet_socket));
+    expect_killed(run_confined(SANDBOX_VCPU, false, make_directory));
+    expect_killed(run_confined(SANDBOX_VCPU, false, tty_inject_ioctl));
+    expect_killed(run_confined(SANDBOX_VCPU, false, create_vm_ioctl));
+    if (!SANITIZED) {
+        expect_killed(run_confined(SANDBOX_VCPU, false, exec_mapping));
+        expect_killed(run_confined(SANDBOX_VCPU, false, open_for_reading));
+        expect_killed(run_confined(SANDBOX_VCPU, false, new_thread));
+        expect_killed(run_confined(SANDBOX_VCPU, false, make_pipe));
+    }
+}
+END_TEST
+
+/* Sockets and read-only opens only with a user-mode network, and then only IPv4/IPv6 ones. */
+START_TEST(test_loop_role)
+{
+    expect_allowed(run_confined(SANDBOX_LOOP, false, plain_work));
+    expect_killed(run_confined(SANDBOX_LOOP, false, inet_socket));
+    expect_killed(run_confined(SANDBOX_LOOP, false, kvm_run_ioctl));
+    expect_allowed(run_confined(SANDBOX_LOOP, true, inet_socket));
+    expect_killed(run_confined(SANDBOX_LOOP, true, unix_socket));
+    expect_allowed(run_confined(SANDBOX_LOOP, true, open_for_reading));
+    if (!SANITIZED) {
+        expect_killed(run_confined(SANDBOX_LOOP, true, open_for_writing));
+        expect_killed(run_confined(SANDBOX_LOOP, false, open_for_reading));
+    }
+    expect_killed(run_confined(SANDBOX_LOOP, true, make_directory));
+}
+END_TEST
+
+static int g_fd; /* the worker body's file, opened before the filter */
+
+static void worker_io(void)
+{
+    char buf[16] = "sandbox";
+    struct iovec iov = {buf, sizeof(buf)};
+    if (pwritev(g_fd, &iov, 1, 0) != sizeof(buf) || preadv(g_fd, &iov, 1, 0) != sizeof(buf) ||
+        fdatasync(g_fd) < 0)
+        _exit(10);
+}
+
+START_TEST(test_worker_role)
+{
+    char path[] = "/tmp/kiln-sandbox-XXXXXX";
+    g_fd = mkstemp(path);
+    ck_assert_int_ge(g_fd, 0);
+    unlink(path);
+    expect_allowed(run_confined(SANDBOX_WORKER, false, worker_io));
+    expect_killed(run_confined(SANDBOX_WORKER, false, inet_socket));
+    expect_killed(run_confined(SANDBOX_WORKER, false, kvm_run_ioctl));
+    if (!SANITIZED)
+        expect_killed(run_confined(SANDBOX_WORKER, false, open_read_write));
+    close(g_fd);
+}
+END_TEST
+
+/* No filter for a role the spec leaves out: entering it is a no-op. */
+START_TEST(test_unconfined_role)
+{
+    struct sandbox_spec spec = {.roles[SANDBOX_VCPU] = true};
+    struct sandbox sb;
+    char err[KILN_ERRMSG_MAX];
+    ck_assert_int_eq(sandbox_build(&sb, &spec, err), 0);
+    ck_assert(sandbox_confines(&sb, SANDBOX_VCPU));
+    ck_assert(!sandbox_confines(&sb, SANDBOX_LOOP));
+    ck_assert(!sandbox_confines(&sb, SANDBOX_WORKER));
+    ck_assert(!sandbox_confines(NULL, SANDBOX_VCPU));
+    ck_assert_int_eq(sandbox_enter(&sb, SANDBOX_LOOP), 0);
+    sandbox_free(&sb);
+    ck_assert(!sandbox_confines(&sb, SANDBOX_VCPU));
+}
+END_TEST
+
+static void on_fatal_marker(void)
+{
+    static const char m[] = "restored\n";
+    ssize_t ignored = write(STDERR_FILENO, m, sizeof(m) - 1);
+    (void)ignored;
+}
+
+/* The kiln command's handler: one line naming the call, the terminal restore, exit 125. */
+START_TEST(test_cli_handler)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        cli_seccomp_install(on_fatal_marker);
+        struct sandbox_spec spec = {.roles[SANDBOX_VCPU] = true};
+        struct sandbox sb;
+        char err[KILN_ERRMSG_MAX];
+        if (sandbox_build(&sb, &spec, err) < 0 || sandbox_enter(&sb, SANDBOX_VCPU) < 0)
+            _exit(3);
+        unix_socket();
+        _exit(0);
+    }
+    close(p[1]);
+    char out[512] = "";
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(p[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(p[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 125, "status 0x%x", status);
+    ck_assert_msg(strstr(out, "kiln: seccomp: ") == out, "message: %s", out);
+    ck_assert_msg(strstr(out, "forbidden system call, socket (41)"), "message: %s", out);
+    ck_assert_msg(strstr(out, "\nrestored\n"), "no terminal restore after the line: %s", out);
+}
+END_TEST
+
+static Suite *sandbox_suite(void)
+{
+    Suite *s = suite_create("sandbox");
+    TCase *tc = tcase_create("roles");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_vcpu_role);
+    tcase_add_test(tc, test_loop_role);
+    tcase_add_test(tc, test_worker_role);
+    tcase_add_test(tc, test_unconfined_role);
+    tcase_add_test(tc, test_cli_handler);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sandbox_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
