@@ -266,6 +266,17 @@ int sandbox_enter(const struct sandbox *sb, enum sandbox_role role)
     return 0;
 }
 
+int sandbox_enter_once(const struct sandbox *sb, enum sandbox_role role)
+{
+    /* A fact about this thread, not about any VM: a confined thread may not call seccomp(). */
+    static _Thread_local bool entered;
+    if (entered || !sandbox_confines(sb, role))
+        return 0;
+    int ret = sandbox_enter(sb, role);
+    entered = ret == 0;
+    return ret;
+}
+
 void sandbox_free(struct sandbox *sb)
 {
     for (int r = 0; r < SANDBOX_ROLES; r++) {

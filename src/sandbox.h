@@ -34,6 +34,9 @@ int sandbox_build(struct sandbox *sb, const struct sandbox_spec *spec, char *err
  */
 int sandbox_enter(const struct sandbox *sb, enum sandbox_role role);
 
+/* sandbox_enter, unless this thread has entered a role through this function before. */
+int sandbox_enter_once(const struct sandbox *sb, enum sandbox_role role);
+
 /* True if role has a filter. */
 bool sandbox_confines(const struct sandbox *sb, enum sandbox_role role);
 

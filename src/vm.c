@@ -451,6 +451,7 @@ void kiln_vm_destroy(struct kiln_vm *vm)
         close(vm->kvm_fd);
     guest_mem_free(&vm->mem);
     sandbox_free(&vm->sandbox);
+    free(vm->pool_works);
     free(vm->kernel_path);
     free(vm->initrd_path);
     free(vm->cmdline);

@@ -54,7 +54,11 @@ struct kiln_vm {
     bool loop_ready;
     uv_async_t wake; /* any thread -> loop: something ended or was requested */
     uv_timer_t timeout;
-    uv_work_t warm; /* starts libuv's threadpool before the loop thread is confined */
+    /* One job per threadpool thread, each confining its thread (vm_run.c, confine_pool). */
+    uv_work_t *pool_works;
+    unsigned npool;
+    atomic_uint pool_entered;
+    atomic_int pool_error;
     atomic_bool wake_ready;
 
     /* Run state. stop_req is set from signal handlers; the rest under lock. */

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void vm_end(void *ctx, enum kiln_exit_reason reason, int status, int error, const char *msg)
 {
@@ -69,31 +71,67 @@ static int start_loop_handles(struct kiln_vm *vm)
     return ret;
 }
 
-static void warm_work(uv_work_t *w)
+/* libuv's threadpool size, read as libuv 1.x reads it: UV_THREADPOOL_SIZE, default 4, 1..1024. */
+static unsigned pool_size(void)
 {
-    (void)w;
-}
-
-static void warm_done(uv_work_t *w, int status)
-{
-    (void)w;
-    (void)status;
+    const char *v = getenv("UV_THREADPOOL_SIZE");
+    int n = v ? atoi(v) : 4;
+    return n == 0 ? 1 : n < 0 || n > 1024 ? 1024 : (unsigned)n;
 }
 
 /*
- * Confine the thread running the loop (KILN_SECCOMP_ALL). libuv starts its threadpool on the
- * first queued work; with disks that happens now, since the confined loop cannot create threads.
+ * One per pool thread: confine this thread, then hold it (up to 2 s) until every pool thread has
+ * taken one of these jobs, so that each thread takes exactly one.
  */
-static int confine_loop(struct kiln_vm *vm)
+static void pool_confine_work(uv_work_t *w)
 {
-    if (!sandbox_confines(&vm->sandbox, SANDBOX_LOOP))
-        return 0;
-    if (vm->cfg.ndisks) {
-        int ret = uv_queue_work(&vm->loop, &vm->warm, warm_work, warm_done);
+    struct kiln_vm *vm = w->data;
+    int ret = sandbox_enter_once(&vm->sandbox, SANDBOX_WORKER);
+    if (ret < 0)
+        atomic_store(&vm->pool_error, ret);
+    atomic_fetch_add(&vm->pool_entered, 1);
+    const struct timespec ms = {0, 1000000};
+    for (int i = 0; i < 2000 && atomic_load(&vm->pool_entered) < vm->npool; i++)
+        nanosleep(&ms, NULL);
+}
+
+static void pool_confine_done(uv_work_t *w, int status)
+{
+    struct kiln_vm *vm = w->data;
+    (void)status;
+    int err = atomic_exchange(&vm->pool_error, 0);
+    if (err < 0)
+        vm_finish(vm, KILN_EXIT_ERROR, 0, -err, "seccomp filter of a disk worker: %s",
+                  strerror(-err));
+}
+
+/*
+ * Start libuv's threadpool (shared by the process) and confine each of its threads, before the
+ * loop thread is confined: a confined thread cannot create threads.
+ */
+static int confine_pool(struct kiln_vm *vm)
+{
+    vm->npool = pool_size();
+    vm->pool_works = calloc(vm->npool, sizeof(*vm->pool_works));
+    if (!vm->pool_works)
+        return -ENOMEM;
+    for (unsigned i = 0; i < vm->npool; i++) {
+        vm->pool_works[i].data = vm;
+        int ret =
+            uv_queue_work(&vm->loop, &vm->pool_works[i], pool_confine_work, pool_confine_done);
         if (ret < 0)
             return ret;
     }
-    return sandbox_enter(&vm->sandbox, SANDBOX_LOOP);
+    return 0;
+}
+
+/* Confine the disk workers (with disks) and the thread running the loop (KILN_SECCOMP_ALL). */
+static int confine_loop(struct kiln_vm *vm)
+{
+    int ret = 0;
+    if (vm->cfg.ndisks && sandbox_confines(&vm->sandbox, SANDBOX_WORKER))
+        ret = confine_pool(vm);
+    return ret < 0 ? ret : sandbox_enter(&vm->sandbox, SANDBOX_LOOP);
 }
 
 /* Every device's stop (safe after a failed or no start), then a last turn for the closes. */
@@ -125,8 +163,7 @@ int kiln_vm_run(struct kiln_vm *vm, struct kiln_exit *exit)
     } else {
         vcpus_start(&vm->cpus); /* before confine_loop: the filter forbids new threads */
         if ((ret = confine_loop(vm)) < 0)
-            vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "seccomp filter of the event loop: %s",
-                      strerror(-ret));
+            vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "seccomp filters: %s", strerror(-ret));
         /* A stop requested before the loop existed only set stop_req. */
         if (atomic_load(&vm->stop_req))
             uv_async_send(&vm->wake);

@@ -221,21 +221,11 @@ static int do_segments(struct blk_req *r)
     return r->sync ? sync_fd(r->fd) : 0;
 }
 
-/* A threadpool thread takes the worker filter with its first request (when the VM has one). */
-static int confine_worker(const struct sandbox *sb)
-{
-    static _Thread_local bool confined; /* a fact about this thread, not about any VM */
-    if (confined || !sandbox_confines(sb, SANDBOX_WORKER))
-        return 0;
-    int ret = sandbox_enter(sb, SANDBOX_WORKER);
-    confined = ret == 0;
-    return ret;
-}
-
 static void work_cb(uv_work_t *w)
 {
     struct blk_req *r = w->data;
-    if ((r->err = confine_worker(r->blk->sandbox)) < 0)
+    /* The VM confined every pool thread as it started; this covers a thread started later. */
+    if ((r->err = sandbox_enter_once(r->blk->sandbox, SANDBOX_WORKER)) < 0)
         return;
     switch (r->type) {
     case VIRTIO_BLK_T_IN:
