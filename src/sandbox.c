@@ -44,7 +44,6 @@ static const int common_calls[] = {
     SCMP_SYS(sched_yield),
     SCMP_SYS(getpid),
     SCMP_SYS(gettid),
-    SCMP_SYS(tgkill),
     SCMP_SYS(getrandom),
 };
 
@@ -164,6 +163,10 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
                           const struct sandbox_spec *spec)
 {
     int ret = allow_all(ctx, common_calls, ARRAY_SIZE(common_calls));
+    /* Signals (the vCPU kick, raise) only to kiln's own threads. */
+    if (ret == 0)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
     if (ret == 0)
         ret = allow_data_mappings(ctx);
     if (ret == 0)

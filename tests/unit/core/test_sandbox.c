@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -101,6 +102,18 @@ static void plain_work(void)
         _exit(7);
 }
 
+static void signal_own_thread(void)
+{
+    /* SIGCHLD is ignored by default: the call is what is tested. */
+    if (syscall(SYS_tgkill, getpid(), gettid(), SIGCHLD) < 0)
+        _exit(11);
+}
+
+static void signal_other_process(void)
+{
+    syscall(SYS_tgkill, getppid(), getppid(), 0);
+}
+
 static void exec_mapping(void)
 {
     mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -152,6 +165,8 @@ START_TEST(test_vcpu_role)
 {
     expect_allowed(run_confined(SANDBOX_VCPU, false, plain_work));
     expect_allowed(run_confined(SANDBOX_VCPU, false, kvm_run_ioctl));
+    expect_allowed(run_confined(SANDBOX_VCPU, false, signal_own_thread));
+    expect_killed(run_confined(SANDBOX_VCPU, false, signal_other_process));
     expect_killed(run_confined(SANDBOX_VCPU, false, unix_socket));
     expect_killed(run_confined(SANDBOX_VCPU, false, inet_socket));
     expect_killed(run_confined(SANDBOX_VCPU, false, make_directory));
