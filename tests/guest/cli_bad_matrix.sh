@@ -181,6 +181,7 @@ for c in "memory_zero;--memory;below the minimum;--memory 0" \
     "timeout_not_a_number;soon;number|seconds;--timeout soon" \
     "timeout_negative;-5;number|seconds;--timeout -5" \
     "serial_bad_mode;telepathy;serial;--serial telepathy" \
+    "seccomp_bad_value;maybe;expected on or off;--seccomp maybe" \
     "unknown_flag;--frobnicate;unknown;--frobnicate"; do
     IFS=';' read -r name needle reason opt <<<"$c"
     # shellcheck disable=SC2086
