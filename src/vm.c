@@ -255,7 +255,8 @@ static int prepare_classes(struct kiln_vm *vm, const struct device_class *const 
         for (unsigned i = 0; i < count; i++) {
             if (vm->nprepared == VM_MAX_DEVICES)
                 return kiln_fail(errmsg, ENOSPC, "more than %d devices", VM_MAX_DEVICES);
-            void **slot = &vm->prepared[vm->nprepared++];
+            vm->prepared[vm->nprepared].cls = classes[c];
+            void **slot = &vm->prepared[vm->nprepared++].obj;
             int ret = classes[c]->prepare ? classes[c]->prepare(&env, i, slot, errmsg) : 0;
             if (ret < 0)
                 return ret;
@@ -274,8 +275,8 @@ static int add_devices(struct kiln_vm *vm, const struct device_class *const *cla
         for (unsigned i = 0; i < count; i++) {
             void *prepared = NULL;
             if (vm->next_prepared < vm->nprepared) {
-                prepared = vm->prepared[vm->next_prepared];
-                vm->prepared[vm->next_prepared++] = NULL; /* create owns it now */
+                prepared = vm->prepared[vm->next_prepared].obj;
+                vm->prepared[vm->next_prepared++].obj = NULL; /* create owns it now */
             }
             struct device *d;
             int ret = classes[c]->create(&env, i, prepared, &d, errmsg);
@@ -302,14 +303,9 @@ static int prepare_devices(struct kiln_vm *vm, char *errmsg)
 /* Free what prepare made for devices never created (the build stopped before them). */
 static void discard_prepared(struct kiln_vm *vm)
 {
-    const struct device_class *const *lists[] = {platform_devices, virtio_devices};
-    const size_t lens[] = {ARRAY_SIZE(platform_devices), ARRAY_SIZE(virtio_devices)};
-    unsigned k = 0;
-    for (size_t l = 0; l < ARRAY_SIZE(lists); l++)
-        for (size_t c = 0; c < lens[l]; c++)
-            for (unsigned i = 0; i < device_class_count(lists[l][c], &vm->cfg); i++, k++)
-                if (k < vm->nprepared && vm->prepared[k] && lists[l][c]->discard)
-                    lists[l][c]->discard(vm->prepared[k]);
+    for (unsigned k = 0; k < vm->nprepared; k++)
+        if (vm->prepared[k].obj && vm->prepared[k].cls->discard)
+            vm->prepared[k].cls->discard(vm->prepared[k].obj);
 }
 
 static int add_platform_devices(struct kiln_vm *vm, char *errmsg)

@@ -44,8 +44,11 @@ struct kiln_vm {
     struct device *devices[VM_MAX_DEVICES];
     unsigned ndevices;
     /* What each instance's class prepare made before /dev/kvm, in the order the devices are
-     * made; create takes slot next_prepared, the destroy path discards the rest. */
-    void *prepared[VM_MAX_DEVICES];
+     * made; create takes slot next_prepared (obj becomes NULL), destroy discards the rest. */
+    struct {
+        const struct device_class *cls;
+        void *obj;
+    } prepared[VM_MAX_DEVICES];
     unsigned nprepared, next_prepared;
     struct vcpus cpus;
     struct sandbox sandbox; /* the threads' seccomp filters */
