@@ -16,4 +16,14 @@ else
     dump_run
 fi
 expect_stderr_empty "hello"
+
+# --stats reads figures after the run, in the thread that ran the loop (seccomp filter and all).
+run_kiln run --kernel "$GUESTS/hello.elf" --timeout 30 --stats
+expect_rc 0 "hello --stats"
+if grep -q '^kiln: stats: first_run_cpu_us=[0-9]* guest_resident_kib=[1-9]' "$ERR"; then
+    ok "hello --stats: $(head -n 1 "$ERR")"
+else
+    fail "hello --stats: no stats line on stderr"
+    dump_run
+fi
 finish
