@@ -27,6 +27,8 @@ extern "C" {
 /* Limits enforced by kiln_vm_create(). */
 #define KILN_MIN_MEMORY (8ULL << 20)
 #define KILN_MAX_CPUS 255
+/* The BIOS a VM without a kernel boots: SeaBIOS as Debian ships it (package seabios). */
+#define KILN_DEFAULT_FIRMWARE "/usr/share/seabios/bios-256k.bin"
 
 /* Most virtio-blk disks one VM can have. */
 #define KILN_MAX_DISKS 16
@@ -119,7 +121,13 @@ enum kiln_seccomp {
 
 /* Everything needed to build a VM. Initialise with kiln_config_init(), then set fields. */
 struct kiln_config {
-    const char *kernel_path; /* bzImage or ELF64 (vmlinux, PVH or plain 64-bit); required */
+    /*
+     * bzImage or ELF64 (vmlinux, PVH or plain 64-bit), booted directly. NULL or "": boot
+     * through BIOS firmware instead, which boots from the first disk (see firmware_path).
+     */
+    const char *kernel_path;
+    /* With no kernel: the BIOS image (SeaBIOS); NULL: KILN_DEFAULT_FIRMWARE. */
+    const char *firmware_path;
     const char *initrd_path; /* optional */
     const char *cmdline;     /* kernel command line; NULL means "" */
     unsigned cpus;           /* 1..KILN_MAX_CPUS and at most KVM's limit; default 1 */

@@ -134,3 +134,21 @@ int kvm_create_vm(int kvm_fd, uint64_t tss, uint64_t identity_map, const struct 
     }
     return vm_fd;
 }
+
+int kvm_map_rom(int vm_fd, unsigned slot, uint64_t gpa, void *host, uint64_t size, char *errmsg)
+{
+    if (ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0)
+        return kiln_fail(errmsg, ENOTSUP, "KVM lacks KVM_CAP_READONLY_MEM (read-only firmware)");
+    struct kvm_userspace_memory_region region = {
+        .slot = slot,
+        .flags = KVM_MEM_READONLY,
+        .guest_phys_addr = gpa,
+        .memory_size = size,
+        .userspace_addr = (uintptr_t)host,
+    };
+    if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        return kiln_fail(
+            errmsg, errno, "KVM_SET_USER_MEMORY_REGION (read-only, %llu KiB at 0x%llx): %s",
+            (unsigned long long)(size >> 10), (unsigned long long)gpa, strerror(errno));
+    return 0;
+}

@@ -38,4 +38,10 @@ int kvm_vcpu_mmap_size(int kvm_fd, char *errmsg);
 int kvm_create_vm(int kvm_fd, uint64_t tss, uint64_t identity_map, const struct guest_mem *mem,
                   char *errmsg);
 
+/*
+ * Map size bytes at host (page-aligned) read-only at gpa as memory slot slot: the guest reads
+ * it as memory, and its writes exit as MMIO. Needs KVM_CAP_READONLY_MEM.
+ */
+int kvm_map_rom(int vm_fd, unsigned slot, uint64_t gpa, void *host, uint64_t size, char *errmsg);
+
 #endif

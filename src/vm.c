@@ -11,6 +11,7 @@
 #include "devices/exitdev.h"
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
+#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
@@ -25,7 +26,8 @@
 /* The platform devices, in the order they are made (and appear in the DSDT). */
 static const struct device_class *const platform_devices[] = {
     &serial_class, /* COM1 */
-    &i8042_class,  &exitdev_class, &pvpanic_class, &acpi_pm_class,
+    &i8042_class,   &exitdev_class, &pvpanic_class,
+    &acpi_pm_class, &rtc_class, /* only with firmware: the clock and CMOS memory it reads */
 };
 
 /* The devices on the virtio transport, after PCI bus 0: disks (vda, ...), then networks. */
@@ -51,14 +53,24 @@ const char *kiln_version(void)
 
 /* ---- The user's input: configuration, RAM, the kernel. */
 
+/* strdup of s, NULL for NULL; false if out of memory. */
+static bool copy_string(const char *s, char **out)
+{
+    *out = s ? strdup(s) : NULL;
+    return !s || *out;
+}
+
 static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char *errmsg)
 {
-    vm->kernel_path = strdup(cfg->kernel_path);
-    vm->initrd_path = cfg->initrd_path ? strdup(cfg->initrd_path) : NULL;
-    vm->cmdline = strdup(cfg->cmdline ? cfg->cmdline : "");
-    if (!vm->kernel_path || !vm->cmdline || (cfg->initrd_path && !vm->initrd_path))
+    bool firmware = boot_via_firmware(cfg);
+    const char *fw = cfg->firmware_path ? cfg->firmware_path : KILN_DEFAULT_FIRMWARE;
+    if (!copy_string(firmware ? NULL : cfg->kernel_path, &vm->kernel_path) ||
+        !copy_string(firmware ? fw : NULL, &vm->firmware_path) ||
+        !copy_string(cfg->initrd_path, &vm->initrd_path) ||
+        !copy_string(cfg->cmdline ? cfg->cmdline : "", &vm->cmdline))
         return kiln_fail(errmsg, ENOMEM, "out of memory");
     vm->cfg.kernel_path = vm->kernel_path;
+    vm->cfg.firmware_path = vm->firmware_path;
     vm->cfg.initrd_path = vm->initrd_path;
     vm->cfg.cmdline = vm->cmdline;
     return 0;
@@ -71,6 +83,22 @@ static unsigned virtio_count(const struct kiln_config *cfg)
     for (size_t i = 0; i < ARRAY_SIZE(virtio_devices); i++)
         n += device_class_count(virtio_devices[i], cfg);
     return n;
+}
+
+/* Firmware boots the first disk it finds on PCI: there is no kernel to give an initrd to. */
+static int check_firmware_config(const struct kiln_config *cfg, char *errmsg)
+{
+    if (!boot_via_firmware(cfg))
+        return 0;
+    if (cfg->ndisks == 0)
+        return kiln_fail(errmsg, EINVAL, "nothing to boot: no kernel and no disk");
+    if (cfg->initrd_path)
+        return kiln_fail(errmsg, EINVAL, "initrd '%s': needs a kernel (firmware boots a disk)",
+                         cfg->initrd_path);
+    if (cfg->transport != KILN_TRANSPORT_PCI)
+        return kiln_fail(errmsg, EINVAL,
+                         "transport mmio: needs a kernel (firmware finds disks on PCI)");
+    return 0;
 }
 
 static int check_classes(const struct kiln_config *cfg, const struct device_class *const *c,
@@ -110,7 +138,9 @@ static int check_config(const struct kiln_config *cfg, int max_vcpus, char *errm
     if (cfg->transport == KILN_TRANSPORT_MMIO && virtio_count(cfg) > VIRTIO_MMIO_MAX_DEVICES)
         return kiln_fail(errmsg, EINVAL, "%u disks and %u networks: virtio-mmio has room for %d",
                          cfg->ndisks, cfg->nnets, VIRTIO_MMIO_MAX_DEVICES);
-    int ret = check_classes(cfg, platform_devices, ARRAY_SIZE(platform_devices), errmsg);
+    int ret = check_firmware_config(cfg, errmsg);
+    if (ret == 0)
+        ret = check_classes(cfg, platform_devices, ARRAY_SIZE(platform_devices), errmsg);
     return ret < 0 ? ret : check_classes(cfg, virtio_devices, ARRAY_SIZE(virtio_devices), errmsg);
 }
 
@@ -148,8 +178,11 @@ static int create_memory(struct kiln_vm *vm, char *errmsg)
 }
 
 /* Kernel, initrd and command line into RAM, with the boot parameters that point at them. */
+/* The kernel (and initrd, and boot parameters), or the firmware that will boot a disk. */
 static int load_guest(struct kiln_vm *vm, char *errmsg)
 {
+    if (vm->firmware_path)
+        return firmware_load(&vm->mem, vm->firmware_path, &vm->firmware, &vm->boot, errmsg);
     const struct boot_request req = {
         .kernel_path = vm->kernel_path,
         .initrd_path = vm->initrd_path,
@@ -177,7 +210,9 @@ static int create_kvm_vm(struct kiln_vm *vm, char *errmsg)
         return ret;
     vm->vm_fd = kvm_create_vm(vm->kvm_fd, LAYOUT_TSS, LAYOUT_IDENTITY_MAP, &vm->mem, errmsg);
     vm->cpus.host.vm_fd = vm->vm_fd;
-    return vm->vm_fd < 0 ? vm->vm_fd : 0;
+    if (vm->vm_fd < 0)
+        return vm->vm_fd;
+    return vm->firmware_path ? vm_map_firmware(vm, errmsg) : 0;
 }
 
 static int create_irq_routing(struct kiln_vm *vm, char *errmsg)
@@ -212,8 +247,7 @@ static int build_sandbox(struct kiln_vm *vm, char *errmsg)
 
 /* ---- Devices. */
 
-/* Own d from now on and put its ranges on the buses. */
-static int add_device(struct kiln_vm *vm, struct device *d, char *errmsg)
+int vm_add_device(struct kiln_vm *vm, struct device *d, char *errmsg)
 {
     if (vm->ndevices == VM_MAX_DEVICES) {
         if (d->ops->destroy)
@@ -281,7 +315,7 @@ static int add_devices(struct kiln_vm *vm, const struct device_class *const *cla
             struct device *d;
             int ret = classes[c]->create(&env, i, prepared, &d, errmsg);
             if (ret == 0)
-                ret = add_device(vm, d, errmsg);
+                ret = vm_add_device(vm, d, errmsg);
             if (ret < 0)
                 return ret;
         }
@@ -320,7 +354,7 @@ static int add_pci_bus(struct kiln_vm *vm, char *errmsg)
     if (ret < 0)
         return kiln_fail(errmsg, -ret, "PCI bus: %s", strerror(-ret));
     vm->virtio.pci = vm->pci;
-    return add_device(vm, pci_bus_device(vm->pci), errmsg);
+    return vm_add_device(vm, pci_bus_device(vm->pci), errmsg);
 }
 
 static int add_virtio_devices(struct kiln_vm *vm, char *errmsg)
@@ -330,7 +364,16 @@ static int add_virtio_devices(struct kiln_vm *vm, char *errmsg)
 
 /* ---- What the guest finds at boot besides its kernel. */
 
-/* ACPI tables describing the devices, the MP table, and the boot GDT and page tables. */
+/* The firmware's configuration device, which carries everything below to it. */
+static int add_fw_cfg(struct kiln_vm *vm, char *errmsg)
+{
+    return vm->firmware_path ? vm_add_fw_cfg(vm, errmsg) : 0;
+}
+
+/*
+ * ACPI tables describing the devices: for a kernel, in RAM with the MP table and the boot GDT
+ * and page tables; for firmware, through fw_cfg with the memory map (it makes the rest).
+ */
 static int write_tables(struct kiln_vm *vm, char *errmsg)
 {
     unsigned n = vm->cfg.transport == KILN_TRANSPORT_MMIO ? virtio_count(&vm->cfg) : 0;
@@ -339,7 +382,10 @@ static int write_tables(struct kiln_vm *vm, char *errmsg)
         .level_irqs = virtio_mmio_level_irqs(n),
         .devices = vm->devices,
         .ndevices = vm->ndevices,
+        .cmos_rtc = vm->firmware_path != NULL,
     };
+    if (vm->firmware_path)
+        return vm_write_fw_cfg(vm, &ac, errmsg);
     uint64_t rsdp;
     int ret = acpi_write(&vm->mem, &ac, &rsdp);
     if (ret == 0 && rsdp != ACPI_RSDP_ADDR)
@@ -397,26 +443,25 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
 {
     *out = NULL;
     errmsg[0] = '\0';
-    if (!cfg->kernel_path || !cfg->kernel_path[0])
-        return kiln_fail(errmsg, EINVAL, "no kernel given");
     struct kiln_vm *vm = vm_alloc(cfg);
     if (!vm)
         return kiln_fail(errmsg, ENOMEM, "out of memory");
     int ret;
-    if ((ret = copy_strings(vm, cfg, errmsg)) < 0 ||    /* kernel, initrd, command line */
+    if ((ret = copy_strings(vm, cfg, errmsg)) < 0 ||    /* kernel or firmware, command line */
         (ret = check_user_config(vm, errmsg)) < 0 ||    /* sizes, counts, each device's own */
         (ret = add_mmio_cmdline(vm, errmsg)) < 0 ||     /* where virtio-mmio devices will be */
         (ret = create_memory(vm, errmsg)) < 0 ||        /* guest RAM around the PCI hole */
-        (ret = load_guest(vm, errmsg)) < 0 ||           /* kernel, initrd, boot parameters */
+        (ret = load_guest(vm, errmsg)) < 0 ||           /* kernel and initrd, or firmware */
         (ret = create_loop(vm, errmsg)) < 0 ||          /* the loop the back ends run on */
         (ret = prepare_devices(vm, errmsg)) < 0 ||      /* disk images, TAPs, user networks */
         (ret = build_sandbox(vm, errmsg)) < 0 ||        /* the threads' seccomp filters */
-        (ret = create_kvm_vm(vm, errmsg)) < 0 ||        /* /dev/kvm, RAM slots, irqchip, PIT */
+        (ret = create_kvm_vm(vm, errmsg)) < 0 ||        /* /dev/kvm, RAM and ROM, irqchip, PIT */
         (ret = create_irq_routing(vm, errmsg)) < 0 ||   /* GSI routes and interrupt lines */
-        (ret = add_platform_devices(vm, errmsg)) < 0 || /* COM1, i8042, exit, pvpanic, ACPI */
+        (ret = add_platform_devices(vm, errmsg)) < 0 || /* COM1, i8042, exit, pvpanic, ACPI, RTC */
         (ret = add_pci_bus(vm, errmsg)) < 0 ||          /* PCI bus 0 and its host bridge */
         (ret = add_virtio_devices(vm, errmsg)) < 0 ||   /* disks, then networks */
-        (ret = write_tables(vm, errmsg)) < 0 ||         /* ACPI, MP table, boot page tables */
+        (ret = add_fw_cfg(vm, errmsg)) < 0 ||           /* firmware's configuration device */
+        (ret = write_tables(vm, errmsg)) < 0 ||         /* ACPI and the rest the guest reads */
         (ret = create_vcpus(vm, errmsg)) < 0) {         /* CPUID, registers; vCPU 0 boots */
         kiln_vm_destroy(vm);
         return ret;
@@ -446,9 +491,11 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     if (vm->kvm_fd >= 0)
         close(vm->kvm_fd);
     guest_mem_free(&vm->mem);
+    firmware_free(&vm->firmware);
     sandbox_free(&vm->sandbox);
     free(vm->pool_works);
     free(vm->kernel_path);
+    free(vm->firmware_path);
     free(vm->initrd_path);
     free(vm->cmdline);
     pthread_mutex_destroy(&vm->lock);

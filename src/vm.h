@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "boot/firmware.h"
 #include "boot/loader.h"
 #include "bus.h"
 #include "device.h"
@@ -27,13 +28,15 @@ enum vm_state { VM_CREATED, VM_RUNNING, VM_DONE };
 
 struct kiln_vm {
     struct kiln_log log;
-    struct kiln_config cfg; /* copy; strings below are owned */
-    char *kernel_path, *initrd_path, *cmdline;
+    struct kiln_config cfg;                                    /* copy; strings below are owned */
+    char *kernel_path, *firmware_path, *initrd_path, *cmdline; /* one of the first two */
 
     int kvm_fd;
     int vm_fd;
     struct guest_mem mem;
     struct boot_entry boot;
+    struct firmware firmware; /* the BIOS image, when booting through firmware */
+    struct fw_cfg *fw_cfg;    /* its configuration device (one of devices[]), or NULL */
     struct bus pio;
     struct bus mmio;
     struct irq_routing *irq_routing; /* owns KVM's GSI routing table */
@@ -75,6 +78,17 @@ struct kiln_vm {
 /* vm.c: a VM with its locks, buses and vCPU set ready and nothing else (the builder's first
  * step; tests build partial VMs on it). kiln_vm_destroy frees it. */
 struct kiln_vm *vm_alloc(const struct kiln_config *cfg);
+
+/* vm.c: own d from now on and put its ranges on the buses. */
+int vm_add_device(struct kiln_vm *vm, struct device *d, char *errmsg);
+
+/* vm_firmware.c, for VMs that boot through firmware: map the BIOS image read-only below
+ * 4 GiB; add the fw_cfg device; fill it with the e820 map, machine facts and the ACPI tables ac
+ * describes (through firmware's table loader). Each returns 0 or -errno with errmsg. */
+struct acpi_config;
+int vm_map_firmware(struct kiln_vm *vm, char *errmsg);
+int vm_add_fw_cfg(struct kiln_vm *vm, char *errmsg);
+int vm_write_fw_cfg(struct kiln_vm *vm, const struct acpi_config *ac, char *errmsg);
 
 /* vm_run.c: record why the VM ends (the first reason wins) and stop every vCPU and the loop.
  * Any thread. */

@@ -38,6 +38,14 @@ int bzimage_load(const struct guest_mem *gm, const struct boot_input *in, struct
 int elf_load(const struct guest_mem *gm, const struct boot_input *in, struct boot_entry *out,
              char *errmsg);
 
+/*
+ * Open path as an image of at most limit bytes (limit_desc says what the limit is, for the
+ * message) and size it into out, with its fd. A missing, unreadable, non-regular, oversized or
+ * empty (empty_err) file fails with a one-line message naming what and path.
+ */
+int boot_open(const char *what, const char *path, uint64_t limit, const char *limit_desc,
+              int empty_err, struct boot_blob *out, char *errmsg);
+
 /* Bytes at the start of a kernel image that hold every header kiln detects formats by. */
 #define BOOT_BLOB_HEAD 1024
 

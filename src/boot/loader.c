@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,7 +19,8 @@
 #define IN_MEMORY_NAME "<memory>"
 
 /* A one-line message about what (kernel/initrd) and path for an errno from opening it. */
-static int open_fail(const char *what, const char *path, int err, uint64_t limit, char *errmsg)
+static int open_fail(const char *what, const char *path, int err, const char *limit_desc,
+                     char *errmsg)
 {
     switch (err) {
     case ENOENT:
@@ -28,8 +30,7 @@ static int open_fail(const char *what, const char *path, int err, uint64_t limit
     case EINVAL:
         return kiln_fail(errmsg, EINVAL, "%s '%s': not a regular file", what, path);
     case EFBIG:
-        return kiln_fail(errmsg, EFBIG, "%s '%s': file is larger than the VM's %llu MiB of RAM",
-                         what, path, (unsigned long long)(limit / MIB));
+        return kiln_fail(errmsg, EFBIG, "%s '%s': file is larger than %s", what, path, limit_desc);
     default: {
         char buf[128];
         return kiln_fail(errmsg, err, "%s '%s': %s", what, path, strerror_r(err, buf, sizeof(buf)));
@@ -48,31 +49,39 @@ static int check_image_file(int fd, uint64_t limit, uint64_t *size)
     if (!S_ISREG(st.st_mode))
         return EINVAL;
     if ((uint64_t)st.st_size > limit)
-        return EFBIG; /* anything larger than guest RAM could never be loaded */
+        return EFBIG;
     *size = (uint64_t)st.st_size;
     return 0;
 }
 
-/*
- * Open an image file and size it, keeping the fd in out: contents are read later, straight to
- * where they go. An empty file fails with empty_err.
- */
-static int open_image(const struct guest_mem *gm, const char *what, const char *path, int empty_err,
-                      struct boot_blob *out, char *errmsg)
+int boot_open(const char *what, const char *path, uint64_t limit, const char *limit_desc,
+              int empty_err, struct boot_blob *out, char *errmsg)
 {
-    uint64_t limit = gm->size < SIZE_MAX ? gm->size : SIZE_MAX, size = 0;
+    uint64_t size = 0;
     /* O_NONBLOCK: a FIFO given as an image must fail its check, not wait for a writer. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    int err = fd < 0 ? errno : check_image_file(fd, limit, &size);
+    int err = fd < 0 ? errno : check_image_file(fd, limit < SIZE_MAX ? limit : SIZE_MAX, &size);
     if (err) {
         if (fd >= 0)
             close(fd);
-        return open_fail(what, path, err, limit, errmsg);
+        return open_fail(what, path, err, limit_desc, errmsg);
     }
     *out = (struct boot_blob){.name = path, .len = (size_t)size, .fd = fd};
     if (size == 0)
         return kiln_fail(errmsg, empty_err, "%s '%s': empty file", what, path);
     return 0;
+}
+
+/*
+ * Open a kernel or initrd file and size it, keeping the fd in out: contents are read later,
+ * straight to where they go. Anything larger than guest RAM could never be loaded.
+ */
+static int open_image(const struct guest_mem *gm, const char *what, const char *path, int empty_err,
+                      struct boot_blob *out, char *errmsg)
+{
+    char desc[64];
+    snprintf(desc, sizeof(desc), "the VM's %llu MiB of RAM", (unsigned long long)(gm->size / MIB));
+    return boot_open(what, path, gm->size, desc, empty_err, out, errmsg);
 }
 
 static int dispatch(const struct guest_mem *gm, const struct boot_input *in, struct boot_entry *out,

@@ -2,15 +2,18 @@
 #ifndef KILN_LOADER_H
 #define KILN_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kiln.h"
 #include "memory.h"
 
 /* How the boot vCPU enters the guest. */
 enum boot_mode {
     BOOT_MODE_LONG64, /* 64-bit long mode, kiln's identity-mapped page tables, rsi = boot_info */
     BOOT_MODE_PVH32,  /* 32-bit protected mode, paging off, ebx = boot_info (hvm_start_info) */
+    BOOT_MODE_RESET,  /* the state a PC powers on in: real mode at the reset vector (firmware) */
 };
 
 struct boot_entry {
@@ -18,6 +21,12 @@ struct boot_entry {
     uint64_t entry;     /* guest-physical entry point */
     uint64_t boot_info; /* zero page (LONG64) or hvm_start_info (PVH32) address */
 };
+
+/* A configuration without a kernel boots through firmware. */
+static inline bool boot_via_firmware(const struct kiln_config *cfg)
+{
+    return !cfg->kernel_path || !cfg->kernel_path[0];
+}
 
 /* What to boot. */
 struct boot_request {

@@ -20,8 +20,10 @@ enum cli_serial { CLI_SERIAL_STDIO, CLI_SERIAL_FILE, CLI_SERIAL_NONE };
 struct cli_options {
     enum cli_command command;
     const char *kernel;
+    const char *firmware; /* without kernel; NULL: KILN_DEFAULT_FIRMWARE */
     const char *initrd;
     const char *cmdline;
+    bool cmdline_given;
     unsigned cpus;
     uint64_t memory;
     enum cli_serial serial;

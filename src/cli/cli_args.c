@@ -12,12 +12,15 @@
 
 const char cli_usage[] =
     "Usage: kiln run --kernel PATH [options]\n"
+    "       kiln run --disk path=IMAGE [options]   (boots the disk through BIOS firmware)\n"
     "       kiln --help | --version\n"
     "\n"
     "Boot a virtual machine on KVM with a serial console.\n"
     "\n"
     "Options for 'run':\n"
     "  --kernel PATH        Linux bzImage, or ELF64 kernel (vmlinux/PVH or 64-bit entry)\n"
+    "  --firmware PATH      without --kernel: the BIOS to boot the first disk with\n"
+    "                       (default " KILN_DEFAULT_FIRMWARE ")\n"
     "  --initrd PATH        initial ramdisk\n"
     "  --cmdline STR        kernel command line (default: \"console=ttyS0 reboot=k\")\n"
     "  --cpus N             number of vCPUs (default 1)\n"
@@ -253,9 +256,9 @@ static int add_net(const char *value, struct cli_options *o, char *errmsg)
     return ret;
 }
 
-static const char *const value_flags[] = {"--kernel",    "--initrd", "--cmdline", "--cpus",
-                                          "--memory",    "--serial", "--timeout", "--disk",
-                                          "--transport", "--net",    "--seccomp"};
+static const char *const value_flags[] = {"--kernel", "--firmware",  "--initrd", "--cmdline",
+                                          "--cpus",   "--memory",    "--serial", "--timeout",
+                                          "--disk",   "--transport", "--net",    "--seccomp"};
 
 static bool takes_value(const char *flag)
 {
@@ -302,10 +305,13 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
 {
     if (strcmp(flag, "--kernel") == 0)
         return set_path(flag, value, &o->kernel, errmsg);
+    if (strcmp(flag, "--firmware") == 0)
+        return set_path(flag, value, &o->firmware, errmsg);
     if (strcmp(flag, "--initrd") == 0)
         return set_path(flag, value, &o->initrd, errmsg);
     if (strcmp(flag, "--cmdline") == 0) {
         o->cmdline = value;
+        o->cmdline_given = true;
         return 0;
     }
     if (strcmp(flag, "--cpus") == 0)
@@ -334,6 +340,27 @@ static void defaults(struct cli_options *o)
     o->memory = 256ULL << 20;
     o->serial = CLI_SERIAL_STDIO;
     o->seccomp = KILN_SECCOMP_ALL;
+}
+
+/* A kernel, or firmware and a disk for it to boot; options only one of the two takes. */
+static int check_boot_source(const struct cli_options *o, char *errmsg)
+{
+    if (o->kernel && o->firmware)
+        return kiln_fail(errmsg, EINVAL, "--firmware: only without --kernel (it boots a disk)");
+    if (o->kernel)
+        return 0;
+    if (o->ndisks == 0)
+        return kiln_fail(errmsg, EINVAL,
+                         "run: --kernel PATH is required, or a --disk for firmware to boot");
+    if (o->initrd)
+        return kiln_fail(errmsg, EINVAL, "--initrd: needs --kernel (firmware boots the disk)");
+    if (o->cmdline_given)
+        return kiln_fail(errmsg, EINVAL,
+                         "--cmdline: needs --kernel (the disk's boot loader has its own)");
+    if (o->transport == KILN_TRANSPORT_MMIO)
+        return kiln_fail(errmsg, EINVAL,
+                         "--transport mmio: needs --kernel (firmware finds disks on PCI)");
+    return 0;
 }
 
 static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)
@@ -369,9 +396,7 @@ static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_option
         if (ret < 0)
             return ret;
     }
-    if (!o->kernel)
-        return kiln_fail(errmsg, EINVAL, "run: --kernel PATH is required");
-    return 0;
+    return check_boot_source(o, errmsg);
 }
 
 int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)

@@ -111,6 +111,7 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
 {
     kiln_config_init(cfg);
     cfg->kernel_path = o->kernel;
+    cfg->firmware_path = o->firmware;
     cfg->initrd_path = o->initrd;
     cfg->cmdline = o->cmdline;
     cfg->cpus = o->cpus;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "platform/layout.h"
@@ -86,11 +87,13 @@ _Static_assert(offsetof(struct acpi_fadt, x_dsdt) == 140, "FADT X_DSDT offset");
 #define MADT_ISO_LEVEL_HIGH 0x000d /* MPS INTI flags: active high (01), level-triggered (11) */
 #define MADT_PCAT_COMPAT 1u
 
-/* A bump allocator over the ACPI area in guest RAM. */
+/* A bump allocator over a buffer that will sit at guest address base_gpa. */
 struct acpi_area {
-    uint8_t *base; /* host address of LAYOUT_ACPI_START */
+    uint8_t *base;
+    uint64_t base_gpa;
     uint64_t used;
     uint64_t size;
+    struct acpi_tables *t; /* where pointers and checksums are recorded */
 };
 
 static void *area_alloc(struct acpi_area *a, uint64_t len, uint64_t *gpa)
@@ -99,8 +102,31 @@ static void *area_alloc(struct acpi_area *a, uint64_t len, uint64_t *gpa)
     if (off > a->size || len > a->size - off)
         return NULL;
     a->used = off + len;
-    *gpa = LAYOUT_ACPI_START + off;
+    *gpa = a->base_gpa + off;
     return memset(a->base + off, 0, len);
+}
+
+/* Store gpa (size 4 or 8 bytes) at field, and remember the field for firmware's loader. */
+static void put_pointer(struct acpi_area *a, void *field, uint64_t gpa, uint8_t size)
+{
+    memcpy(field, &gpa, size);
+    struct acpi_tables *t = a->t;
+    if (t->npointers < ACPI_MAX_FIXUPS)
+        t->pointers[t->npointers++] =
+            (struct acpi_pointer){(uint32_t)((uint8_t *)field - a->base), size};
+    else
+        t->overflow = true;
+}
+
+static void note_checksum(struct acpi_area *a, const void *start, uint32_t len, const void *field)
+{
+    struct acpi_tables *t = a->t;
+    if (t->nsums < ACPI_MAX_FIXUPS)
+        t->sums[t->nsums++] =
+            (struct acpi_checksum){(uint32_t)((const uint8_t *)start - a->base), len,
+                                   (uint32_t)((const uint8_t *)field - a->base)};
+    else
+        t->overflow = true;
 }
 
 static uint8_t checksum(const void *p, size_t len)
@@ -123,10 +149,11 @@ static void header_init(struct acpi_header *h, const char sig[4], uint32_t len, 
     h->creator_revision = 1;
 }
 
-static void header_seal(struct acpi_header *h)
+static void header_seal(struct acpi_area *a, struct acpi_header *h)
 {
     h->checksum = 0;
     h->checksum = checksum(h, h->length);
+    note_checksum(a, h, h->length, &h->checksum);
 }
 
 /* ---- DSDT. */
@@ -190,7 +217,7 @@ static int write_dsdt(struct acpi_area *area, const struct acpi_config *cfg, uin
         return -E2BIG;
     header_init(h, "DSDT", len, 2);
     memcpy(h + 1, a.buf, a.len);
-    header_seal(h);
+    header_seal(area, h);
     return 0;
 }
 
@@ -199,25 +226,25 @@ static struct acpi_gas io_gas(uint16_t port)
     return (struct acpi_gas){.space_id = 1, .bit_width = 8, .access_size = 1, .address = port};
 }
 
-static int write_fadt(struct acpi_area *area, uint64_t dsdt, uint64_t *gpa)
+static int write_fadt(struct acpi_area *area, uint64_t dsdt, bool cmos_rtc, uint64_t *gpa)
 {
     struct acpi_fadt *f = area_alloc(area, sizeof(*f), gpa);
     if (!f)
         return -E2BIG;
     header_init(&f->h, "FACP", sizeof(*f), 6);
-    f->dsdt = (uint32_t)dsdt;
-    f->x_dsdt = dsdt;
+    put_pointer(area, &f->dsdt, dsdt, 4);
+    put_pointer(area, &f->x_dsdt, dsdt, 8);
     f->minor_version = 5;
     /* No PM timer, SCI, GPEs or PM1 blocks: just the sleep and reset registers. */
     f->flags = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP;
     /* No i8042 bit: Linux then skips probing a keyboard controller that has no keyboard. */
-    f->iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT | BOOT_ARCH_CMOS_RTC_NOT_PRESENT;
+    f->iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT | (cmos_rtc ? 0 : BOOT_ARCH_CMOS_RTC_NOT_PRESENT);
     f->reset_reg = io_gas(PORT_ACPI_RESET);
     f->reset_value = ACPI_RESET_VALUE;
     f->sleep_control = io_gas(PORT_ACPI_SLEEP_CONTROL);
     f->sleep_status = io_gas(PORT_ACPI_SLEEP_STATUS);
     memcpy(f->hypervisor_vendor, "KILN\0\0\0\0", 8);
-    header_seal(&f->h);
+    header_seal(area, &f->h);
     return 0;
 }
 
@@ -284,7 +311,7 @@ static int write_madt(struct acpi_area *area, unsigned cpus, uint16_t level_irqs
     /* NMI on LINT1 of every processor (ACPI processor UID 0xff). */
     const uint8_t nmi[6] = {MADT_LAPIC_NMI, 6, 0xff, 0, 0, 1};
     put(&p, nmi, sizeof(nmi));
-    header_seal(h);
+    header_seal(area, h);
     return 0;
 }
 
@@ -295,34 +322,62 @@ static int write_xsdt(struct acpi_area *area, const uint64_t *tables, unsigned n
     if (!h)
         return -E2BIG;
     header_init(h, "XSDT", len, 1);
-    memcpy(h + 1, tables, 8 * n);
-    header_seal(h);
+    for (unsigned i = 0; i < n; i++)
+        put_pointer(area, (uint8_t *)(h + 1) + 8 * i, tables[i], 8);
+    header_seal(area, h);
     return 0;
 }
 
-int acpi_write(const struct guest_mem *gm, const struct acpi_config *cfg, uint64_t *rsdp_gpa)
+int acpi_build(const struct acpi_config *cfg, uint64_t base, struct acpi_tables *t)
 {
+    *t = (struct acpi_tables){.base = base};
     uint64_t size = LAYOUT_ACPI_END - LAYOUT_ACPI_START;
-    struct acpi_area area = {.base = gpa_to_host(gm, LAYOUT_ACPI_START, size), .size = size};
+    struct acpi_area area = {.base = calloc(1, size), .base_gpa = base, .size = size, .t = t};
     if (!area.base)
-        return -EFAULT;
+        return -ENOMEM;
+    t->buf = area.base;
     uint64_t rsdp_at, dsdt, tables[2], xsdt;
     struct acpi_rsdp *rsdp = area_alloc(&area, sizeof(*rsdp), &rsdp_at);
-    if (!rsdp)
-        return -E2BIG;
-    int ret;
+    int ret = 0;
     if ((ret = write_dsdt(&area, cfg, &dsdt)) < 0 ||
-        (ret = write_fadt(&area, dsdt, &tables[0])) < 0 ||
+        (ret = write_fadt(&area, dsdt, cfg->cmos_rtc, &tables[0])) < 0 ||
         (ret = write_madt(&area, cfg->cpus, cfg->level_irqs, &tables[1])) < 0 ||
-        (ret = write_xsdt(&area, tables, 2, &xsdt)) < 0)
+        (ret = write_xsdt(&area, tables, 2, &xsdt)) < 0) {
+        acpi_tables_free(t);
         return ret;
+    }
     memcpy(rsdp->signature, "RSD PTR ", 8);
     memcpy(rsdp->oem_id, OEM_ID, 6);
     rsdp->revision = 2;
     rsdp->length = sizeof(*rsdp);
-    rsdp->xsdt_address = xsdt;
+    put_pointer(&area, &rsdp->xsdt_address, xsdt, 8);
     rsdp->checksum = checksum(rsdp, 20);
     rsdp->extended_checksum = checksum(rsdp, sizeof(*rsdp));
-    *rsdp_gpa = rsdp_at;
+    note_checksum(&area, rsdp, 20, &rsdp->checksum);
+    note_checksum(&area, rsdp, sizeof(*rsdp), &rsdp->extended_checksum);
+    t->len = (uint32_t)area.used;
+    t->tables_offset = (uint32_t)align_up(sizeof(*rsdp), 16);
+    if (t->overflow) {
+        acpi_tables_free(t);
+        return -E2BIG;
+    }
     return 0;
+}
+
+void acpi_tables_free(struct acpi_tables *t)
+{
+    free(t->buf);
+    t->buf = NULL;
+}
+
+int acpi_write(const struct guest_mem *gm, const struct acpi_config *cfg, uint64_t *rsdp_gpa)
+{
+    struct acpi_tables t;
+    int ret = acpi_build(cfg, LAYOUT_ACPI_START, &t);
+    if (ret < 0)
+        return ret;
+    ret = guest_write(gm, LAYOUT_ACPI_START, t.buf, t.len);
+    acpi_tables_free(&t);
+    *rsdp_gpa = LAYOUT_ACPI_START;
+    return ret;
 }

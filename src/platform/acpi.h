@@ -2,6 +2,7 @@
 #ifndef KILN_ACPI_H
 #define KILN_ACPI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "device.h"
@@ -21,7 +22,43 @@ struct acpi_config {
      * to the DSDT's \_SB scope. */
     struct device *const *devices;
     unsigned ndevices;
+    bool cmos_rtc; /* a CMOS RTC at 0x70 (firmware boot): the FADT must not deny it */
 };
+
+#define ACPI_RSDP_SIZE 36
+#define ACPI_MAX_FIXUPS 16
+
+/* A pointer field in the tables: its offset in the buffer and its size (4 or 8 bytes). */
+struct acpi_pointer {
+    uint32_t offset;
+    uint8_t size;
+};
+
+/* A checksum byte at field that makes the bytes [start, start + len) sum to zero. */
+struct acpi_checksum {
+    uint32_t start, len, field;
+};
+
+/*
+ * The tables in one buffer built for guest address base: the RSDP at offset 0, the others from
+ * tables_offset. Every pointer holds base plus the offset of what it points at, and every
+ * pointer and checksum is listed, which is what firmware's table loader needs to move them.
+ */
+struct acpi_tables {
+    uint8_t *buf;
+    uint32_t len;
+    uint32_t tables_offset;
+    uint64_t base;
+    struct acpi_pointer pointers[ACPI_MAX_FIXUPS];
+    unsigned npointers;
+    struct acpi_checksum sums[ACPI_MAX_FIXUPS];
+    unsigned nsums;
+    bool overflow;
+};
+
+/* Build the tables cfg describes for base. Returns 0, -ENOMEM or -E2BIG (too large). */
+int acpi_build(const struct acpi_config *cfg, uint64_t base, struct acpi_tables *t);
+void acpi_tables_free(struct acpi_tables *t);
 
 /*
  * Write the tables into [LAYOUT_ACPI_START, LAYOUT_ACPI_END), RSDP first, at ACPI_RSDP_ADDR

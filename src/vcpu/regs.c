@@ -112,6 +112,8 @@ static void set_boot_sregs(struct kvm_sregs *s, enum boot_mode mode)
 int regs_setup_boot(struct vcpu *v)
 {
     const struct boot_entry *boot = v->set->host.boot;
+    if (boot->mode == BOOT_MODE_RESET)
+        return 0; /* KVM creates vCPUs in the power-on state firmware starts from */
     struct kvm_sregs sregs;
     if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
         return -errno;
