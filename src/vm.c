@@ -377,12 +377,13 @@ static int add_fw_cfg(struct kiln_vm *vm, char *errmsg)
 static int write_tables(struct kiln_vm *vm, char *errmsg)
 {
     unsigned n = vm->cfg.transport == KILN_TRANSPORT_MMIO ? virtio_count(&vm->cfg) : 0;
+    bool full = vm->firmware_path != NULL;
     const struct acpi_config ac = {
         .cpus = vm->cfg.cpus,
-        .level_irqs = virtio_mmio_level_irqs(n),
+        .level_irqs = (uint16_t)(virtio_mmio_level_irqs(n) | (full ? 1u << ACPI_SCI_IRQ : 0)),
         .devices = vm->devices,
         .ndevices = vm->ndevices,
-        .cmos_rtc = vm->firmware_path != NULL,
+        .full_hardware = full,
     };
     if (vm->firmware_path)
         return vm_write_fw_cfg(vm, &ac, errmsg);

@@ -1,71 +1,162 @@
-/* acpi_pm.c: the FADT's sleep control register ends the VM on S5; the reset register resets. */
+/* acpi_pm.c: ACPI power registers: sleep and reset, and for firmware boot PM1 and the PM timer. */
 #include "devices/acpi_pm.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "boot/loader.h"
 #include "platform/acpi.h"
 #include "platform/layout.h"
 
+/* Region 0: the hardware-reduced registers, one port each from PORT_ACPI_SLEEP_CONTROL. */
 #define REG_SLEEP_CONTROL 0
 #define REG_SLEEP_STATUS 1
 #define REG_RESET 2
+/* The full hardware model's blocks, regions 1-3. */
+enum { REGION_REDUCED, REGION_PM1_EVT, REGION_PM1_CNT, REGION_PM_TMR };
 
 #define SLP_EN (1u << 5)
 #define SLP_TYP_SHIFT 2
 #define SLP_TYP_MASK 0x7u
 #define WAK_STS (1u << 7)
 
+/* PM1 control: SCI_EN always reads 1 (ACPI mode, no SMI handshake); SLP_TYP/SLP_EN as above. */
+#define PM1_SCI_EN (1u << 0)
+#define PM1_SLP_TYP_SHIFT 10
+#define PM1_SLP_EN (1u << 13)
+#define PM1_WAK_STS (1u << 15)
+#define PM_TIMER_HZ 3579545ULL
+
 struct acpi_pm {
     struct device dev;
     struct end_vm end;
+    pthread_mutex_t lock;
+    uint16_t pm1_sts, pm1_en, pm1_cnt;
+    struct timespec start; /* the PM timer counts from here */
 };
+
+static void sleep_request(struct acpi_pm *pm, unsigned slp_typ)
+{
+    if (slp_typ == ACPI_S5_SLP_TYP)
+        end_vm(&pm->end, KILN_EXIT_POWEROFF, 0, 0, "guest powered off (ACPI S5)");
+}
+
+/* The PM timer: ticks of 3.579545 MHz since the device was made, 32 bits (TMR_VAL_EXT). */
+static uint32_t pm_timer(const struct acpi_pm *pm)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t ns = (uint64_t)(now.tv_sec - pm->start.tv_sec) * 1000000000u + (uint64_t)now.tv_nsec -
+                  (uint64_t)pm->start.tv_nsec;
+    return (uint32_t)(ns / 1000000000u * PM_TIMER_HZ +
+                      ns % 1000000000u * PM_TIMER_HZ / 1000000000u);
+}
+
+static uint32_t read_value(struct acpi_pm *pm, unsigned region, uint64_t off)
+{
+    switch (region) {
+    case REGION_REDUCED: /* never asleep, so a wake is always "done" */
+        return off == REG_SLEEP_STATUS ? WAK_STS : 0;
+    case REGION_PM1_EVT:
+        return (uint32_t)(pm->pm1_sts | (uint32_t)pm->pm1_en << 16) >> (8 * off);
+    case REGION_PM1_CNT:
+        return (uint32_t)(pm->pm1_cnt | PM1_SCI_EN) >> (8 * off);
+    default:
+        return pm_timer(pm) >> (8 * off);
+    }
+}
 
 static void acpi_pm_read(struct device *d, unsigned region, uint64_t off, uint8_t *data,
                          uint32_t len)
 {
-    (void)d;
-    (void)region;
-    memset(data, 0, len);
-    /* Never asleep, so a wake is always "done": Linux polls WAK_STS after S-state entry. */
-    if (off == REG_SLEEP_STATUS)
-        data[0] = WAK_STS;
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    pthread_mutex_lock(&pm->lock);
+    le_put(data, len < 4 ? len : 4, read_value(pm, region, off));
+    pthread_mutex_unlock(&pm->lock);
+    if (len > 4)
+        memset(data + 4, 0, len - 4);
+}
+
+/* Status bits are write-one-to-clear; enable bits are plain. off and len are within the block. */
+static void write_pm1_evt(struct acpi_pm *pm, uint64_t off, uint32_t v, uint32_t len)
+{
+    uint32_t shift = 8 * (uint32_t)off, mask = len >= 4 ? ~0u : ((1u << (8 * len)) - 1) << shift;
+    v <<= shift;
+    pm->pm1_sts &= (uint16_t) ~(v & mask & 0xffff);
+    uint32_t en_mask = (mask >> 16) & 0xffff;
+    pm->pm1_en = (uint16_t)((pm->pm1_en & ~en_mask) | ((v >> 16) & en_mask));
+}
+
+static void write_pm1_cnt(struct acpi_pm *pm, uint64_t off, uint32_t v, uint32_t len)
+{
+    uint32_t shift = 8 * (uint32_t)off, mask = len >= 2 ? 0xffff : 0xffu << shift;
+    uint16_t cnt = (uint16_t)((pm->pm1_cnt & ~mask) | ((v << shift) & mask));
+    pm->pm1_cnt = cnt & (uint16_t)~PM1_SLP_EN; /* SLP_EN is write-only */
+    if (cnt & PM1_SLP_EN)
+        sleep_request(pm, (cnt >> PM1_SLP_TYP_SHIFT) & SLP_TYP_MASK);
 }
 
 static void acpi_pm_write(struct device *d, unsigned region, uint64_t off, const uint8_t *data,
                           uint32_t len)
 {
     struct acpi_pm *pm = (struct acpi_pm *)d;
-    (void)region;
-    (void)len;
-    uint8_t v = data[0];
-    if (off == REG_SLEEP_CONTROL && (v & SLP_EN) &&
-        ((v >> SLP_TYP_SHIFT) & SLP_TYP_MASK) == ACPI_S5_SLP_TYP)
-        end_vm(&pm->end, KILN_EXIT_POWEROFF, 0, 0, "guest powered off (ACPI S5)");
-    else if (off == REG_RESET && v == ACPI_RESET_VALUE)
-        end_vm(&pm->end, KILN_EXIT_REBOOT, 0, 0, "guest reset through the ACPI reset register");
+    uint32_t v = (uint32_t)le_get(data, len < 4 ? len : 4);
+    if (region == REGION_REDUCED) {
+        if (off == REG_SLEEP_CONTROL && (v & SLP_EN))
+            sleep_request(pm, (v >> SLP_TYP_SHIFT) & SLP_TYP_MASK);
+        else if (off == REG_RESET && (v & 0xff) == ACPI_RESET_VALUE)
+            end_vm(&pm->end, KILN_EXIT_REBOOT, 0, 0, "guest reset through the ACPI reset register");
+        return;
+    }
+    pthread_mutex_lock(&pm->lock);
+    if (region == REGION_PM1_EVT)
+        write_pm1_evt(pm, off, v, len);
+    else if (region == REGION_PM1_CNT)
+        write_pm1_cnt(pm, off, v, len);
+    pthread_mutex_unlock(&pm->lock); /* the PM timer is read-only */
+}
+
+static int acpi_pm_reset(struct device *d)
+{
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    pthread_mutex_lock(&pm->lock);
+    pm->pm1_sts = pm->pm1_en = pm->pm1_cnt = 0;
+    pthread_mutex_unlock(&pm->lock);
+    return 0;
 }
 
 static void acpi_pm_destroy(struct device *d)
 {
-    free(d);
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    pthread_mutex_destroy(&pm->lock);
+    free(pm);
 }
 
 static const struct device_ops acpi_pm_ops = {
     .read = acpi_pm_read,
     .write = acpi_pm_write,
+    .reset = acpi_pm_reset,
     .destroy = acpi_pm_destroy,
 };
 
-int acpi_pm_create(const struct end_vm *end, struct device **out)
+int acpi_pm_create(const struct end_vm *end, bool full_hardware, struct device **out)
 {
     struct acpi_pm *pm = calloc(1, sizeof(*pm));
     if (!pm)
         return -ENOMEM;
     pm->dev = (struct device){.name = "ACPI power", .ops = &acpi_pm_ops};
     device_add_range(&pm->dev, DEVICE_PIO, PORT_ACPI_SLEEP_CONTROL, ACPI_PM_LEN);
+    if (full_hardware) {
+        device_add_range(&pm->dev, DEVICE_PIO, PORT_ACPI_PM1A_EVT, 4);
+        device_add_range(&pm->dev, DEVICE_PIO, PORT_ACPI_PM1A_CNT, 2);
+        device_add_range(&pm->dev, DEVICE_PIO, PORT_ACPI_PM_TMR, 4);
+    }
     pm->end = *end;
+    pthread_mutex_init(&pm->lock, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &pm->start);
     *out = &pm->dev;
     return 0;
 }
@@ -75,7 +166,7 @@ static int create(const struct device_env *env, unsigned index, void *prepared, 
 {
     (void)index;
     (void)prepared;
-    int ret = acpi_pm_create(&env->end, out);
+    int ret = acpi_pm_create(&env->end, boot_via_firmware(env->cfg), out);
     return ret < 0 ? kiln_fail(errmsg, -ret, "ACPI power registers: %s", strerror(-ret)) : 0;
 }
 

@@ -1,6 +1,9 @@
-/* acpi_pm.h: hardware-reduced ACPI power registers: sleep control/status and reset. */
+/* acpi_pm.h: ACPI power registers: sleep control/status and reset; PM1 and PM timer for firmware.
+ */
 #ifndef KILN_ACPI_PM_H
 #define KILN_ACPI_PM_H
+
+#include <stdbool.h>
 
 #include "device.h"
 #include "devices/devices.h"
@@ -11,8 +14,11 @@
 
 extern const struct device_class acpi_pm_class;
 
-/* The device on its own: S5 ends the VM through end as a power-off, the reset register as a
- * reset. */
-int acpi_pm_create(const struct end_vm *end, struct device **out);
+/*
+ * The device on its own: S5 ends the VM through end as a power-off, the reset register as a
+ * reset. full_hardware adds the PM1 event and control blocks and the PM timer (platform/layout.h)
+ * of the full ACPI model (firmware boot); S5 through PM1 control powers off too.
+ */
+int acpi_pm_create(const struct end_vm *end, bool full_hardware, struct device **out);
 
 #endif

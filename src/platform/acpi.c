@@ -53,11 +53,23 @@ struct __attribute__((packed)) acpi_fadt {
     struct acpi_header h;
     uint32_t firmware_ctrl;
     uint32_t dsdt;
-    uint8_t reserved0[96 - 44];
-    uint32_t pm_tmr_len_etc; /* offsets 96-99: unused in hardware-reduced mode */
-    uint8_t reserved1[109 - 100];
+    uint8_t reserved0[46 - 44];
+    uint16_t sci_int;
+    uint32_t smi_cmd; /* 0: ACPI is always on, nothing to switch */
+    uint8_t reserved1[56 - 52];
+    uint32_t pm1a_evt_blk;
+    uint32_t pm1b_evt_blk;
+    uint32_t pm1a_cnt_blk;
+    uint8_t reserved2[76 - 68];
+    uint32_t pm_tmr_blk;
+    uint8_t reserved3[88 - 80];
+    uint8_t pm1_evt_len;
+    uint8_t pm1_cnt_len;
+    uint8_t pm2_cnt_len;
+    uint8_t pm_tmr_len;
+    uint8_t reserved4[109 - 92];
     uint16_t iapc_boot_arch;
-    uint8_t reserved2;
+    uint8_t reserved5;
     uint32_t flags;
     struct acpi_gas reset_reg;
     uint8_t reset_value;
@@ -65,7 +77,12 @@ struct __attribute__((packed)) acpi_fadt {
     uint8_t minor_version;
     uint64_t x_firmware_ctrl;
     uint64_t x_dsdt;
-    uint8_t reserved3[244 - 148];
+    struct acpi_gas x_pm1a_evt_blk;
+    uint8_t reserved6[172 - 160];
+    struct acpi_gas x_pm1a_cnt_blk;
+    uint8_t reserved7[208 - 184];
+    struct acpi_gas x_pm_tmr_blk;
+    uint8_t reserved8[244 - 220];
     struct acpi_gas sleep_control;
     struct acpi_gas sleep_status;
     char hypervisor_vendor[8];
@@ -74,7 +91,27 @@ struct __attribute__((packed)) acpi_fadt {
 _Static_assert(sizeof(struct acpi_fadt) == 276, "FADT layout");
 _Static_assert(offsetof(struct acpi_fadt, flags) == 112, "FADT flags offset");
 _Static_assert(offsetof(struct acpi_fadt, x_dsdt) == 140, "FADT X_DSDT offset");
+_Static_assert(offsetof(struct acpi_fadt, pm_tmr_len) == 91, "FADT PM_TMR_LEN offset");
+_Static_assert(offsetof(struct acpi_fadt, x_pm_tmr_blk) == 208, "FADT X_PM_TMR_BLK offset");
 
+/* FACS (firmware control structure): only the full hardware model has one. */
+struct __attribute__((packed)) acpi_facs {
+    char signature[4];
+    uint32_t length;
+    uint32_t hardware_signature;
+    uint32_t firmware_waking_vector;
+    uint32_t global_lock;
+    uint32_t flags;
+    uint64_t x_firmware_waking_vector;
+    uint8_t version;
+    uint8_t reserved[64 - 33];
+};
+_Static_assert(sizeof(struct acpi_facs) == 64, "FACS layout");
+
+#define FADT_WBINVD (1u << 0)
+#define FADT_PROC_C1 (1u << 2)
+#define FADT_SLP_BUTTON (1u << 5) /* no fixed sleep button */
+#define FADT_TMR_VAL_EXT (1u << 8)
 #define FADT_RESET_REG_SUP (1u << 10)
 #define FADT_HW_REDUCED_ACPI (1u << 20)
 #define BOOT_ARCH_VGA_NOT_PRESENT (1u << 2)
@@ -96,14 +133,20 @@ struct acpi_area {
     struct acpi_tables *t; /* where pointers and checksums are recorded */
 };
 
-static void *area_alloc(struct acpi_area *a, uint64_t len, uint64_t *gpa)
+/* len bytes at a guest address that is a multiple of align (16 or more, a power of two). */
+static void *area_alloc_aligned(struct acpi_area *a, uint64_t len, uint64_t align, uint64_t *gpa)
 {
-    uint64_t off = align_up(a->used, 16);
+    uint64_t off = align_up(a->base_gpa + a->used, align) - a->base_gpa;
     if (off > a->size || len > a->size - off)
         return NULL;
     a->used = off + len;
     *gpa = a->base_gpa + off;
     return memset(a->base + off, 0, len);
+}
+
+static void *area_alloc(struct acpi_area *a, uint64_t len, uint64_t *gpa)
+{
+    return area_alloc_aligned(a, len, 16, gpa);
 }
 
 /* Store gpa (size 4 or 8 bytes) at field, and remember the field for firmware's loader. */
@@ -226,7 +269,36 @@ static struct acpi_gas io_gas(uint16_t port)
     return (struct acpi_gas){.space_id = 1, .bit_width = 8, .access_size = 1, .address = port};
 }
 
-static int write_fadt(struct acpi_area *area, uint64_t dsdt, bool cmos_rtc, uint64_t *gpa)
+static struct acpi_gas io_gas_width(uint16_t port, uint8_t bits, uint8_t access)
+{
+    return (struct acpi_gas){
+        .space_id = 1, .bit_width = bits, .access_size = access, .address = port};
+}
+
+/*
+ * The full (not hardware-reduced) model, for guests that firmware boots: the PM1 event and
+ * control blocks, the PM timer and the SCI, so that the operating system also takes over the
+ * 8259 PIC firmware left running (a hardware-reduced one would assume there is none).
+ */
+static void fadt_full_hardware(struct acpi_area *area, struct acpi_fadt *f, uint64_t facs)
+{
+    put_pointer(area, &f->firmware_ctrl, facs, 4);
+    put_pointer(area, &f->x_firmware_ctrl, facs, 8);
+    f->sci_int = ACPI_SCI_IRQ;
+    f->pm1a_evt_blk = PORT_ACPI_PM1A_EVT;
+    f->pm1a_cnt_blk = PORT_ACPI_PM1A_CNT;
+    f->pm_tmr_blk = PORT_ACPI_PM_TMR;
+    f->pm1_evt_len = 4;
+    f->pm1_cnt_len = 2;
+    f->pm_tmr_len = 4;
+    f->x_pm1a_evt_blk = io_gas_width(PORT_ACPI_PM1A_EVT, 32, 2);
+    f->x_pm1a_cnt_blk = io_gas_width(PORT_ACPI_PM1A_CNT, 16, 2);
+    f->x_pm_tmr_blk = io_gas_width(PORT_ACPI_PM_TMR, 32, 3);
+    f->flags = FADT_WBINVD | FADT_PROC_C1 | FADT_SLP_BUTTON | FADT_TMR_VAL_EXT | FADT_RESET_REG_SUP;
+    f->iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT; /* and a CMOS RTC */
+}
+
+static int write_fadt(struct acpi_area *area, uint64_t dsdt, const uint64_t *facs, uint64_t *gpa)
 {
     struct acpi_fadt *f = area_alloc(area, sizeof(*f), gpa);
     if (!f)
@@ -235,16 +307,31 @@ static int write_fadt(struct acpi_area *area, uint64_t dsdt, bool cmos_rtc, uint
     put_pointer(area, &f->dsdt, dsdt, 4);
     put_pointer(area, &f->x_dsdt, dsdt, 8);
     f->minor_version = 5;
-    /* No PM timer, SCI, GPEs or PM1 blocks: just the sleep and reset registers. */
-    f->flags = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP;
-    /* No i8042 bit: Linux then skips probing a keyboard controller that has no keyboard. */
-    f->iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT | (cmos_rtc ? 0 : BOOT_ARCH_CMOS_RTC_NOT_PRESENT);
     f->reset_reg = io_gas(PORT_ACPI_RESET);
     f->reset_value = ACPI_RESET_VALUE;
-    f->sleep_control = io_gas(PORT_ACPI_SLEEP_CONTROL);
-    f->sleep_status = io_gas(PORT_ACPI_SLEEP_STATUS);
     memcpy(f->hypervisor_vendor, "KILN\0\0\0\0", 8);
+    if (facs) {
+        fadt_full_hardware(area, f, *facs);
+    } else {
+        /* No PM timer, SCI, GPEs or PM1 blocks: just the sleep and reset registers. */
+        f->flags = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP;
+        /* No i8042 bit: Linux then skips probing a keyboard controller that has no keyboard. */
+        f->iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT | BOOT_ARCH_CMOS_RTC_NOT_PRESENT;
+        f->sleep_control = io_gas(PORT_ACPI_SLEEP_CONTROL);
+        f->sleep_status = io_gas(PORT_ACPI_SLEEP_STATUS);
+    }
     header_seal(area, &f->h);
+    return 0;
+}
+
+static int write_facs(struct acpi_area *area, uint64_t *gpa)
+{
+    struct acpi_facs *facs = area_alloc_aligned(area, sizeof(*facs), 64, gpa);
+    if (!facs)
+        return -E2BIG;
+    memcpy(facs->signature, "FACS", 4);
+    facs->length = sizeof(*facs);
+    facs->version = 2;
     return 0;
 }
 
@@ -336,11 +423,12 @@ int acpi_build(const struct acpi_config *cfg, uint64_t base, struct acpi_tables 
     if (!area.base)
         return -ENOMEM;
     t->buf = area.base;
-    uint64_t rsdp_at, dsdt, tables[2], xsdt;
+    uint64_t rsdp_at, dsdt, facs = 0, tables[2], xsdt;
     struct acpi_rsdp *rsdp = area_alloc(&area, sizeof(*rsdp), &rsdp_at);
     int ret = 0;
-    if ((ret = write_dsdt(&area, cfg, &dsdt)) < 0 ||
-        (ret = write_fadt(&area, dsdt, cfg->cmos_rtc, &tables[0])) < 0 ||
+    if ((cfg->full_hardware && (ret = write_facs(&area, &facs)) < 0) ||
+        (ret = write_dsdt(&area, cfg, &dsdt)) < 0 ||
+        (ret = write_fadt(&area, dsdt, cfg->full_hardware ? &facs : NULL, &tables[0])) < 0 ||
         (ret = write_madt(&area, cfg->cpus, cfg->level_irqs, &tables[1])) < 0 ||
         (ret = write_xsdt(&area, tables, 2, &xsdt)) < 0) {
         acpi_tables_free(t);

@@ -9,6 +9,9 @@
 #include "memory.h"
 #include "platform/layout.h"
 
+/* The SCI of the full hardware model: ISA IRQ 9, level-triggered. */
+#define ACPI_SCI_IRQ 9
+
 /* The value written to the reset register, and the sleep type reported in \_S5. */
 #define ACPI_RESET_VALUE 0x01
 #define ACPI_S5_SLP_TYP 5
@@ -22,7 +25,11 @@ struct acpi_config {
      * to the DSDT's \_SB scope. */
     struct device *const *devices;
     unsigned ndevices;
-    bool cmos_rtc; /* a CMOS RTC at 0x70 (firmware boot): the FADT must not deny it */
+    /*
+     * The full ACPI hardware model (firmware boot): PM1 blocks, PM timer, SCI, a FACS and a
+     * CMOS RTC; otherwise hardware-reduced ACPI with kiln's sleep and reset registers.
+     */
+    bool full_hardware;
 };
 
 #define ACPI_RSDP_SIZE 36

@@ -39,6 +39,9 @@
 #define PORT_ACPI_SLEEP_CONTROL 0x600 /* FADT sleep control register (hardware-reduced ACPI) */
 #define PORT_ACPI_SLEEP_STATUS 0x601  /* FADT sleep status register */
 #define PORT_ACPI_RESET 0x602         /* FADT reset register */
+#define PORT_ACPI_PM1A_EVT 0x604      /* full ACPI (firmware boot): PM1 status and enable */
+#define PORT_ACPI_PM1A_CNT 0x608      /* full ACPI: PM1 control (SCI_EN, SLP_TYP, SLP_EN) */
+#define PORT_ACPI_PM_TMR 0x60c        /* full ACPI: 32-bit PM timer at 3.579545 MHz */
 #define PORT_PVPANIC 0x505            /* pvpanic, as QEMU places it (ACPI QEMU0001) */
 
 /* bzImage protected-mode kernel load address. */

@@ -1,6 +1,7 @@
 /* test_acpi.c: ACPI tables (checksums, links, FADT, MADT, DSDT) and the ACPI/pvpanic devices. */
 #include <check.h>
 #include <string.h>
+#include <time.h>
 
 #include "devices/acpi_pm.h"
 #include "devices/pvpanic.h"
@@ -245,7 +246,7 @@ START_TEST(test_acpi_pm_device)
     struct events ev = {0};
     const struct end_vm end = {ev_end, &ev};
     struct device *pm;
-    ck_assert_int_eq(acpi_pm_create(&end, &pm), 0);
+    ck_assert_int_eq(acpi_pm_create(&end, false, &pm), 0);
     ck_assert_uint_eq(pm->nranges, 1);
     ck_assert_uint_eq(pm->ranges[0].base, PORT_ACPI_SLEEP_CONTROL);
     put(pm, 0, (3 << 2) | 0x20);      /* S3: not supported, ignored */
@@ -280,6 +281,116 @@ START_TEST(test_pvpanic_device)
 }
 END_TEST
 
+static void put16(struct device *d, unsigned region, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    d->ops->write(d, region, 0, b, 2);
+}
+
+static uint32_t get32(struct device *d, unsigned region)
+{
+    uint8_t b[4];
+    d->ops->read(d, region, 0, b, 4);
+    return rd32(b);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The full model: PM1 status is write-one-to-clear, SCI_EN reads 1, S5 through PM1 control. */
+START_TEST(test_acpi_pm_full_hardware)
+{
+    struct events ev = {0};
+    const struct end_vm end = {ev_end, &ev};
+    struct device *pm;
+    ck_assert_int_eq(acpi_pm_create(&end, true, &pm), 0);
+    ck_assert_uint_eq(pm->nranges, 4);
+    ck_assert_uint_eq(pm->ranges[1].base, PORT_ACPI_PM1A_EVT);
+    ck_assert_uint_eq(pm->ranges[2].base, PORT_ACPI_PM1A_CNT);
+    ck_assert_uint_eq(pm->ranges[3].base, PORT_ACPI_PM_TMR);
+    ck_assert_uint_eq(get32(pm, 2) & 0xffff, 1); /* SCI_EN: ACPI mode, nothing to switch */
+    uint8_t en[2] = {0x20, 0x01};                /* GBL_EN and PWRBTN_EN, at offset 2 */
+    pm->ops->write(pm, 1, 2, en, 2);
+    ck_assert_uint_eq(get32(pm, 1), 0x01200000);
+    put16(pm, 2, 3 << 10 | 1 << 13); /* S3: not supported, ignored */
+    ck_assert_int_eq(ev.poweroff, 0);
+    put16(pm, 2, ACPI_S5_SLP_TYP << 10); /* no SLP_EN */
+    ck_assert_int_eq(ev.poweroff, 0);
+    ck_assert_uint_eq(get32(pm, 2) & 0xffff, ACPI_S5_SLP_TYP << 10 | 1);
+    put16(pm, 2, ACPI_S5_SLP_TYP << 10 | 1 << 13);
+    ck_assert_int_eq(ev.poweroff, 1);
+    ck_assert_uint_eq(get32(pm, 2) & (1 << 13), 0); /* SLP_EN is write-only */
+    pm->ops->reset(pm);
+    ck_assert_uint_eq(get32(pm, 1), 0);
+    pm->ops->destroy(pm);
+}
+END_TEST
+
+/* The PM timer counts at 3.579545 MHz (measured against CLOCK_MONOTONIC over 50 ms). */
+START_TEST(test_acpi_pm_timer)
+{
+    struct events ev = {0};
+    const struct end_vm end = {ev_end, &ev};
+    struct device *pm;
+    ck_assert_int_eq(acpi_pm_create(&end, true, &pm), 0);
+    double t0 = now_s();
+    uint32_t a = get32(pm, 3);
+    struct timespec pause = {0, 50000000};
+    nanosleep(&pause, NULL);
+    uint32_t b = get32(pm, 3);
+    double t1 = now_s();
+    double rate = (double)(uint32_t)(b - a) / (t1 - t0);
+    ck_assert_msg(rate > 3579545 * 0.98 && rate < 3579545 * 1.02, "PM timer at %.0f Hz", rate);
+    pm->ops->destroy(pm);
+}
+END_TEST
+
+/* Firmware boot's tables: FACS, the FADT's PM blocks and SCI, the SCI's interrupt override. */
+START_TEST(test_tables_full_hardware)
+{
+    struct guest_mem gm;
+    ck_assert_int_eq(guest_mem_init(&gm, 64 << 20), 0);
+    struct dsdt_devices devs;
+    dsdt_devices_make(&devs);
+    const struct acpi_config cfg = {.cpus = 2,
+                                    .level_irqs = 1 << ACPI_SCI_IRQ,
+                                    .devices = devs.list,
+                                    .ndevices = 3,
+                                    .full_hardware = true};
+    uint64_t rsdp_gpa = 0;
+    ck_assert_int_eq(acpi_write(&gm, &cfg, &rsdp_gpa), 0);
+    const uint8_t *rsdp = gpa_to_host(&gm, rsdp_gpa, 36);
+    const uint8_t *xsdt = table(&gm, rd64(rsdp + 24), "XSDT");
+    const uint8_t *fadt = find_in_xsdt(&gm, xsdt, "FACP");
+    ck_assert_ptr_nonnull(fadt);
+    ck_assert_uint_eq(rd32(fadt + 112) & (1u << 20), 0); /* not hardware-reduced */
+    ck_assert_uint_eq(fadt[46] | fadt[47] << 8, ACPI_SCI_IRQ);
+    ck_assert_uint_eq(rd32(fadt + 48), 0); /* SMI_CMD: ACPI is always enabled */
+    ck_assert_uint_eq(rd32(fadt + 56), PORT_ACPI_PM1A_EVT);
+    ck_assert_uint_eq(rd32(fadt + 64), PORT_ACPI_PM1A_CNT);
+    ck_assert_uint_eq(rd32(fadt + 76), PORT_ACPI_PM_TMR);
+    ck_assert_uint_eq(fadt[88], 4);
+    ck_assert_uint_eq(fadt[89], 2);
+    ck_assert_uint_eq(fadt[91], 4);
+    ck_assert_uint_eq(rd64(fadt + 208 + 4), PORT_ACPI_PM_TMR); /* X_PM_TMR_BLK */
+    uint64_t facs = rd32(fadt + 36);
+    ck_assert_uint_eq(facs, rd64(fadt + 132));
+    ck_assert_uint_eq(facs % 64, 0);
+    const uint8_t *f = gpa_to_host(&gm, facs, 64);
+    ck_assert_int_eq(memcmp(f, "FACS", 4), 0);
+    ck_assert_uint_eq(rd32(f + 4), 64);
+    const uint8_t *madt = find_in_xsdt(&gm, xsdt, "APIC");
+    const uint8_t iso9[10] = {2, 10, 0, 9, 9, 0, 0, 0, 0x0d, 0};
+    ck_assert_ptr_nonnull(memfind(madt, rd32(madt + 4), (const char *)iso9, sizeof(iso9)));
+    dsdt_devices_free(&devs);
+    guest_mem_free(&gm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("acpi");
@@ -287,6 +398,9 @@ int main(void)
     tcase_add_test(tc, test_tables_1cpu);
     tcase_add_test(tc, test_tables_many_cpus);
     tcase_add_test(tc, test_tables_level_irqs);
+    tcase_add_test(tc, test_tables_full_hardware);
+    tcase_add_test(tc, test_acpi_pm_full_hardware);
+    tcase_add_test(tc, test_acpi_pm_timer);
     tcase_add_test(tc, test_eisaid_and_pkglen);
     tcase_add_test(tc, test_acpi_pm_device);
     tcase_add_test(tc, test_pvpanic_device);
