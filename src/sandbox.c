@@ -111,6 +111,12 @@ static const unsigned long vcpu_ioctls[] = {KVM_RUN, KVM_IRQFD, KVM_IOEVENTFD, K
 static const unsigned long loop_ioctls[] = {
     KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING, TUNSETOFFLOAD, FIONBIO, FIOCLEX, FIONREAD};
 
+/* Argument arg equals v (SCMP_A0() and friends leave datum_b to an implicit zero). */
+static struct scmp_arg_cmp arg_eq(unsigned arg, scmp_datum_t v)
+{
+    return (struct scmp_arg_cmp){.arg = arg, .op = SCMP_CMP_EQ, .datum_a = v, .datum_b = 0};
+}
+
 static int allow_all(scmp_filter_ctx ctx, const int *calls, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -151,7 +157,7 @@ static int allow_user_net(scmp_filter_ctx ctx)
     const int families[] = {AF_INET, AF_INET6};
     for (size_t i = 0; i < ARRAY_SIZE(families) && ret == 0; i++)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]));
+                               arg_eq(0, (scmp_datum_t)families[i]));
     if (ret == 0)
         ret = seccomp_rule_add(
             ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
@@ -166,7 +172,7 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
     /* Signals (the vCPU kick, raise) only to kiln's own threads. */
     if (ret == 0)
         ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                               SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+                               arg_eq(0, (scmp_datum_t)getpid()));
     if (ret == 0)
         ret = allow_data_mappings(ctx);
     if (ret == 0)

@@ -162,15 +162,17 @@ static int set_boot_msrs(struct vcpu *v)
         {MSR_IA32_MISC_ENABLE, 1},           /* fast string operations */
         {MSR_MTRR_DEF_TYPE, (1u << 11) | 6}, /* MTRRs on, default write-back */
     };
-    struct {
+    /* struct kvm_msrs ends in a flexible array: the entries follow it in one buffer. */
+    union {
         struct kvm_msrs hdr;
-        struct kvm_msr_entry entries[ARRAY_SIZE(boot_msrs)];
+        uint8_t
+            bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry) * ARRAY_SIZE(boot_msrs)];
     } msrs;
     memset(&msrs, 0, sizeof(msrs));
     msrs.hdr.nmsrs = ARRAY_SIZE(boot_msrs);
     for (size_t i = 0; i < ARRAY_SIZE(boot_msrs); i++) {
-        msrs.entries[i].index = boot_msrs[i].index;
-        msrs.entries[i].data = boot_msrs[i].value;
+        msrs.hdr.entries[i].index = boot_msrs[i].index;
+        msrs.hdr.entries[i].data = boot_msrs[i].value;
     }
     int n = ioctl(v->fd, KVM_SET_MSRS, &msrs);
     if (n < 0)
