@@ -25,11 +25,12 @@ demo-hello: build
 	$(BUILD)/kiln run --kernel $(BUILD)/guests/hello.elf --timeout 60
 
 # The kvm tests run where KVM is real (tests/kvm/README.md); if nowhere, say so in one line.
-# Then the sanitizer build's tests.
+# Then the sanitizer build's tests and a short run of every fuzzer.
 check: build
 	cd $(BUILD) && status=0 && { ctest --output-on-failure -j$(JOBS) || status=$$?; } && \
 	  { [ ! -f kvm-group/none ] || cat kvm-group/none; } && exit $$status
 	$(MAKE) --no-print-directory check-asan
+	$(MAKE) --no-print-directory fuzz-smoke
 
 # ASan + UBSan build in $(BUILD)-asan: unit and cli tests, and the kvm tests where KVM is real.
 check-asan: deps

@@ -1,0 +1,181 @@
+/* fuzz_virtio_dev.h: the virtio device behind a fuzzed transport: a fake, virtio-net or -blk. */
+#ifndef KILN_FUZZ_VIRTIO_DEV_H
+#define KILN_FUZZ_VIRTIO_DEV_H
+
+/*
+ * The transport targets put one of three devices behind the transport: the unit tests' fake
+ * device (virtio_fixture.h: two queues, 8 config bytes), the real virtio-net over the fuzz port
+ * (fuzz_net_port.h), or the real virtio-blk over an in-memory image (a memfd reached through
+ * /proc/self/fd, so nothing is left on disk). The real ones turn the guest's kicks into chain
+ * processing; the blk image is also what fuzz_virtio_blk.c uses.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
+#include "fuzz_common.h"
+#include "fuzz_net_port.h"
+#include "virtio_fixture.h"
+
+enum fzd_kind { FZD_FAKE, FZD_NET, FZD_BLK, FZD_KINDS };
+
+/*
+ * From LLVMFuzzerInitialize, before any loop exists: one thread in libuv's pool, so disk
+ * requests run and complete in the order they were made, every time.
+ */
+static inline void fzd_init(void)
+{
+    setenv("UV_THREADPOOL_SIZE", "1", 1);
+}
+
+struct fzd {
+    enum fzd_kind kind;
+    struct virtio_device *vd;
+    struct vfx_dev fake;
+    struct virtio_net *net;
+    struct fzp *port;
+    struct virtio_blk *blk;
+};
+
+/*
+ * The disk image: one memfd for the process, emptied and resized for each input (every byte
+ * reads as zero again), and the path the device opens it by.
+ */
+static int fzd_image_fd = -1;
+
+static inline const char *fzd_image(uint64_t size)
+{
+    static char path[64];
+    int fd = fzd_image_fd;
+    if (fd < 0) {
+        fd = memfd_create("kiln-fuzz-disk", MFD_CLOEXEC);
+        if (fd < 0)
+            abort();
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        fzd_image_fd = fd;
+    }
+    if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0)
+        abort();
+    return path;
+}
+
+/* Someone on the host shrinks the image under the running device (or grows it back). */
+static inline void fzd_image_resize(uint64_t size)
+{
+    if (ftruncate(fzd_image_fd, (off_t)size) < 0)
+        abort();
+}
+
+/*
+ * Make the device: flags bit 0 a vnet header on the port, bit 1 all its offloads, bit 2 a
+ * read-only disk, bits 3-4 the disk size (1, 8, 64 or 1024 sectors, plus 100 odd bytes with
+ * bit 5). Every one of these is a configuration kiln accepts.
+ */
+static inline void fzd_create(struct fzd *d, enum fzd_kind kind, uint8_t flags, uv_loop_t *loop,
+                              const struct guest_mem *gm)
+{
+    static const struct virtio_device_ops fake_ops = VFX_DEV_OPS;
+    char err[KILN_ERRMSG_MAX];
+    memset(d, 0, sizeof(*d));
+    d->kind = kind;
+    if (kind == FZD_FAKE) {
+        vfx_dev_init(&d->fake, &fake_ops, (1ULL << 5) | VIRTIO_F_EVENT_IDX, gm, fz_log());
+        d->vd = &d->fake.vd;
+        return;
+    }
+    if (kind == FZD_NET) {
+        unsigned all = NET_OFFLOAD_CSUM | NET_OFFLOAD_TSO4 | NET_OFFLOAD_TSO6 | NET_OFFLOAD_ECN |
+                       NET_OFFLOAD_UFO;
+        d->port = fzp_create(flags & 1, flags & 2 ? all : 0);
+        struct virtio_net_config cfg = {.port = &d->port->port, .mac = {2, 0, 0, 0, 0, 1}};
+        int ret = virtio_net_create(&cfg, loop, gm, fz_log(), &d->net, err);
+        FZ_CHECK(ret == 0);
+        d->vd = virtio_net_device(d->net);
+        return;
+    }
+    static const uint64_t sectors[4] = {1, 8, 64, 1024};
+    uint64_t size = sectors[(flags >> 3) & 3] * 512 + (flags & 0x20 ? 100 : 0);
+    struct virtio_blk_config cfg = {
+        .path = fzd_image(size), .read_only = flags & 4, .serial = "fuzz-disk"};
+    int ret = virtio_blk_create(&cfg, loop, gm, fz_log(), &d->blk, err);
+    if (ret < 0)
+        fprintf(stderr, "fuzz: %s\n", err);
+    FZ_CHECK(ret == 0);
+    d->vd = virtio_blk_device(d->blk);
+}
+
+/*
+ * Free the device (its transport stopped, the loop run until it was idle). A transport's destroy
+ * hook frees a real device itself (virtio_device_free); the fake one is always the harness's.
+ */
+static inline void fzd_destroy(struct fzd *d, bool freed_by_transport)
+{
+    if (d->kind == FZD_FAKE)
+        virtio_device_destroy(&d->fake.vd);
+    else if (freed_by_transport)
+        return;
+    else if (d->kind == FZD_NET)
+        virtio_net_destroy(d->net);
+    else
+        virtio_blk_destroy(d->blk);
+}
+
+/* The transport's stats hook reaches the device's: what a network port saw adds up. */
+static inline void fzd_check_stats(const struct fzd *d, const struct device *transport)
+{
+    struct kiln_stats st;
+    memset(&st, 0, sizeof(st));
+    transport->ops->stats(transport, &st);
+    if (d->kind != FZD_NET)
+        return;
+    FZ_CHECK(st.net_tx_frames == d->port->sent);
+    FZ_CHECK(st.net_tx_dropped >= d->port->refused);
+}
+
+/*
+ * Let the loop do what is due: status work, kicks, TX bursts cut by the budget, and for the
+ * disk every request on the thread pool until it is done (so the outcome does not depend on
+ * how fast the pool is).
+ */
+static inline void fzd_settle(struct fzd *d, uv_loop_t *loop)
+{
+    vfx_spin(loop, 4);
+    while (d->blk && virtio_blk_busy(d->blk))
+        uv_run(loop, UV_RUN_ONCE);
+    vfx_spin(loop, 2);
+}
+
+/*
+ * The network's side of virtio-net: op bits 0-1 pick a frame for the guest (its length and
+ * bytes from the input), the back end turning full or refusing frames, or draining.
+ */
+static inline void fzd_backend(struct fzd *d, struct fz *f)
+{
+    if (d->kind != FZD_NET)
+        return;
+    uint8_t op = fz_u8(f);
+    switch (op & 3) {
+    case 0: {
+        static uint8_t frame[NET_HDR_LEN + 2048];
+        size_t len = fz_u16(f) % sizeof(frame);
+        fz_take(f, frame, len);
+        fzp_deliver(d->port, frame, len);
+        break;
+    }
+    case 1:
+        d->port->send_ret = -EAGAIN;
+        break;
+    case 2:
+        d->port->send_ret = -EIO;
+        break;
+    default:
+        fzp_drain(d->port);
+        break;
+    }
+}
+
+#endif

@@ -1,0 +1,175 @@
+/* fuzz_virtio_mmio.c: the virtio-mmio transport (virtio_mmio.c) under guest register accesses. */
+#include <errno.h>
+#include <string.h>
+
+#include "bus.h"
+#include "fuzz_common.h"
+#include "fuzz_virtio_dev.h"
+#include "platform/irq_routing.h"
+#include "virtio/virtio_mmio.h"
+#include "virtio_fixture.h"
+
+/*
+ * The VM's side as kiln builds it for --transport mmio: a fake KVM (virtio_fixture.h) behind
+ * the interrupt routing, the first virtio-mmio slot (window and level GSI from
+ * virtio_mmio_slot()) on the MMIO bus with a device behind it (fuzz_virtio_dev.h), and the
+ * libuv loop. Guest accesses go through bus_access(), as a vCPU's exits do.
+ *
+ * Input:
+ *   u8  device kind (mod 3: fake, virtio-net, virtio-blk)
+ *   u8  device flags (fzd_create), bit 7: KVM refuses ioeventfds (kicks take the exit path)
+ *   u16 length of the operation program; the program (run_op); guest RAM contents
+ */
+
+#define RAM_SIZE (256u << 10)
+
+struct fv {
+    struct vfx_kvm kvm;
+    struct vm_ioctl vmi;
+    struct irq_routing *irqs;
+    struct bus mmio;
+    struct fzd dev;
+    struct virtio_mmio *vm;
+    uint64_t base;
+    uv_loop_t loop;
+};
+
+static struct fz_ram ram;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fzd_init();
+    fz_ram_alloc(&ram, RAM_SIZE, 0);
+    return 0;
+}
+
+/* A vCPU's MMIO exit carries 1 to 8 bytes; the registers want 4, the config space 1, 2 or 4. */
+static uint32_t mmio_len(uint8_t op, struct fz *f)
+{
+    static const uint32_t sizes[4] = {4, 1, 2, 8};
+    return op & 0x80 ? 1 + fz_u8(f) % 8 : sizes[(op >> 5) & 3];
+}
+
+/* One guest access at window offset off; a write's value comes from the input. */
+static void guest_access(struct fv *v, uint64_t off, uint32_t len, bool is_write, struct fz *f)
+{
+    uint8_t data[8];
+    if (is_write)
+        fz_take(f, data, len);
+    int ret = bus_access(&v->mmio, v->base + off, data, len, is_write);
+    FZ_CHECK(ret == 0 || ret == -ENOENT);
+}
+
+/* What KVM does at the guest's EOI of the level line: lower it and signal the resamplefd. */
+static void eoi(struct fv *v)
+{
+    for (unsigned i = 0; i < v->kvm.nirqfd; i++) {
+        const struct vfx_irqfd *q = &v->kvm.irqfd[i];
+        bool level = q->flags & KVM_IRQFD_FLAG_RESAMPLE; /* MSI irqfds have no resampler */
+        if (vfx_fired(q->fd) && level)
+            vfx_poke(q->resample_fd);
+    }
+    fzd_settle(&v->dev, &v->loop);
+}
+
+/* The guest writes queue q's index to QueueNotify and KVM's ioeventfd catches it. */
+static void ioevent_kick(struct fv *v, struct fz *f)
+{
+    int fd = vfx_ioevent_fd(&v->kvm, fz_u8(f) % (v->dev.vd->num_queues + 1));
+    if (fd >= 0)
+        vfx_poke(fd);
+    fzd_settle(&v->dev, &v->loop);
+}
+
+/* An access at window offset off: its size, then (for a write) its value, in that order. */
+static void window_access(struct fv *v, uint64_t off, uint8_t op, struct fz *f)
+{
+    uint32_t len = mmio_len(op, f);
+    guest_access(v, off, len, op & 0x10, f);
+}
+
+static void run_op(struct fv *v, struct fz *f)
+{
+    uint8_t op = fz_u8(f);
+    uint64_t off;
+    switch (op & 0xf) {
+    case 0: /* a register: one of the 64 dwords below the config space */
+        off = 4 * (fz_u8(f) % 64);
+        window_access(v, off, op, f);
+        break;
+    case 1: /* the device's config space */
+        off = VIRTIO_MMIO_CONFIG + fz_u8(f);
+        window_access(v, off, op, f);
+        break;
+    case 2: /* any offset, also past the window (no device there) */
+        off = fz_u16(f) % 0x1000;
+        window_access(v, off, op, f);
+        break;
+    case 3:
+        eoi(v);
+        break;
+    case 4:
+        ioevent_kick(v, f);
+        break;
+    case 5:
+        fzd_backend(&v->dev, f);
+        fzd_settle(&v->dev, &v->loop);
+        break;
+    default:
+        fzd_settle(&v->dev, &v->loop);
+        break;
+    }
+}
+
+static void setup(struct fv *v, enum fzd_kind kind, uint8_t flags)
+{
+    memset(v, 0, sizeof(*v));
+    v->vmi = vfx_kvm_init(&v->kvm, flags & 0x80 ? -ENOSYS : 0);
+    FZ_CHECK(irq_routing_create(&v->vmi, fz_log(), &v->irqs) == 0);
+    bus_init(&v->mmio);
+    FZ_CHECK(uv_loop_init(&v->loop) == 0);
+    fzd_create(&v->dev, kind, flags, &v->loop, &ram.gm);
+    struct virtio_mmio_config cfg = {.irqs = v->irqs, .log = fz_log()};
+    FZ_CHECK(virtio_mmio_slot(0, &cfg.base, &cfg.gsi) == 0);
+    v->base = cfg.base;
+    FZ_CHECK(virtio_mmio_create(v->dev.vd, &cfg, &v->vm) == 0);
+    /* From here on, as the VM does: the transport is a device with its ranges and hooks. */
+    struct device *tr = virtio_mmio_device(v->vm);
+    FZ_CHECK(bus_add_device(NULL, &v->mmio, tr, NULL) == 0);
+    FZ_CHECK(tr->ops->start(tr, &v->loop) == 0);
+    fzd_settle(&v->dev, &v->loop);
+}
+
+static void teardown(struct fv *v)
+{
+    struct device *tr = virtio_mmio_device(v->vm);
+    fzd_check_stats(&v->dev, tr);
+    tr->ops->stop(tr);
+    uv_run(&v->loop, UV_RUN_DEFAULT); /* close callbacks, requests still on the pool */
+    tr->ops->destroy(tr);             /* the transport, and a real device with it */
+    FZ_CHECK(vfx_active_ioevents(&v->kvm, 0) == 0); /* destroy took every doorbell down */
+    fzd_destroy(&v->dev, true);
+    FZ_CHECK(uv_loop_close(&v->loop) == 0); /* nothing of the device's left on the loop */
+    irq_routing_destroy(v->irqs);
+    bus_free(&v->mmio);
+    pthread_mutex_destroy(&v->kvm.lock);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct fv v;
+    struct fz f = {data, size};
+    enum fzd_kind kind = fz_u8(&f) % FZD_KINDS;
+    uint8_t flags = fz_u8(&f);
+    uint16_t prog_len = fz_u16(&f);
+    struct fz prog = fz_sub(&f, prog_len);
+    fz_ram_clear(&ram);
+    fz_ram_load(&ram, &f);
+    setup(&v, kind, flags);
+    while (fz_more(&prog))
+        run_op(&v, &prog);
+    teardown(&v);
+    return 0;
+}

@@ -1,0 +1,324 @@
+/* fuzz_virtio_net.c: virtio-net TX, RX and config space (devices/virtio_net.c) over a fake port. */
+#include <errno.h>
+#include <string.h>
+
+#include "devices/virtio_net.h"
+#include "fuzz_common.h"
+#include "fuzz_net_port.h"
+#include "fuzz_virtio_dev.h"
+#include "virtio_fixture.h"
+#include "virtq_builder.h"
+
+/*
+ * The device as the VM makes it (virtio_net_create, virtio_net_start) over the fuzz port
+ * (fuzz_net_port.h: a TAP with or without a vnet header and offloads), behind the unit tests'
+ * fake transport and driven up by their fake driver. The program mixes the guest's TX frames
+ * (any header flags, gso and checksum fields, split and indirect chains), its RX buffers
+ * (mergeable or not), frames arriving from the network, a back end that fills up or refuses,
+ * config space accesses, resets and hand-made descriptors. kiln offers no control virtqueue
+ * (VIRTIO_NET_F_CTRL_VQ), so there is none to fuzz.
+ *
+ * Input:
+ *   u8  port: bit 0 vnet header, bit 1 all offloads
+ *   u32 features the driver accepts (of those offered: MRG_RXBUF, CSUM, GUEST_*, HOST_*, ...)
+ *   u8  log2 of the queue sizes (mod 9: 1 .. 256 entries)
+ *   ... the program (run_op)
+ */
+
+#define RAM_SIZE (1u << 20)
+#define RX_DESC 0x0000u
+#define RX_AVAIL 0x1000u
+#define RX_USED 0x2000u
+#define TX_DESC 0x3000u
+#define TX_AVAIL 0x4000u
+#define TX_USED 0x5000u
+#define TABLE_GPA 0x8000u /* indirect tables, TABLE_SLOT apart */
+#define TABLE_SLOT 0x1000u
+#define TABLE_COUNT 8u
+#define DATA_GPA 0x10000u /* buffers, handed out in turn (wrapping) */
+#define MAX_PIECES 8u
+#define RXQ VIRTIO_NET_RXQ
+#define TXQ VIRTIO_NET_TXQ
+
+struct fn {
+    struct fzd dev;
+    struct virtio_device *vd;
+    uv_loop_t loop;
+    struct vfx_rec rec;
+    struct vqb rx, tx;
+    uint64_t features;
+    bool event_idx;
+    uint16_t qsize;
+    uint64_t next_gpa;
+    unsigned next_table;
+    uint8_t frame[NET_HDR_LEN + NET_FRAME_MAX + 64];
+};
+
+static struct fz_ram ram;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fzd_init();
+    fz_ram_alloc(&ram, RAM_SIZE, 0);
+    return 0;
+}
+
+static void drive_up(struct fn *t)
+{
+    vqb_init(&t->rx, &ram.gm, t->qsize, RX_DESC, RX_AVAIL, RX_USED);
+    vqb_init(&t->tx, &ram.gm, t->qsize, TX_DESC, TX_AVAIL, TX_USED);
+    vfx_drive_up(t->vd, (struct vqb *[]){[RXQ] = &t->rx, [TXQ] = &t->tx}, 2, t->features,
+                 t->event_idx);
+}
+
+static uint64_t alloc_gpa(struct fn *t, uint32_t len)
+{
+    if (t->next_gpa + len >= RAM_SIZE) /* a buffer, even an empty one, starts in RAM */
+        t->next_gpa = DATA_GPA;
+    uint64_t gpa = t->next_gpa;
+    t->next_gpa += len;
+    return gpa;
+}
+
+/* Split [0, len) at up to n - 1 cut points from the input into n buffers (some may be empty). */
+static void split(struct fn *t, struct fz *f, uint32_t len, unsigned n, bool write,
+                  struct vqb_seg *segs)
+{
+    uint32_t cut[MAX_PIECES + 1] = {0};
+    for (unsigned i = 1; i < n; i++) {
+        uint32_t c = fz_u32(f) % (len + 1);
+        unsigned j = i;
+        for (; j > 1 && cut[j - 1] > c; j--)
+            cut[j] = cut[j - 1];
+        cut[j] = c;
+    }
+    cut[n] = len;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t l = cut[i + 1] - cut[i];
+        segs[i] = (struct vqb_seg){alloc_gpa(t, l), l, write};
+    }
+}
+
+/* Offer one chain of n buffers on b: direct, or indirect if asked or if it would not fit. */
+static void offer(struct fn *t, struct vqb *b, const struct vqb_seg *segs, unsigned n, bool ind)
+{
+    uint16_t head;
+    if (ind || n > t->qsize) {
+        uint64_t table = TABLE_GPA + TABLE_SLOT * (t->next_table++ % TABLE_COUNT);
+        head = vqb_chain_ind(b, NULL, 0, table, segs, n);
+    } else {
+        head = vqb_chain(b, segs, n);
+    }
+    vqb_offer(b, head);
+}
+
+/* Frame length: mostly Ethernet-sized, sometimes up to the 64 KiB GSO limit and beyond. */
+static uint32_t frame_len(struct fz *f)
+{
+    uint16_t v = fz_u16(f);
+    return v & 0x8000 ? (v & 0x7fff) * 2u + 64u : v % 1600u;
+}
+
+/* The frame bytes: the first 64 from the input (headers worth crafting), then a pattern. */
+static void frame_bytes(struct fz *f, uint8_t *p, uint32_t len)
+{
+    size_t k = fz_take(f, p, len < 64 ? len : 64);
+    for (uint32_t i = (uint32_t)k; i < len; i++)
+        p[i] = (uint8_t)(i * 13 + 5);
+}
+
+/*
+ * A TX frame: u8 layout (bit 0 indirect, bit 1 a device-writable buffer too, bits 4-6 buffer
+ * count), the 12-byte virtio-net header as the input has it, frame length and bytes, cuts.
+ */
+static void op_tx(struct fn *t, struct fz *f)
+{
+    uint8_t layout = fz_u8(f);
+    fz_take(f, t->frame, NET_HDR_LEN);
+    uint32_t len = NET_HDR_LEN + frame_len(f);
+    frame_bytes(f, t->frame + NET_HDR_LEN, len - NET_HDR_LEN);
+    unsigned n = 1 + (layout >> 4 & 7);
+    struct vqb_seg segs[MAX_PIECES + 1];
+    split(t, f, len, n, false, segs);
+    uint32_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        FZ_CHECK(guest_write(&ram.gm, segs[i].gpa, t->frame + off, segs[i].len) == 0);
+        off += segs[i].len;
+    }
+    if (layout & 2)
+        segs[n++] = (struct vqb_seg){alloc_gpa(t, 64), 64, true};
+    offer(t, &t->tx, segs, n, layout & 1);
+}
+
+/*
+ * RX buffers: u8 count, then per chain u8 layout (bit 0 indirect, bit 1 device-readable, which
+ * the device must refuse, bits 4-6 buffer count), u16 size, cuts.
+ */
+static void op_rx_buffers(struct fn *t, struct fz *f)
+{
+    unsigned chains = 1 + fz_u8(f) % 16;
+    for (unsigned c = 0; c < chains; c++) {
+        uint8_t layout = fz_u8(f);
+        uint32_t len = fz_u16(f) % 4096u;
+        unsigned n = 1 + (layout >> 4 & 7);
+        struct vqb_seg segs[MAX_PIECES];
+        split(t, f, len, n, !(layout & 2), segs);
+        offer(t, &t->rx, segs, n, layout & 1);
+    }
+    vqb_publish(&t->rx);
+}
+
+/* Everything made available on TX has been sent or dropped, unless sending has to wait. */
+static void check_tx_drained(struct fn *t)
+{
+    if ((virtio_read_status(t->vd) & VIRTIO_STATUS_NEEDS_RESET) || t->dev.port->tx_full)
+        return;
+    FZ_CHECK(vqb_used_idx(&t->tx) == t->tx.avail_idx);
+}
+
+static void spin(struct fn *t)
+{
+    vfx_spin(&t->loop, 16); /* TX bursts past the budget continue on the idle handle */
+}
+
+static void kick(struct fn *t, unsigned q)
+{
+    vqb_publish(q == TXQ ? &t->tx : &t->rx);
+    t->vd->ops->queue_notify(t->vd, q);
+    spin(t);
+    if (q == TXQ)
+        check_tx_drained(t);
+}
+
+/* A frame from the network: u16 length (any, runts and giants too), its bytes. */
+static void op_deliver(struct fn *t, struct fz *f)
+{
+    uint32_t len = frame_len(f);
+    len += fz_u8(f) & 1 ? NET_HDR_LEN : 0;
+    frame_bytes(f, t->frame, len);
+    fzp_deliver(t->dev.port, t->frame, len);
+}
+
+/* A config space access as a transport makes it (in range, 1, 2, 4 or 8 bytes, locked). */
+static void op_config(struct fn *t, struct fz *f)
+{
+    static const uint32_t sizes[4] = {1, 2, 4, 8};
+    uint8_t sel = fz_u8(f);
+    uint32_t len = sizes[sel & 3];
+    uint32_t cfg_len = t->vd->ops->config_len;
+    if (len > cfg_len)
+        return;
+    uint64_t off = (sel >> 2) % (cfg_len - len + 1);
+    uint8_t data[8];
+    fz_take(f, data, len);
+    pthread_mutex_lock(&t->vd->lock);
+    if (sel & 0x80)
+        t->vd->dev.ops->write(&t->vd->dev, 0, off, data, len);
+    else
+        t->vd->dev.ops->read(&t->vd->dev, 0, off, data, len);
+    pthread_mutex_unlock(&t->vd->lock);
+}
+
+/* A hand-made descriptor on RX or TX: any address, length, flags and next, maybe offered. */
+static void op_raw_desc(struct fn *t, struct fz *f)
+{
+    uint8_t sel = fz_u8(f);
+    struct vqb *b = sel & 1 ? &t->tx : &t->rx;
+    uint16_t slot = fz_u16(f) % t->qsize;
+    uint64_t addr = sel & 2 ? fz_u64(f) : DATA_GPA + fz_u16(f);
+    uint32_t len = sel & 4 ? fz_u32(f) : fz_u16(f);
+    uint16_t flags = fz_u8(f) & 7, next = fz_u16(f);
+    vqb_desc(b, slot, addr, len, flags, next);
+    if (sel & 8) {
+        vqb_offer(b, slot);
+        vqb_publish(b);
+    }
+}
+
+/* The driver resets the device and brings it up again with fresh rings. */
+static void op_reset(struct fn *t)
+{
+    vfx_reset(t->vd);
+    FZ_CHECK(virtio_read_status(t->vd) == 0); /* nothing in flight: the reset is immediate */
+    drive_up(t);
+    spin(t);
+}
+
+static void op_port(struct fn *t, struct fz *f)
+{
+    uint8_t v = fz_u8(f) % 3;
+    if (v == 2)
+        fzp_drain(t->dev.port);
+    else
+        t->dev.port->send_ret = v ? -EIO : -EAGAIN;
+    spin(t);
+}
+
+static void run_op(struct fn *t, struct fz *f)
+{
+    switch (fz_u8(f) % 10) {
+    case 0:
+        op_tx(t, f);
+        break;
+    case 1:
+        kick(t, TXQ);
+        break;
+    case 2:
+        op_rx_buffers(t, f);
+        break;
+    case 3:
+        kick(t, RXQ);
+        break;
+    case 4:
+        op_deliver(t, f);
+        break;
+    case 5:
+        op_port(t, f);
+        break;
+    case 6:
+        op_config(t, f);
+        break;
+    case 7:
+        op_reset(t);
+        break;
+    case 8:
+        op_raw_desc(t, f);
+        break;
+    default:
+        spin(t);
+        break;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct fn t;
+    struct fz f = {data, size};
+    memset(&t, 0, sizeof(t));
+    fz_ram_clear(&ram);
+    uint8_t port = fz_u8(&f);
+    uint32_t features = fz_u32(&f);
+    t.qsize = (uint16_t)(1u << fz_u8(&f) % 9);
+    t.next_gpa = DATA_GPA;
+    FZ_CHECK(uv_loop_init(&t.loop) == 0);
+    fzd_create(&t.dev, FZD_NET, port & 3, &t.loop, &ram.gm);
+    t.vd = t.dev.vd;
+    t.features = features & t.vd->device_features;
+    t.event_idx = t.features & VIRTIO_F_EVENT_IDX;
+    vfx_attach_transport(t.vd, &t.rec, 2);
+    FZ_CHECK(virtio_net_start(t.dev.net) == 0);
+    drive_up(&t);
+    while (fz_more(&f))
+        run_op(&t, &f);
+    struct virtio_net_stats st;
+    virtio_net_get_stats(t.dev.net, &st);
+    FZ_CHECK(st.tx_frames == t.dev.port->sent);     /* every frame counted is one the port took */
+    FZ_CHECK(st.tx_dropped >= t.dev.port->refused); /* and every one it refused is a drop */
+    virtio_net_stop(t.dev.net);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    FZ_CHECK(uv_loop_close(&t.loop) == 0);
+    fzd_destroy(&t.dev, false);
+    return 0;
+}
