@@ -47,10 +47,14 @@ static const int common_calls[] = {
     SCMP_SYS(getrandom),
 };
 
-/* The event loop's own calls: epoll, new eventfds, teardown figures (rusage, resident RAM). */
+/*
+ * The event loop's own calls: epoll, new eventfds, teardown figures (rusage, resident RAM), and
+ * poll, with which the serial console's stop waits to write out what the guest printed last.
+ */
 static const int loop_calls[] = {
-    SCMP_SYS(mincore),  SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
-    SCMP_SYS(eventfd2), SCMP_SYS(getrusage),  SCMP_SYS(fstat),       SCMP_SYS(newfstatat),
+    SCMP_SYS(mincore),     SCMP_SYS(poll),       SCMP_SYS(ppoll),    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),  SCMP_SYS(eventfd2), SCMP_SYS(getrusage),
+    SCMP_SYS(fstat),       SCMP_SYS(newfstatat),
 };
 
 /* libslirp on the loop: the guest's TCP/UDP/ICMP flows become host sockets; DNS reads

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,13 @@ static void signal_other_process(void)
     syscall(SYS_tgkill, getppid(), getppid(), 0);
 }
 
+static void poll_stdout(void)
+{
+    struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+    if (poll(&pfd, 1, 0) < 0)
+        _exit(12);
+}
+
 static void exec_mapping(void)
 {
     mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -185,6 +193,8 @@ END_TEST
 START_TEST(test_loop_role)
 {
     expect_allowed(run_confined(SANDBOX_LOOP, false, plain_work));
+    expect_allowed(run_confined(SANDBOX_LOOP, false, poll_stdout)); /* the serial flush at stop */
+    expect_killed(run_confined(SANDBOX_WORKER, false, poll_stdout));
     expect_killed(run_confined(SANDBOX_LOOP, false, inet_socket));
     expect_killed(run_confined(SANDBOX_LOOP, false, kvm_run_ioctl));
     expect_allowed(run_confined(SANDBOX_LOOP, true, inet_socket));
