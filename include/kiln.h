@@ -36,10 +36,18 @@ extern "C" {
 #define KILN_DISK_SERIAL_MAX 20
 
 /* A raw disk image attached as a virtio-blk device. */
+/* A disk image's format. */
+enum kiln_disk_format {
+    KILN_DISK_AUTO,  /* qcow2 if the file starts with qcow2's magic, else raw (the default) */
+    KILN_DISK_RAW,   /* the file's bytes are the disk's */
+    KILN_DISK_QCOW2, /* qcow2 version 2 or 3 (backing files, compressed clusters read-only) */
+};
+
 struct kiln_disk {
     const char *path; /* image file; opened read-write and locked unless read_only */
     bool read_only;
     const char *serial; /* NULL or up to KILN_DISK_SERIAL_MAX printable ASCII characters */
+    enum kiln_disk_format format;
 };
 
 /* Most network devices (virtio-net) one VM can have, and host port forwards per device. */

@@ -27,8 +27,9 @@ const char cli_usage[] =
     "  --memory SIZE        guest RAM, bytes or with K/M/G suffix (default 256M)\n"
     "  --serial MODE        stdio (default), file=PATH, or none\n"
     "  --timeout SECONDS    stop the VM after this long and exit 124\n"
-    "  --disk path=FILE[,ro][,serial=ID]\n"
-    "                       raw disk image as virtio-blk (repeatable: vda, vdb, ...)\n"
+    "  --disk path=FILE[,ro][,serial=ID][,format=raw|qcow2]\n"
+    "                       disk image as virtio-blk (repeatable: vda, vdb, ...); the\n"
+    "                       format is found from the file unless given\n"
     "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,mac=MAC]\n"
     "                       user-mode network (no root): DHCP 10.0.2.15, host loopback at\n"
     "                       10.0.2.2; HOSTADDR defaults to 127.0.0.1 (repeatable: eth0, ...)\n"
@@ -208,9 +209,17 @@ static int disk_field(char *field, bool first, struct kiln_disk *d, const char *
                              "spaces or commas",
                              orig, KILN_DISK_SERIAL_MAX);
         d->serial = field + 7;
+    } else if (strncmp(field, "format=", 7) == 0) {
+        if (strcmp(field + 7, "raw") == 0)
+            d->format = KILN_DISK_RAW;
+        else if (strcmp(field + 7, "qcow2") == 0)
+            d->format = KILN_DISK_QCOW2;
+        else
+            return kiln_fail(errmsg, EINVAL, "--disk '%s': format must be raw or qcow2", orig);
     } else {
         return kiln_fail(errmsg, EINVAL,
-                         "--disk '%s': unknown option '%s' (expected path=FILE, ro, serial=ID)",
+                         "--disk '%s': unknown option '%s' (expected path=FILE, ro, serial=ID, "
+                         "format=raw|qcow2)",
                          orig, field);
     }
     return 0;

@@ -3,12 +3,8 @@
 
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -34,7 +30,7 @@ struct blk_req {
     struct virtio_blk *blk;
     struct blk_req *next_free;
     uint64_t gen; /* blk->gen when submitted: a reset in between drops the result */
-    int fd;
+    struct disk_image *img;
     uint32_t type;
     uint16_t head;
     uint8_t *status;
@@ -52,7 +48,7 @@ struct virtio_blk {
     struct virtio_device vd;
     uv_loop_t *loop;
     const struct sandbox *sandbox;
-    int fd;
+    struct disk_image *img;
     char *path;
     bool read_only;
     char id[VIRTIO_BLK_ID_BYTES];
@@ -119,106 +115,19 @@ static uint64_t get64(const uint8_t *p)
 
 /* ---- Worker side (libuv thread pool): blocking file I/O on one request. ---- */
 
-/* Drop the first done bytes of an iovec array after a partial transfer. */
-static void iov_advance(struct iovec **iov, unsigned *n, size_t done)
-{
-    while (*n > 0 && done >= (*iov)->iov_len) {
-        done -= (*iov)->iov_len;
-        (*iov)++;
-        (*n)--;
-    }
-    if (*n > 0) {
-        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + done;
-        (*iov)->iov_len -= done;
-    }
-}
-
-/* Transfer all of iov at off, looping over short transfers. Returns 0 or -errno. */
-static int rw_full(int fd, struct iovec *iov, unsigned n, uint64_t off, bool write)
-{
-    while (n > 0) {
-        ssize_t got =
-            write ? pwritev(fd, iov, (int)n, (off_t)off) : preadv(fd, iov, (int)n, (off_t)off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            return -errno;
-        /* End of file inside the capacity: the image shrank under us. Report it, do not
-         * pretend the sectors hold zeros. */
-        if (got == 0)
-            return -EIO;
-        off += (uint64_t)got;
-        iov_advance(&iov, &n, (size_t)got);
-    }
-    return 0;
-}
-
-static int sync_fd(int fd)
-{
-    return fdatasync(fd) < 0 ? -errno : 0;
-}
-
-/* The file system (or kernel) cannot do this fallocate mode on this file. */
-static bool fallocate_unsupported(int err)
-{
-    return err == EOPNOTSUPP || err == ENOSYS || err == EINVAL || err == ENODEV;
-}
-
-static int write_zeros(int fd, uint64_t off, uint64_t len)
-{
-    static const uint8_t zeros[ZERO_CHUNK]; /* read-only: shared by all workers */
-    struct iovec iov[ZERO_IOV];
-    while (len > 0) {
-        unsigned n = 0;
-        uint64_t chunk = 0;
-        for (; n < ZERO_IOV && chunk < len; n++) {
-            uint64_t take = len - chunk < ZERO_CHUNK ? len - chunk : ZERO_CHUNK;
-            iov[n] = (struct iovec){(void *)zeros, (size_t)take};
-            chunk += take;
-        }
-        int err = rw_full(fd, iov, n, off, true);
-        if (err)
-            return err;
-        off += chunk;
-        len -= chunk;
-    }
-    return 0;
-}
-
-/* Discard: punching a hole is the deallocation the spec allows; it is only a hint, so a file
- * system that cannot punch holes makes it a successful no-op. */
-static int discard_range(int fd, const struct dwz_seg *s)
-{
-    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)s->off, (off_t)s->len) ==
-        0)
-        return 0;
-    return fallocate_unsupported(errno) ? 0 : -errno;
-}
-
-/* Write zeroes: reads must return zeros afterwards, so fall back to writing them. */
-static int zero_range(int fd, const struct dwz_seg *s)
-{
-    off_t off = (off_t)s->off, len = (off_t)s->len;
-    if (s->unmap && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
-        return 0;
-    if (fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
-        return 0;
-    if (!fallocate_unsupported(errno))
-        return -errno;
-    return write_zeros(fd, s->off, s->len);
-}
-
 static int do_segments(struct blk_req *r)
 {
     for (unsigned i = 0; i < r->nseg; i++) {
-        if (r->seg[i].len == 0)
-            continue; /* fallocate refuses an empty range */
-        int err = r->type == VIRTIO_BLK_T_DISCARD ? discard_range(r->fd, &r->seg[i])
-                                                  : zero_range(r->fd, &r->seg[i]);
+        const struct dwz_seg *g = &r->seg[i];
+        if (g->len == 0)
+            continue;
+        int err = r->type == VIRTIO_BLK_T_DISCARD
+                      ? disk_image_discard(r->img, g->off, g->len)
+                      : disk_image_write_zeroes(r->img, g->off, g->len, g->unmap);
         if (err)
             return err;
     }
-    return r->sync ? sync_fd(r->fd) : 0;
+    return r->sync ? disk_image_flush(r->img) : 0;
 }
 
 static void work_cb(uv_work_t *w)
@@ -229,15 +138,15 @@ static void work_cb(uv_work_t *w)
         return;
     switch (r->type) {
     case VIRTIO_BLK_T_IN:
-        r->err = rw_full(r->fd, r->iov, r->niov, r->off, false);
+        r->err = disk_image_read(r->img, r->iov, r->niov, r->off);
         break;
     case VIRTIO_BLK_T_OUT:
-        r->err = rw_full(r->fd, r->iov, r->niov, r->off, true);
+        r->err = disk_image_write(r->img, r->iov, r->niov, r->off);
         if (!r->err && r->sync)
-            r->err = sync_fd(r->fd);
+            r->err = disk_image_flush(r->img);
         break;
     case VIRTIO_BLK_T_FLUSH:
-        r->err = sync_fd(r->fd);
+        r->err = disk_image_flush(r->img);
         break;
     default:
         r->err = do_segments(r);
@@ -406,7 +315,7 @@ static void submit(struct virtio_blk *b, const struct req_view *v, struct blk_re
     r->status = v->status;
     r->payload_w = v->wr_payload;
     r->gen = b->gen;
-    r->fd = b->fd;
+    r->img = b->img;
     r->err = 0;
     b->free_reqs = r->next_free;
     b->inflight++;
@@ -619,64 +528,20 @@ static int check_serial(const struct virtio_blk_config *cfg, char *id, char *err
     return 0;
 }
 
-/* Open without blocking on a FIFO or taking a terminal; O_NONBLOCK is cleared afterwards. */
-static int open_image(struct virtio_blk *b, char *errmsg)
-{
-    int flags = (b->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-    b->fd = open(b->path, flags);
-    if (b->fd < 0 && errno == EISDIR)
-        return kiln_fail(errmsg, EISDIR, "disk %s: is a directory", b->path);
-    if (b->fd < 0) {
-        int e = errno;
-        bool perm = !b->read_only && (e == EACCES || e == EPERM || e == EROFS || e == ETXTBSY);
-        return kiln_fail(errmsg, e, "disk %s: cannot open%s: %s", b->path,
-                         perm ? " for writing (read-only disk?)" : "", strerror(e));
-    }
-    int fl = fcntl(b->fd, F_GETFL);
-    if (fl < 0 || fcntl(b->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-        return kiln_fail(errmsg, errno, "disk %s: fcntl: %s", b->path, strerror(errno));
-    return 0;
-}
-
 /*
- * An OFD lock belongs to the open file description, so it conflicts with another VM and with a
- * second disk on the same image in this process, and goes away when the fd is closed.
+ * An image locks its file (and shares its backing files): a conflict is a second VM or a second
+ * disk of this one on the same file. A file system that cannot lock leaves the image usable.
  */
 static int lock_image(struct virtio_blk *b, char *errmsg)
 {
-    struct flock fl = {.l_type = b->read_only ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(b->fd, F_OFD_SETLK, &fl) == 0)
-        return 0;
-    if (errno == EAGAIN || errno == EACCES)
+    char why[KILN_ERRMSG_MAX];
+    int ret = disk_image_lock(b->img, why);
+    if (ret == -EBUSY)
         return kiln_fail(errmsg, EBUSY,
                          "disk %s: locked by another process or disk (in use by another VM?)",
                          b->path);
-    /* Some file systems cannot lock at all: refusing them would make the image unusable. */
-    klog(b->vd.log, KILN_LOG_WARN, "disk %s: cannot lock (%s): other users are not kept out",
-         b->path, strerror(errno));
-    return 0;
-}
-
-/* Image size in bytes and the physical block size to hint; regular files and block devices. */
-static int image_size(struct virtio_blk *b, uint64_t *size, uint32_t *phys, char *errmsg)
-{
-    struct stat st;
-    if (fstat(b->fd, &st) < 0)
-        return kiln_fail(errmsg, errno, "disk %s: stat: %s", b->path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return kiln_fail(errmsg, EISDIR, "disk %s: is a directory", b->path);
-    if (S_ISREG(st.st_mode)) {
-        *size = (uint64_t)st.st_size;
-        *phys = (uint32_t)st.st_blksize;
-        return 0;
-    }
-    if (!S_ISBLK(st.st_mode))
-        return kiln_fail(errmsg, EINVAL, "disk %s: not a regular file or block device", b->path);
-    unsigned int pbs = 0;
-    if (ioctl(b->fd, BLKGETSIZE64, size) < 0 || ioctl(b->fd, BLKPBSZGET, &pbs) < 0)
-        return kiln_fail(errmsg, errno, "disk %s: cannot get the device size: %s", b->path,
-                         strerror(errno));
-    *phys = pbs;
+    if (ret < 0)
+        klog(b->vd.log, KILN_LOG_WARN, "%s: other users are not kept out", why);
     return 0;
 }
 
@@ -696,10 +561,11 @@ static uint8_t phys_exp(uint32_t phys)
  * changing it would move on-disk structures such as the GPT (at LBA 1) of an existing image.
  * The host block size is only a performance hint, through the topology and discard alignment.
  */
-static void build_config(struct virtio_blk *b, uint32_t phys)
+static void build_config(struct virtio_blk *b, uint32_t phys, uint32_t discard_granularity)
 {
     uint8_t *c = b->config;
     uint8_t exp = phys_exp(phys);
+    uint32_t discard_align = discard_granularity / VIRTIO_BLK_SECTOR;
     put64(c + VIRTIO_BLK_CFG_CAPACITY, b->capacity);
     put32(c + VIRTIO_BLK_CFG_SEG_MAX, SEG_MAX);
     put32(c + VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_SECTOR);
@@ -710,23 +576,24 @@ static void build_config(struct virtio_blk *b, uint32_t phys)
         return;
     put32(c + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, DWZ_MAX_SECTORS);
     put32(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, DWZ_MAX_SEG);
-    put32(c + VIRTIO_BLK_CFG_DISCARD_ALIGN, 1u << exp);
+    /* What one discard can free: the host block, or a qcow2 cluster. */
+    put32(c + VIRTIO_BLK_CFG_DISCARD_ALIGN,
+          discard_align > (1u << exp) ? discard_align : 1u << exp);
     put32(c + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, DWZ_MAX_SECTORS);
     put32(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, DWZ_MAX_SEG);
     c[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1; /* unmap write-zeroes punch holes */
 }
 
-static int setup_image(struct virtio_blk *b, char *errmsg)
+static int setup_image(struct virtio_blk *b, enum disk_format format, char *errmsg)
 {
-    uint64_t size = 0;
-    uint32_t phys = 0;
-    int err = open_image(b, errmsg);
-    if (!err)
-        err = image_size(b, &size, &phys, errmsg);
+    const struct disk_image_config ic = {
+        .path = b->path, .read_only = b->read_only, .format = format};
+    int err = disk_image_open(&ic, &b->img, errmsg);
     if (!err)
         err = lock_image(b, errmsg);
     if (err)
         return err;
+    uint64_t size = disk_image_size(b->img);
     if (size < VIRTIO_BLK_SECTOR)
         return kiln_fail(errmsg, EINVAL,
                          "disk %s: image is smaller than one 512-byte sector (%llu bytes)", b->path,
@@ -736,7 +603,7 @@ static int setup_image(struct virtio_blk *b, char *errmsg)
              "disk %s: size is not a multiple of 512; the last %u bytes are not visible", b->path,
              (unsigned)(size % VIRTIO_BLK_SECTOR));
     b->capacity = size / VIRTIO_BLK_SECTOR;
-    build_config(b, phys);
+    build_config(b, disk_image_block_size(b->img), disk_image_discard_granularity(b->img));
     return 0;
 }
 
@@ -751,8 +618,12 @@ static uint64_t offered_features(const struct virtio_blk *b)
 
 static void free_blk(struct virtio_blk *b)
 {
-    if (b->fd >= 0)
-        close(b->fd);
+    if (b->img) {
+        int ret = disk_image_close(b->img);
+        if (ret < 0)
+            klog(b->vd.log, KILN_LOG_ERROR, "disk %s: writing back its metadata: %s", b->path,
+                 strerror(-ret));
+    }
     free(b->path);
     free(b);
 }
@@ -768,14 +639,13 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, uv_loop_t *loop,
         free(b);
         return kiln_fail(errmsg, ENOMEM, "disk %s: out of memory", cfg->path);
     }
-    b->fd = -1;
     b->loop = loop;
     b->sandbox = cfg->sandbox;
     b->read_only = cfg->read_only;
     b->vd.log = log; /* for messages before virtio_device_init */
     int err = check_serial(cfg, b->id, errmsg);
     if (!err)
-        err = setup_image(b, errmsg);
+        err = setup_image(b, cfg->format, errmsg);
     if (err) {
         free_blk(b);
         return err;
@@ -828,12 +698,30 @@ static unsigned blk_count(const struct kiln_config *cfg)
     return cfg->ndisks;
 }
 
+static int blk_check(const struct kiln_config *cfg, char *errmsg)
+{
+    for (unsigned i = 0; i < cfg->ndisks; i++) {
+        const struct kiln_disk *d = &cfg->disks[i];
+        if (d->format != KILN_DISK_AUTO && d->format != KILN_DISK_RAW &&
+            d->format != KILN_DISK_QCOW2)
+            return kiln_fail(errmsg, EINVAL, "disk %s: format %d is not auto, raw or qcow2",
+                             d->path ? d->path : "(no path)", (int)d->format);
+    }
+    return 0;
+}
+
 /* The image is opened and locked here, before /dev/kvm: a bad or busy disk is the user's error. */
 static int blk_prepare(const struct device_env *env, unsigned index, void **prepared, char *errmsg)
 {
     const struct kiln_disk *d = &env->cfg->disks[index];
-    const struct virtio_blk_config bc = {
-        .path = d->path, .read_only = d->read_only, .serial = d->serial, .sandbox = env->sandbox};
+    const struct virtio_blk_config bc = {.path = d->path,
+                                         .read_only = d->read_only,
+                                         .serial = d->serial,
+                                         .format = d->format == KILN_DISK_RAW ? DISK_FORMAT_RAW
+                                                   : d->format == KILN_DISK_QCOW2
+                                                       ? DISK_FORMAT_QCOW2
+                                                       : DISK_FORMAT_AUTO,
+                                         .sandbox = env->sandbox};
     struct virtio_blk *blk;
     int ret = virtio_blk_create(&bc, env->loop, env->mem, env->log, &blk, errmsg);
     if (ret == 0)
@@ -859,6 +747,7 @@ static int blk_attach(const struct device_env *env, unsigned index, void *prepar
 
 const struct device_class virtio_blk_class = {.name = "virtio-blk",
                                               .count = blk_count,
+                                              .check = blk_check,
                                               .prepare = blk_prepare,
                                               .discard = blk_discard,
                                               .create = blk_attach,

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "block/image.h"
 #include "devices/devices.h"
 #include "memory.h"
 #include "util.h"
@@ -68,9 +69,10 @@ struct virtio_blk;
 extern const struct device_class virtio_blk_class;
 
 struct virtio_blk_config {
-    const char *path;   /* image file or block device; required */
-    bool read_only;     /* open O_RDONLY, offer VIRTIO_BLK_F_RO, take a read (shared) lock */
-    const char *serial; /* GET_ID string: NULL or "" for none, else 1..20 printable ASCII */
+    const char *path;        /* image file or block device; required */
+    bool read_only;          /* open O_RDONLY, offer VIRTIO_BLK_F_RO, take a read (shared) lock */
+    const char *serial;      /* GET_ID string: NULL or "" for none, else 1..20 printable ASCII */
+    enum disk_format format; /* auto (qcow2 by its magic, else raw), raw or qcow2 */
     const struct sandbox *sandbox; /* NULL, or the filters whose SANDBOX_WORKER the I/O enters */
 };
 

@@ -236,8 +236,25 @@ check disk_long_serial "serial" "1-20 printable" -- \
     run --kernel "$HELLO" --disk "path=$D/disk.img,serial=123456789012345678901"
 check disk_serial_not_printable "serial" "printable" -- \
     run --kernel "$HELLO" --disk "path=$D/disk.img,serial=$(printf 'a\tb')"
+check disk_bad_format "vmdk" "format must be raw or qcow2" -- \
+    run --kernel "$HELLO" --disk "path=$D/disk.img,format=vmdk"
 check disk_no_path "--disk" "path" -- run --kernel "$HELLO" --disk ro
 check disk_empty_path "--disk" "path" -- run --kernel "$HELLO" --disk path=
+
+# qcow2 images that lie: a header past the file's end, and a backing file that is not there.
+new_case q_bad
+printf 'QFI\373\0\0\0\003' >"$D/bad.qcow2"
+head -c 200 /dev/urandom >>"$D/bad.qcow2"
+check qcow2_corrupt_header "$D/bad.qcow2" "qcow2" -- run --kernel "$HELLO" --disk "path=$D/bad.qcow2"
+new_case q_backing
+qemu-img create -q -f qcow2 -u -b "$D/gone.qcow2" -F qcow2 "$D/top.qcow2" 64M 2>/dev/null ||
+    fail "qemu-img could not make the test image"
+check qcow2_missing_backing "$D/top.qcow2" "backing file" -- \
+    run --kernel "$HELLO" --disk "path=$D/top.qcow2"
+new_case q_forced
+truncate -s 1M "$D/raw.img"
+check raw_forced_qcow2 "$D/raw.img" "qcow2|magic" -- \
+    run --kernel "$HELLO" --disk "path=$D/raw.img,format=qcow2"
 
 # ---- Networks
 new_case n
