@@ -195,6 +195,9 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
         ret = allow_all(ctx, loop_calls, ARRAY_SIZE(loop_calls));
         if (ret == 0)
             ret = allow_ioctls(ctx, loop_ioctls, ARRAY_SIZE(loop_ioctls));
+        /* Closing a disk image writes its cached metadata back and flushes, as a worker does. */
+        if (ret == 0 && spec->disks)
+            ret = allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));
         return ret == 0 && spec->user_net ? allow_user_net(ctx) : ret;
     case SANDBOX_WORKER:
         return allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));

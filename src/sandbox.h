@@ -17,6 +17,7 @@ enum sandbox_role {
 struct sandbox_spec {
     bool roles[SANDBOX_ROLES]; /* which roles get a filter at all */
     bool user_net;             /* libslirp: sockets, and reading /etc/resolv.conf */
+    bool disks;                /* the loop closes disk images: metadata write-back and flush */
 };
 
 /* The compiled filters of one VM (BPF programs, read-only once built). */

@@ -242,6 +242,7 @@ static int build_sandbox(struct kiln_vm *vm, char *errmsg)
     spec.roles[SANDBOX_LOOP] = spec.roles[SANDBOX_WORKER] = c->seccomp == KILN_SECCOMP_ALL;
     for (unsigned i = 0; i < c->nnets; i++)
         spec.user_net |= c->nets[i].kind == KILN_NET_USER;
+    spec.disks = c->ndisks > 0;
     return sandbox_build(&vm->sandbox, &spec, errmsg);
 }
 

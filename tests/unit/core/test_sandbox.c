@@ -30,13 +30,15 @@
 #endif
 
 /* One confined child: build the filters of spec, enter role, run body, exit 0. */
+static bool g_disks; /* run_confined's spec.disks */
+
 static int run_confined(enum sandbox_role role, bool user_net, void (*body)(void))
 {
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        struct sandbox_spec spec = {.user_net = user_net};
+        struct sandbox_spec spec = {.user_net = user_net, .disks = g_disks};
         spec.roles[role] = true;
         struct sandbox sb;
         char err[KILN_ERRMSG_MAX];
@@ -226,6 +228,11 @@ START_TEST(test_worker_role)
     ck_assert_int_ge(g_fd, 0);
     unlink(path);
     expect_allowed(run_confined(SANDBOX_WORKER, false, worker_io));
+    /* The loop does disk I/O only when it closes disk images, so only a VM with disks lets it. */
+    expect_killed(run_confined(SANDBOX_LOOP, false, worker_io));
+    g_disks = true;
+    expect_allowed(run_confined(SANDBOX_LOOP, false, worker_io));
+    g_disks = false;
     expect_killed(run_confined(SANDBOX_WORKER, false, inet_socket));
     expect_killed(run_confined(SANDBOX_WORKER, false, kvm_run_ioctl));
     if (!SANITIZED)
