@@ -57,6 +57,7 @@ bench: build
 	bash bench/boot $(BUILD)
 	bash bench/blk $(BUILD)
 	bash bench/net $(BUILD)
+	bash bench/image $(BUILD)
 
 format:
 	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] bench/*.c guests/*.c guests/lib/*.[ch]

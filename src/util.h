@@ -83,6 +83,21 @@ static inline void le_put(uint8_t *p, uint32_t len, uint64_t v)
         p[i] = (uint8_t)(i < 8 ? v >> (8 * i) : 0);
 }
 
+/* Big-endian fields of len bytes (at most 8) in on-disk formats and firmware interfaces. */
+static inline uint64_t be_get(const uint8_t *p, uint32_t len)
+{
+    uint64_t v = 0;
+    for (uint32_t i = 0; i < len && i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline void be_put(uint8_t *p, uint32_t len, uint64_t v)
+{
+    for (uint32_t i = len; i-- > 0; v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
 /* Read exactly len bytes at offset off of fd into buf. Returns 0, or -errno (-EIO if short). */
 int pread_full(int fd, void *buf, uint64_t len, uint64_t off);
 

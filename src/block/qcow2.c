@@ -51,16 +51,7 @@ struct opening {
 
 static uint32_t be32_at(const uint8_t *p)
 {
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return be32toh(v);
-}
-
-static uint64_t be64_at(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return be64toh(v);
+    return (uint32_t)be_get(p, 4);
 }
 
 #define FAIL(o, err, ...) kiln_fail((o)->errmsg, err, "%s: " __VA_ARGS__)
@@ -70,25 +61,25 @@ static void parse_header(const uint8_t *p, struct header *h)
 {
     *h = (struct header){
         .version = be32_at(p + 4),
-        .backing_offset = be64_at(p + 8),
+        .backing_offset = be_get(p + 8, 8),
         .backing_size = be32_at(p + 16),
         .cluster_bits = be32_at(p + 20),
-        .size = be64_at(p + 24),
+        .size = be_get(p + 24, 8),
         .crypt = be32_at(p + 32),
         .l1_size = be32_at(p + 36),
-        .l1_offset = be64_at(p + 40),
-        .rt_offset = be64_at(p + 48),
+        .l1_offset = be_get(p + 40, 8),
+        .rt_offset = be_get(p + 48, 8),
         .rt_clusters = be32_at(p + 56),
         .nb_snapshots = be32_at(p + 60),
-        .snapshots_offset = be64_at(p + 64),
+        .snapshots_offset = be_get(p + 64, 8),
         .refcount_order = 4,
         .header_length = QCOW2_V2_HEADER,
     };
     if (h->version < 3)
         return;
-    h->incompat = be64_at(p + 72);
-    h->compat = be64_at(p + 80);
-    h->autoclear = be64_at(p + 88);
+    h->incompat = be_get(p + 72, 8);
+    h->compat = be_get(p + 80, 8);
+    h->autoclear = be_get(p + 88, 8);
     h->refcount_order = be32_at(p + 96);
     h->header_length = be32_at(p + 100);
 }

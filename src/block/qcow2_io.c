@@ -173,12 +173,19 @@ static int read_compressed(struct qcow2 *q, uint64_t host, uint64_t clen, uint8_
     return ret;
 }
 
-static int read_host(struct qcow2 *q, const struct iovec *iov, unsigned niov, uint64_t pos,
-                     uint64_t host, uint64_t len)
+/* [pos, pos + len) of the request's iovec from or to the image file at host. */
+static int rw_host(struct qcow2 *q, const struct iovec *iov, unsigned niov, uint64_t pos,
+                   uint64_t host, uint64_t len, bool write)
 {
     struct iovec s[BLOCK_IOV_SLICE_MAX];
     int n = block_iov_slice(iov, niov, pos, len, s, BLOCK_IOV_SLICE_MAX);
-    return n < 0 ? n : block_rw(q->img.fd, s, (unsigned)n, host, false, true);
+    return n < 0 ? n : block_rw(q->img.fd, s, (unsigned)n, host, write, !write);
+}
+
+static int read_host(struct qcow2 *q, const struct iovec *iov, unsigned niov, uint64_t pos,
+                     uint64_t host, uint64_t len)
+{
+    return rw_host(q, iov, niov, pos, host, len, false);
 }
 
 /* Guest bytes [g, g + len) that no cluster of this image holds: the backing file's, or zeros. */
@@ -299,9 +306,7 @@ static int map_write(struct qcow2 *q, uint64_t g, uint64_t len, struct extent *x
 static int write_host(struct qcow2 *q, const struct iovec *iov, unsigned niov, uint64_t pos,
                       uint64_t host, uint64_t len)
 {
-    struct iovec s[BLOCK_IOV_SLICE_MAX];
-    int n = block_iov_slice(iov, niov, pos, len, s, BLOCK_IOV_SLICE_MAX);
-    return n < 0 ? n : block_rw(q->img.fd, s, (unsigned)n, host, true, false);
+    return rw_host(q, iov, niov, pos, host, len, true);
 }
 
 /* The guest cluster at gstart reads as zeros before this write (no data of its own or below). */

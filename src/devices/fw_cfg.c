@@ -34,19 +34,6 @@ struct fw_cfg {
     uint32_t dma_high;
 };
 
-static uint32_t be32_get(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void be32_put(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* The item a selector names; keys that name nothing read as empty. */
 static const struct item *lookup(const struct fw_cfg *f, uint16_t key)
 {
@@ -90,8 +77,8 @@ static void dma_run(struct fw_cfg *f, uint64_t addr)
              (unsigned long long)addr);
         return;
     }
-    uint32_t control = be32_get(req), len = be32_get(req + 4);
-    uint64_t buf = (uint64_t)be32_get(req + 8) << 32 | be32_get(req + 12);
+    uint32_t control = (uint32_t)be_get(req, 4), len = (uint32_t)be_get(req + 4, 4);
+    uint64_t buf = be_get(req + 8, 8);
     if (control & FW_CFG_DMA_SELECT)
         select_item(f, (uint16_t)(control >> 16));
     bool ok = true;
@@ -108,7 +95,7 @@ static void dma_run(struct fw_cfg *f, uint64_t addr)
     if (!ok)
         klog(f->log, KILN_LOG_WARN, "fw_cfg: DMA %s of %u bytes at 0x%llx refused",
              control & FW_CFG_DMA_READ ? "read" : "write", len, (unsigned long long)buf);
-    be32_put(req, ok ? 0 : FW_CFG_DMA_ERROR);
+    be_put(req, 4, ok ? 0 : FW_CFG_DMA_ERROR);
 }
 
 /* Region 0: selector (0) and data (1) ports; region 1: the DMA register. */
@@ -134,9 +121,9 @@ static void fw_cfg_write(struct device *d, unsigned region, uint64_t off, const 
     if (region == 0 && off == 0 && len >= 2) {
         select_item(f, (uint16_t)le_get(data, 2));
     } else if (region == 1 && len == 4 && off == 0) {
-        f->dma_high = be32_get(data);
+        f->dma_high = (uint32_t)be_get(data, 4);
     } else if (region == 1 && len == 4 && off == 4) {
-        dma_run(f, (uint64_t)f->dma_high << 32 | be32_get(data));
+        dma_run(f, (uint64_t)f->dma_high << 32 | (uint32_t)be_get(data, 4));
         f->dma_high = 0;
     }
     /* Anything else (data port writes, odd widths) is ignored, as on QEMU. */
@@ -201,10 +188,10 @@ static int set_item(struct item *it, const void *data, uint32_t len)
 static int write_directory(struct fw_cfg *f)
 {
     uint8_t dir[4 + FW_CFG_MAX_FILES * FW_CFG_DIR_ENTRY] = {0};
-    be32_put(dir, f->nfiles);
+    be_put(dir, 4, f->nfiles);
     for (unsigned i = 0; i < f->nfiles; i++) {
         uint8_t *e = dir + 4 + i * FW_CFG_DIR_ENTRY;
-        be32_put(e, f->files[i].len);
+        be_put(e, 4, f->files[i].len);
         e[4] = (uint8_t)((FW_CFG_FILE_FIRST + i) >> 8);
         e[5] = (uint8_t)(FW_CFG_FILE_FIRST + i);
         memcpy(e + 8, f->names[i], FW_CFG_NAME_MAX);

@@ -81,38 +81,6 @@ struct req_view {
     uint64_t sector;
 };
 
-static void put16(uint8_t *p, uint16_t v)
-{
-    v = htole16(v);
-    memcpy(p, &v, sizeof(v));
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    v = htole32(v);
-    memcpy(p, &v, sizeof(v));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    v = htole64(v);
-    memcpy(p, &v, sizeof(v));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return le64toh(v);
-}
-
 /* ---- Worker side (libuv thread pool): blocking file I/O on one request. ---- */
 
 static int do_segments(struct blk_req *r)
@@ -189,8 +157,8 @@ static bool view_chain(const struct virtq_chain *c, struct req_view *v)
     uint8_t hdr[VIRTIO_BLK_HDR_LEN];
     virtq_bufs_read(v->rd, v->nrd, 0, hdr, sizeof(hdr));
     v->hdr_ok = true;
-    v->type = get32(hdr);
-    v->sector = get64(hdr + 8);
+    v->type = (uint32_t)le_get(hdr, 4);
+    v->sector = le_get(hdr + 8, 8);
     v->rd_payload = c->readable_len - VIRTIO_BLK_HDR_LEN;
     return true;
 }
@@ -252,8 +220,8 @@ static uint8_t prepare_rw(struct virtio_blk *b, const struct req_view *v, struct
 static uint8_t check_segment(struct virtio_blk *b, uint32_t type, const uint8_t *raw,
                              struct dwz_seg *s)
 {
-    uint64_t sector = get64(raw);
-    uint32_t num = get32(raw + 8), flags = get32(raw + 12);
+    uint64_t sector = le_get(raw, 8);
+    uint32_t num = (uint32_t)le_get(raw + 8, 4), flags = (uint32_t)le_get(raw + 12, 4);
     /* The spec: unknown flags, and unmap on a discard, are UNSUPP. */
     if ((flags & ~VIRTIO_BLK_WZ_F_UNMAP) ||
         (type == VIRTIO_BLK_T_DISCARD && (flags & VIRTIO_BLK_WZ_F_UNMAP))) {
@@ -566,21 +534,21 @@ static void build_config(struct virtio_blk *b, uint32_t phys, uint32_t discard_g
     uint8_t *c = b->config;
     uint8_t exp = phys_exp(phys);
     uint32_t discard_align = discard_granularity / VIRTIO_BLK_SECTOR;
-    put64(c + VIRTIO_BLK_CFG_CAPACITY, b->capacity);
-    put32(c + VIRTIO_BLK_CFG_SEG_MAX, SEG_MAX);
-    put32(c + VIRTIO_BLK_CFG_BLK_SIZE, VIRTIO_BLK_SECTOR);
+    le_put(c + VIRTIO_BLK_CFG_CAPACITY, 8, b->capacity);
+    le_put(c + VIRTIO_BLK_CFG_SEG_MAX, 4, SEG_MAX);
+    le_put(c + VIRTIO_BLK_CFG_BLK_SIZE, 4, VIRTIO_BLK_SECTOR);
     c[VIRTIO_BLK_CFG_PHYS_EXP] = exp;
-    put16(c + VIRTIO_BLK_CFG_MIN_IO, (uint16_t)(1u << exp));
-    put16(c + VIRTIO_BLK_CFG_NUM_QUEUES, 1);
+    le_put(c + VIRTIO_BLK_CFG_MIN_IO, 2, (uint16_t)(1u << exp));
+    le_put(c + VIRTIO_BLK_CFG_NUM_QUEUES, 2, 1);
     if (b->read_only)
         return;
-    put32(c + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, DWZ_MAX_SECTORS);
-    put32(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, DWZ_MAX_SEG);
+    le_put(c + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, 4, DWZ_MAX_SECTORS);
+    le_put(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, 4, DWZ_MAX_SEG);
     /* What one discard can free: the host block, or a qcow2 cluster. */
-    put32(c + VIRTIO_BLK_CFG_DISCARD_ALIGN,
-          discard_align > (1u << exp) ? discard_align : 1u << exp);
-    put32(c + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, DWZ_MAX_SECTORS);
-    put32(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, DWZ_MAX_SEG);
+    le_put(c + VIRTIO_BLK_CFG_DISCARD_ALIGN, 4,
+           discard_align > (1u << exp) ? discard_align : 1u << exp);
+    le_put(c + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, 4, DWZ_MAX_SECTORS);
+    le_put(c + VIRTIO_BLK_CFG_MAX_WZ_SEG, 4, DWZ_MAX_SEG);
     c[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1; /* unmap write-zeroes punch holes */
 }
 

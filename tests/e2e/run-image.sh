@@ -32,4 +32,8 @@ fi
 flock -u 9
 # L1 holds the guest's 1 GiB and, afterwards, the root partition image.sh copies out to check.
 export KILN_E2E_L1_MEMORY=${KILN_E2E_L1_MEMORY:-4096}
-exec "$here/harness" run --timeout "${KILN_E2E_TIMEOUT:-900}" "$script" "$build" "$image"
+# KILN_E2E_KEEP=DIR keeps what the script writes to $KILN_E2E_OUT (bench/image's figures).
+keep=()
+[[ -z ${KILN_E2E_KEEP:-} ]] || keep=(--out "$KILN_E2E_KEEP")
+exec "$here/harness" run --timeout "${KILN_E2E_TIMEOUT:-900}" "${keep[@]}" "$script" "$build" \
+    "$image"
