@@ -165,6 +165,14 @@ struct kiln_config {
 
     enum kiln_transport transport; /* default KILN_TRANSPORT_PCI */
     enum kiln_seccomp seccomp;     /* default KILN_SECCOMP_THREADS */
+
+    /*
+     * QEMU's isa-debug-exit, for test frameworks that use it: a guest write of V (any width) to
+     * ports debug_exit_port .. + debug_exit_size - 1 ends the VM with KILN_EXIT_DEBUG, status V.
+     * QEMU's defaults are port 0x501, size 2.
+     */
+    uint16_t debug_exit_port;
+    uint8_t debug_exit_size; /* 0: no such device (the default); else 1, 2 or 4 */
 };
 
 /* Why kiln_vm_run() returned. */
@@ -176,11 +184,13 @@ enum kiln_exit_reason {
     KILN_EXIT_CRASH,        /* the guest crashed (triple fault, KVM shutdown or crash event) */
     KILN_EXIT_STOPPED,      /* kiln_vm_stop() was called, or the serial escape was typed */
     KILN_EXIT_ERROR,        /* kiln or KVM failed while running; see error and message */
+    KILN_EXIT_DEBUG,        /* the guest wrote to the debug exit device; see status */
 };
 
 struct kiln_exit {
     enum kiln_exit_reason reason;
-    int status;                    /* KILN_EXIT_STATUS: the byte written (0-255) */
+    /* KILN_EXIT_STATUS: the byte written (0-255); KILN_EXIT_DEBUG: the value (low 31 bits) */
+    int status;
     int error;                     /* KILN_EXIT_ERROR: a positive errno-style code */
     char message[KILN_ERRMSG_MAX]; /* human-readable detail, "" if none */
 };

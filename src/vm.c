@@ -8,6 +8,7 @@
 
 #include "devices/acpi_pm.h"
 #include "devices/devices.h"
+#include "devices/debug_exit.h"
 #include "devices/exitdev.h"
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
@@ -26,8 +27,9 @@
 /* The platform devices, in the order they are made (and appear in the DSDT). */
 static const struct device_class *const platform_devices[] = {
     &serial_class, /* COM1 */
-    &i8042_class,   &exitdev_class, &pvpanic_class,
-    &acpi_pm_class, &rtc_class, /* only with firmware: the clock and CMOS memory it reads */
+    &i8042_class,      &exitdev_class, &pvpanic_class,
+    &acpi_pm_class,    &rtc_class, /* only with firmware: the clock and CMOS memory it reads */
+    &debug_exit_class,             /* only when asked for */
 };
 
 /* The devices on the virtio transport, after PCI bus 0: disks (vda, ...), then networks. */
@@ -261,7 +263,8 @@ int vm_add_device(struct kiln_vm *vm, struct device *d, char *errmsg)
     if (ret < 0)
         return kiln_fail(errmsg, -ret, "%s at %s 0x%llx: %s", d->name,
                          d->ranges[bad].space == DEVICE_PIO ? "port" : "address",
-                         (unsigned long long)d->ranges[bad].base, strerror(-ret));
+                         (unsigned long long)d->ranges[bad].base,
+                         ret == -EEXIST ? "overlaps another device" : strerror(-ret));
     return 0;
 }
 

@@ -32,6 +32,8 @@ struct cli_options {
     bool stats;
     enum kiln_transport transport;
     enum kiln_seccomp seccomp;
+    uint16_t debug_exit_port; /* --debug-exit; size 0: none */
+    uint8_t debug_exit_size;
     struct kiln_disk disks[KILN_MAX_DISKS];
     unsigned ndisks;
     struct kiln_net nets[KILN_MAX_NETS];
@@ -40,6 +42,9 @@ struct cli_options {
 
 /* Parse one --disk value "path=FILE[,ro][,serial=ID]" into *d (pointing into s). */
 int parse_disk(char *s, struct kiln_disk *d, char *errmsg);
+
+/* Parse one --debug-exit value "iobase=PORT[,iosize=1|2|4]" into o (QEMU's defaults: 0x501, 2). */
+int parse_debug_exit(const char *s, struct cli_options *o, char *errmsg);
 
 /* Parse one --net value "user[,...]" or "tap=NAME[,...]" into *n (pointing into s). */
 int parse_net(char *s, struct kiln_net *n, char *errmsg);

@@ -37,10 +37,14 @@ const char cli_usage[] =
     "                       an existing TAP interface as virtio-net (repeatable)\n"
     "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
     "  --seccomp on|off     system call filters on every kiln thread (default on)\n"
+    "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
+    "                       QEMU's isa-debug-exit: a guest write of V to PORT exits\n"
+    "                       kiln with (V << 1) | 1 (defaults: iobase=0x501, iosize=2)\n"
     "  --stats              print VM statistics on stderr at exit\n"
     "\n"
     "Exit status: 0 guest powered off or rebooted; 1-123 status the guest wrote to the exit\n"
-    "device (port 0x5f0); 124 timeout; 125 kiln failed; 126 guest crashed.\n"
+    "device (port 0x5f0); 124 timeout; 125 kiln failed; 126 guest crashed; any odd code\n"
+    "from --debug-exit.\n"
     "On a terminal, Ctrl-A x stops the VM.\n";
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
@@ -265,9 +269,9 @@ static int add_net(const char *value, struct cli_options *o, char *errmsg)
     return ret;
 }
 
-static const char *const value_flags[] = {"--kernel", "--firmware",  "--initrd", "--cmdline",
-                                          "--cpus",   "--memory",    "--serial", "--timeout",
-                                          "--disk",   "--transport", "--net",    "--seccomp"};
+static const char *const value_flags[] = {
+    "--kernel",  "--firmware", "--initrd",    "--cmdline", "--cpus",    "--memory",    "--serial",
+    "--timeout", "--disk",     "--transport", "--net",     "--seccomp", "--debug-exit"};
 
 static bool takes_value(const char *flag)
 {
@@ -308,6 +312,51 @@ static int parse_seccomp(const char *s, enum kiln_seccomp *m, char *errmsg)
     return 0;
 }
 
+/* A number in C syntax (0x.. hex, 0.. octal, decimal) up to max, the whole string. */
+static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    if (*s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 0);
+    if (errno || *end || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+int parse_debug_exit(const char *s, struct cli_options *o, char *errmsg)
+{
+    unsigned long port = 0x501, size = 2;
+    char buf[128];
+    if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+        return kiln_fail(errmsg, EINVAL, "--debug-exit: value too long");
+    for (char *f = buf, *next; f; f = next) {
+        next = strchr(f, ',');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(f, "iobase=", 7) == 0) {
+            if (!parse_uint(f + 7, 0xffff, &port))
+                return kiln_fail(errmsg, EINVAL,
+                                 "--debug-exit '%s': iobase must be a port, 0-0xffff", s);
+        } else if (strncmp(f, "iosize=", 7) == 0) {
+            if (!parse_uint(f + 7, 4, &size) || size == 0 || size == 3)
+                return kiln_fail(errmsg, EINVAL, "--debug-exit '%s': iosize must be 1, 2 or 4", s);
+        } else {
+            return kiln_fail(errmsg, EINVAL,
+                             "--debug-exit '%s': unknown option '%s' (expected iobase=PORT, "
+                             "iosize=1|2|4)",
+                             s, f);
+        }
+    }
+    if (port + size > 0x10000)
+        return kiln_fail(errmsg, EINVAL, "--debug-exit '%s': the ports go past 0xffff", s);
+    o->debug_exit_port = (uint16_t)port;
+    o->debug_exit_size = (uint8_t)size;
+    return 0;
+}
+
 /* Apply one "--flag value" pair. */
 static int apply_option(const char *flag, const char *value, uint64_t host_ram,
                         struct cli_options *o, char *errmsg)
@@ -337,6 +386,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return add_net(value, o, errmsg);
     if (strcmp(flag, "--seccomp") == 0)
         return parse_seccomp(value, &o->seccomp, errmsg);
+    if (strcmp(flag, "--debug-exit") == 0)
+        return parse_debug_exit(value, o, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 

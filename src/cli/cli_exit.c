@@ -19,6 +19,9 @@ int cli_exit_code(const struct kiln_exit *e, int stop_signal, char *warn)
             return EXIT_CODE_STATUS_MAX;
         }
         return e->status < 0 ? EXIT_CODE_KILN_ERROR : e->status;
+    case KILN_EXIT_DEBUG:
+        /* QEMU's isa-debug-exit code, which test frameworks expect: (V << 1) | 1. */
+        return (int)(((unsigned)e->status << 1 | 1) & 0xff);
     case KILN_EXIT_TIMEOUT:
         return EXIT_CODE_TIMEOUT;
     case KILN_EXIT_CRASH:

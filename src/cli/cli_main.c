@@ -123,6 +123,8 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
     memcpy(cfg->nets, o->nets, sizeof(cfg->nets));
     cfg->transport = o->transport;
     cfg->seccomp = o->seccomp;
+    cfg->debug_exit_port = o->debug_exit_port;
+    cfg->debug_exit_size = o->debug_exit_size;
     *serial_fd = -1;
     switch (o->serial) {
     case CLI_SERIAL_STDIO:

@@ -182,6 +182,10 @@ for c in "memory_zero;--memory;below the minimum;--memory 0" \
     "timeout_negative;-5;number|seconds;--timeout -5" \
     "serial_bad_mode;telepathy;serial;--serial telepathy" \
     "seccomp_bad_value;maybe;expected on or off;--seccomp maybe" \
+    "debug_exit_port_too_big;0x10000;iobase must be a port;--debug-exit iobase=0x10000" \
+    "debug_exit_bad_size;iosize=3;iosize must be 1, 2 or 4;--debug-exit iobase=0xf4,iosize=3" \
+    "debug_exit_past_end;0xfffe;go past 0xffff;--debug-exit iobase=0xfffe,iosize=4" \
+    "debug_exit_unknown;port=;unknown option;--debug-exit port=0xf4" \
     "unknown_flag;--frobnicate;unknown;--frobnicate"; do
     IFS=';' read -r name needle reason opt <<<"$c"
     # shellcheck disable=SC2086

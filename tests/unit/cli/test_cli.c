@@ -275,6 +275,35 @@ START_TEST(test_net_errors)
 }
 END_TEST
 
+START_TEST(test_debug_exit)
+{
+    struct cli_options o;
+    char err[KILN_ERRMSG_MAX];
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k"), 0);
+    ck_assert_int_eq(o.debug_exit_size, 0);
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--debug-exit", "iobase=0xf4"),
+                     0);
+    ck_assert_int_eq(o.debug_exit_port, 0xf4);
+    ck_assert_int_eq(o.debug_exit_size, 2);
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--debug-exit=iosize=4"), 0);
+    ck_assert_int_eq(o.debug_exit_port, 0x501);
+    ck_assert_int_eq(o.debug_exit_size, 4);
+    ck_assert_int_eq(
+        PARSE(&o, err, "kiln", "run", "--kernel", "k", "--debug-exit", "iosize=1,iobase=65535"), 0);
+    ck_assert_int_eq(o.debug_exit_port, 0xffff);
+    ck_assert_int_eq(o.debug_exit_size, 1);
+    static const char *const bad[] = {
+        "iobase=",  "iobase=-1", "iobase=0x10000",         "iobase=0xf4x",  "iosize=0",
+        "iosize=3", "iosize=8",  "iobase=0xffff,iosize=2", "iobase=0xf4,,", "size=2",
+        ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--debug-exit", bad[i]),
+                         -EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "--debug-exit"));
+    }
+}
+END_TEST
+
 static int code_for(enum kiln_exit_reason reason, int status, int sig, char *warn)
 {
     struct kiln_exit e = {.reason = reason, .status = status};
@@ -298,6 +327,13 @@ START_TEST(test_exit_codes)
     ck_assert_str_eq(warn, "");
     ck_assert_int_eq(code_for(KILN_EXIT_ERROR, 0, 0, warn), 125);
     ck_assert_int_eq(code_for(KILN_EXIT_CRASH, 0, 0, warn), 126);
+    /* QEMU's isa-debug-exit: (V << 1) | 1, eight bits of it, no warning. */
+    ck_assert_int_eq(code_for(KILN_EXIT_DEBUG, 0, 0, warn), 1);
+    ck_assert_int_eq(code_for(KILN_EXIT_DEBUG, 0x10, 0, warn), 33);
+    ck_assert_int_eq(code_for(KILN_EXIT_DEBUG, 127, 0, warn), 255);
+    ck_assert_int_eq(code_for(KILN_EXIT_DEBUG, 128, 0, warn), 1);
+    ck_assert_int_eq(code_for(KILN_EXIT_DEBUG, 0x7fffffff, 0, warn), 255);
+    ck_assert_str_eq(warn, "");
     ck_assert_int_eq(code_for(KILN_EXIT_STOPPED, 0, 0, warn), 128 + SIGINT);
     ck_assert_int_eq(code_for(KILN_EXIT_STOPPED, 0, SIGTERM, warn), 128 + SIGTERM);
 }
@@ -313,6 +349,7 @@ int main(void)
     tcase_add_test(tc, test_defaults_and_modes);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_exit_codes);
+    tcase_add_test(tc, test_debug_exit);
     tcase_add_test(tc, test_disks);
     tcase_add_test(tc, test_disk_errors);
     tcase_add_test(tc, test_nets);
