@@ -178,13 +178,14 @@ struct kiln_config {
 /* Why kiln_vm_run() returned. */
 enum kiln_exit_reason {
     KILN_EXIT_POWEROFF = 0, /* the guest powered off */
-    KILN_EXIT_REBOOT,       /* the guest asked for a reset (treated as the end of the VM) */
-    KILN_EXIT_STATUS,       /* the guest wrote a status byte to the exit device; see status */
-    KILN_EXIT_TIMEOUT,      /* config.timeout_ms elapsed; the VM was stopped */
-    KILN_EXIT_CRASH,        /* the guest crashed (triple fault, KVM shutdown or crash event) */
-    KILN_EXIT_STOPPED,      /* kiln_vm_stop() was called, or the serial escape was typed */
-    KILN_EXIT_ERROR,        /* kiln or KVM failed while running; see error and message */
-    KILN_EXIT_DEBUG,        /* the guest wrote to the debug exit device; see status */
+    /* The guest asked for a reset. The VM has ended; to boot again, destroy it, create anew. */
+    KILN_EXIT_REBOOT,
+    KILN_EXIT_STATUS,  /* the guest wrote a status byte to the exit device; see status */
+    KILN_EXIT_TIMEOUT, /* config.timeout_ms elapsed; the VM was stopped */
+    KILN_EXIT_CRASH,   /* the guest crashed (triple fault, KVM shutdown or crash event) */
+    KILN_EXIT_STOPPED, /* kiln_vm_stop() was called, or the serial escape was typed */
+    KILN_EXIT_ERROR,   /* kiln or KVM failed while running; see error and message */
+    KILN_EXIT_DEBUG,   /* the guest wrote to the debug exit device; see status */
 };
 
 struct kiln_exit {

@@ -13,6 +13,8 @@
 #define EXIT_CODE_TIMEOUT 124
 #define EXIT_CODE_KILN_ERROR 125
 #define EXIT_CODE_CRASH 126
+/* The guest rebooted, with --no-reboot (without it, kiln starts the guest again). */
+#define EXIT_CODE_REBOOT 128
 
 enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION };
 enum cli_serial { CLI_SERIAL_STDIO, CLI_SERIAL_FILE, CLI_SERIAL_NONE };
@@ -30,6 +32,7 @@ struct cli_options {
     const char *serial_path;
     uint64_t timeout_ms;
     bool stats;
+    bool no_reboot;
     enum kiln_transport transport;
     enum kiln_seccomp seccomp;
     uint16_t debug_exit_port; /* --debug-exit; size 0: none */

@@ -40,11 +40,13 @@ const char cli_usage[] =
     "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
     "                       QEMU's isa-debug-exit: a guest write of V to PORT exits\n"
     "                       kiln with (V << 1) | 1 (defaults: iobase=0x501, iosize=2)\n"
+    "  --no-reboot          a guest reboot ends kiln with exit status 128 (default: the\n"
+    "                       guest starts again, as from power-on)\n"
     "  --stats              print VM statistics on stderr at exit\n"
     "\n"
-    "Exit status: 0 guest powered off or rebooted; 1-123 status the guest wrote to the exit\n"
-    "device (port 0x5f0); 124 timeout; 125 kiln failed; 126 guest crashed; any odd code\n"
-    "from --debug-exit.\n"
+    "Exit status: 0 guest powered off; 1-123 status the guest wrote to the exit device\n"
+    "(port 0x5f0); 124 timeout; 125 kiln failed; 126 guest crashed; 128 guest rebooted\n"
+    "with --no-reboot; any odd code from --debug-exit.\n"
     "On a terminal, Ctrl-A x stops the VM.\n";
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
@@ -443,6 +445,10 @@ static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_option
         }
         if (strcmp(arg, "--stats") == 0) {
             o->stats = true;
+            continue;
+        }
+        if (strcmp(arg, "--no-reboot") == 0) {
+            o->no_reboot = true;
             continue;
         }
         if (!takes_value(flag))

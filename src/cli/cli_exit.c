@@ -9,8 +9,9 @@ int cli_exit_code(const struct kiln_exit *e, int stop_signal, char *warn)
     warn[0] = '\0';
     switch (e->reason) {
     case KILN_EXIT_POWEROFF:
-    case KILN_EXIT_REBOOT:
         return 0;
+    case KILN_EXIT_REBOOT:
+        return EXIT_CODE_REBOOT;
     case KILN_EXIT_STATUS:
         if (e->status > EXIT_CODE_STATUS_MAX) {
             snprintf(warn, KILN_ERRMSG_MAX,

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -19,6 +21,7 @@
  * library itself keeps none.
  */
 static struct kiln_vm *volatile g_vm;
+static volatile pid_t g_child; /* in the parent: the process running the VM, 0 if none */
 static volatile sig_atomic_t g_stop_signal;
 static struct termios g_saved_termios;
 static volatile sig_atomic_t g_termios_saved;
@@ -51,6 +54,8 @@ static void stop_handler(int sig)
     g_stop_signal = sig;
     if (g_vm)
         kiln_vm_stop(g_vm);
+    if (g_child > 0)
+        kill(g_child, sig); /* the VM's process stops its VM the same way */
 }
 
 /* A crash of kiln itself must still give the user a sane terminal back. */
@@ -105,9 +110,9 @@ static int drop_privileges(void)
     return capng_apply(bounds ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS) < 0 ? -EPERM : 0;
 }
 
-/* Fill the library config from the options; opens --serial file=PATH. */
-static int build_config(const struct cli_options *o, struct kiln_config *cfg, int *serial_fd,
-                        char *errmsg)
+/* Fill the library config from the options; serial_fd is the open --serial file=PATH. */
+static void build_config(const struct cli_options *o, int serial_fd, uint64_t timeout_ms,
+                         struct kiln_config *cfg)
 {
     kiln_config_init(cfg);
     cfg->kernel_path = o->kernel;
@@ -116,7 +121,7 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
     cfg->cmdline = o->cmdline;
     cfg->cpus = o->cpus;
     cfg->memory_bytes = o->memory;
-    cfg->timeout_ms = o->timeout_ms;
+    cfg->timeout_ms = timeout_ms;
     cfg->ndisks = o->ndisks;
     memcpy(cfg->disks, o->disks, sizeof(cfg->disks));
     cfg->nnets = o->nnets;
@@ -125,7 +130,6 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
     cfg->seccomp = o->seccomp;
     cfg->debug_exit_port = o->debug_exit_port;
     cfg->debug_exit_size = o->debug_exit_size;
-    *serial_fd = -1;
     switch (o->serial) {
     case CLI_SERIAL_STDIO:
         cfg->serial_in_fd = STDIN_FILENO;
@@ -133,18 +137,24 @@ static int build_config(const struct cli_options *o, struct kiln_config *cfg, in
         cfg->serial_escape = isatty(STDIN_FILENO);
         break;
     case CLI_SERIAL_FILE:
-        *serial_fd = open(o->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (*serial_fd < 0) {
-            snprintf(errmsg, KILN_ERRMSG_MAX, "--serial file=%s: %s", o->serial_path,
-                     strerror(errno));
-            return -1;
-        }
-        cfg->serial_out_fd = *serial_fd;
+        cfg->serial_out_fd = serial_fd;
         break;
     case CLI_SERIAL_NONE:
         break;
     }
-    return 0;
+}
+
+/* Open --serial file=PATH once for all boots (a reboot appends; -1 without such a file). */
+static int open_serial_file(const struct cli_options *o, int *fd, char *errmsg)
+{
+    *fd = -1;
+    if (o->serial != CLI_SERIAL_FILE)
+        return 0;
+    *fd = open(o->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (*fd >= 0)
+        return 0;
+    snprintf(errmsg, KILN_ERRMSG_MAX, "--serial file=%s: %s", o->serial_path, strerror(errno));
+    return -1;
 }
 
 static void print_stats(const struct kiln_vm *vm)
@@ -163,7 +173,7 @@ static void print_stats(const struct kiln_vm *vm)
             (unsigned long long)st.net_tx_dropped);
 }
 
-static int report_exit(const struct kiln_exit *e)
+static int report_exit(const struct kiln_exit *e, uint64_t timeout_ms)
 {
     char warn[KILN_ERRMSG_MAX];
     int code = cli_exit_code(e, g_stop_signal, warn);
@@ -174,23 +184,24 @@ static int report_exit(const struct kiln_exit *e)
     else if (e->reason == KILN_EXIT_CRASH)
         fprintf(stderr, "kiln: guest crashed: %s\n", e->message);
     else if (e->reason == KILN_EXIT_TIMEOUT)
-        fprintf(stderr, "kiln: %s, VM stopped\n", e->message);
+        /* The user's --timeout, which covers every boot (this one may have had the rest). */
+        fprintf(stderr, "kiln: timeout of %llu ms reached, VM stopped\n",
+                (unsigned long long)timeout_ms);
     return code;
 }
 
-static int run(const struct cli_options *o)
+/*
+ * Build and run one VM. When the guest reboots and reboot_fd is not -1, say so by writing a byte
+ * to it (the parent starts the next boot).
+ */
+static int run(const struct cli_options *o, int serial_fd, int reboot_fd, uint64_t timeout_ms)
 {
     struct kiln_config cfg;
     char errmsg[KILN_ERRMSG_MAX];
-    int serial_fd;
-    if (build_config(o, &cfg, &serial_fd, errmsg) < 0)
-        return fail(errmsg);
+    build_config(o, serial_fd, timeout_ms, &cfg);
     struct kiln_vm *vm;
-    if (kiln_vm_create(&cfg, &vm, errmsg) < 0) {
-        if (serial_fd >= 0)
-            close(serial_fd);
+    if (kiln_vm_create(&cfg, &vm, errmsg) < 0)
         return fail(errmsg);
-    }
     int ret = drop_privileges();
     if (ret < 0) {
         kiln_vm_destroy(vm);
@@ -215,9 +226,96 @@ static int run(const struct cli_options *o)
     } else {
         if (o->stats)
             print_stats(vm);
-        code = report_exit(&ex);
+        code = report_exit(&ex, o->timeout_ms);
     }
     kiln_vm_destroy(vm);
+    if (ret == 0 && ex.reason == KILN_EXIT_REBOOT && reboot_fd >= 0 &&
+        write(reboot_fd, "R", 1) != 1)
+        code = fail("cannot tell the next boot to start");
+    return code;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wait for the child running one boot: its exit code (128 + N if signal N killed it). */
+static int wait_boot(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return fail("lost the process running the VM");
+    g_child = 0;
+    /* A boot that died without restoring the terminal (SIGKILL) must not leave it raw. */
+    restore_terminal();
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * One boot in a child process; sets *reboot when the guest rebooted. A new process per boot is
+ * a reset from power-on with nothing left over, and the child's seccomp filter could not build a
+ * second VM anyway. The parent only waits, and passes the stop signals on.
+ */
+static int boot_in_child(const struct cli_options *o, int serial_fd, uint64_t timeout_ms,
+                         bool *reboot)
+{
+    int fds[2];
+    *reboot = false;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return fail("cannot make a pipe for the VM's process");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return fail("cannot start the VM's process");
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        exit(run(o, serial_fd, fds[1], timeout_ms));
+    }
+    close(fds[1]);
+    g_child = pid;
+    if (g_stop_signal) /* a signal that came before g_child was set */
+        kill(pid, g_stop_signal);
+    int code = wait_boot(pid);
+    char b;
+    *reboot = read(fds[0], &b, 1) == 1;
+    close(fds[0]);
+    return code;
+}
+
+/* Boot, and boot again after each guest reboot, within one --timeout for all of them. */
+static int run_boots(const struct cli_options *o, int serial_fd)
+{
+    uint64_t timeout = o->timeout_ms, left = timeout, start = now_ms();
+    for (;;) {
+        bool reboot;
+        int code = boot_in_child(o, serial_fd, left, &reboot);
+        if (!reboot || g_stop_signal)
+            return code;
+        uint64_t spent = now_ms() - start;
+        if (timeout && spent >= timeout) {
+            fprintf(stderr, "kiln: timeout of %llu ms reached, VM stopped\n",
+                    (unsigned long long)timeout);
+            return EXIT_CODE_TIMEOUT;
+        }
+        left = timeout ? timeout - spent : 0;
+        fprintf(stderr, "kiln: the guest rebooted; starting it again\n");
+    }
+}
+
+static int run_cli(const struct cli_options *o)
+{
+    char errmsg[KILN_ERRMSG_MAX];
+    int serial_fd;
+    if (open_serial_file(o, &serial_fd, errmsg) < 0)
+        return fail(errmsg);
+    int code = o->no_reboot ? run(o, serial_fd, -1, o->timeout_ms) : run_boots(o, serial_fd);
     if (serial_fd >= 0)
         close(serial_fd);
     return code;
@@ -239,5 +337,5 @@ int main(int argc, char **argv)
     }
     install_signals();
     atexit(restore_terminal);
-    return run(&o);
+    return run_cli(&o);
 }

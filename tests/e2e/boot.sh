@@ -112,12 +112,12 @@ boot_checks_end $name
 # root device. Ending chosen for determinism: with panic=1 on the command line, initramfs-tools'
 # panic() prints "Rebooting automatically due to panic= boot argument", sleeps 1 s and runs
 # `reboot -f` instead of starting its rescue shell; the kernel resets (no reboot= option) and kiln
-# exits 0. Its wait for the root device takes max(30, rootdelay) s (scripts/local): 30 s here.
+# exits 128 (--no-reboot). Its wait for the root device takes max(30, rootdelay) s (scripts/local): 30 s here.
 name=distro-initrd
 kiln_boot $name --kernel "$kernel" --initrd "$distro_initrd" \
-    --cmdline "console=ttyS0 root=/dev/vda panic=1" --memory 512M --timeout 300
+    --cmdline "console=ttyS0 root=/dev/vda panic=1" --memory 512M --timeout 300 --no-reboot
 boot_checks_begin
-expect_rc $name 0
+expect_rc $name 128
 expect_console $name '\] Run /init as init process$' "the kernel ran the initrd's /init"
 expect_console $name 'Begin: Loading essential drivers' "initramfs-tools' init ran"
 expect_console $name 'Gave up waiting for root file system device' "it looked for the root device"

@@ -35,15 +35,38 @@ expect_console $name 'reboot: Power down$' "the kernel powered down"
 boot_checks_end $name
 
 # --- reboot -f without reboot=: the kernel's default methods (ACPI reset register, keyboard
-# controller, ...); kiln exits 0 on the reset.
+# controller, ...); with --no-reboot kiln exits 128 on the reset.
 name=reboot
 kiln_boot $name --kernel "$kernel" --initrd "$initrd" --cmdline "$base kiln_action=reboot" \
-    --timeout 180
+    --timeout 180 --no-reboot
 boot_checks_begin
-expect_rc $name 0
+expect_rc $name 128
 expect_console $name '^LIFECYCLE action: reboot$' "the guest ran its action"
 expect_console $name 'reboot: Restarting system$' "the kernel restarted"
 refute_console $name 'LIFECYCLE still running' "reboot -f did not return"
+if [[ ! -s $ERR ]]; then ok "$name: nothing on kiln's stderr"; else fail "$name: kiln stderr: $(head -c 200 "$ERR")"; fi
+boot_checks_end $name
+
+# --- the same without --no-reboot: kiln starts the guest again from power-on after each reset,
+# so it boots over and over until --timeout (124); every boot is a whole one (the kernel's
+# banner and the guest's action each time), and stderr says each restart.
+name=restart
+kiln_boot $name --kernel "$kernel" --initrd "$initrd" --cmdline "$base kiln_action=reboot" \
+    --timeout 25
+boot_checks_begin
+expect_rc $name 124
+boots=$(grep -c '^LIFECYCLE action: reboot' "$OUT" || true)
+restarts=$(grep -c '^kiln: the guest rebooted; starting it again$' "$ERR" || true)
+if [[ $boots -ge 2 && $restarts -ge 1 && $restarts -ge $((boots - 1)) ]]; then
+    ok "$name: $boots boots in 25 s, $restarts restarts on stderr"
+else
+    fail "$name: $boots boots and $restarts restarts in 25 s; expected at least 2 boots, a restart between each"
+fi
+if [[ $(tail -n 1 "$ERR") == "kiln: timeout of 25000 ms reached, VM stopped" ]]; then
+    ok "$name: one --timeout for all the boots: '$(tail -n 1 "$ERR")'"
+else
+    fail "$name: kiln's last stderr line is not 'kiln: timeout of 25000 ms reached, VM stopped'"
+fi
 boot_checks_end $name
 
 # --- exit device from guest user space through /dev/port: status 7.

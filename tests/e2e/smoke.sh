@@ -33,7 +33,7 @@ boot() {
     start=$(date +%s%N)
     # --timeout: a kernel that hangs (say, halting for lack of ACPI power-off) ends as exit 124.
     "$kiln" run --kernel "$kernel" --initrd "$initrd" --cmdline "$cmdline" \
-        --memory 256M --timeout 120 </dev/null >"$out" 2>"$err" || rc=$?
+        --memory 256M --timeout 120 --no-reboot </dev/null >"$out" 2>"$err" || rc=$?
     end=$(date +%s%N)
     # The serial console ends lines with CR LF.
     tr -d '\r' <"$out" >"$out.txt"
@@ -57,8 +57,8 @@ boot() {
 
 # poweroff: ACPI S5 through kiln's power device; kiln exits 0.
 boot poweroff "0" "console=ttyS0 quiet"
-# reboot=k: reset through the i8042, which kiln turns into exit 0: the full round trip.
-boot reboot "0" "console=ttyS0 reboot=k"
+# reboot=k: reset through the i8042, which --no-reboot turns into exit 128: the full round trip.
+boot reboot "128" "console=ttyS0 reboot=k"
 
 if [[ $failures -ne 0 ]]; then
     echo "smoke: $failures check(s) failed"

@@ -281,6 +281,9 @@ START_TEST(test_debug_exit)
     char err[KILN_ERRMSG_MAX];
     ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k"), 0);
     ck_assert_int_eq(o.debug_exit_size, 0);
+    ck_assert(!o.no_reboot);
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--no-reboot", "--kernel", "k"), 0);
+    ck_assert(o.no_reboot);
     ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--debug-exit", "iobase=0xf4"),
                      0);
     ck_assert_int_eq(o.debug_exit_port, 0xf4);
@@ -314,7 +317,7 @@ START_TEST(test_exit_codes)
 {
     char warn[KILN_ERRMSG_MAX];
     ck_assert_int_eq(code_for(KILN_EXIT_POWEROFF, 0, 0, warn), 0);
-    ck_assert_int_eq(code_for(KILN_EXIT_REBOOT, 0, 0, warn), 0);
+    ck_assert_int_eq(code_for(KILN_EXIT_REBOOT, 0, 0, warn), 128); /* reached with --no-reboot */
     ck_assert_int_eq(code_for(KILN_EXIT_STATUS, 0, 0, warn), 0);
     ck_assert_int_eq(code_for(KILN_EXIT_STATUS, 1, 0, warn), 1);
     ck_assert_int_eq(code_for(KILN_EXIT_STATUS, 123, 0, warn), 123);
