@@ -54,6 +54,26 @@ struct kiln_disk {
 #define KILN_MAX_NETS 8
 #define KILN_MAX_HOSTFWD 16
 
+/* Most named ports (virtio-console) one VM can have, and the longest name. */
+#define KILN_MAX_PORTS 8
+#define KILN_PORT_NAME_MAX 63
+
+/* The host end of a named port. */
+enum kiln_port_kind {
+    KILN_PORT_FILE = 0, /* the guest's bytes are appended to a file (created 0644) or device */
+    KILN_PORT_SOCKET,   /* a unix stream socket something listens on: kiln connects; both ways */
+};
+
+/*
+ * A named port of the VM's virtio-console device: the guest's /dev/vportNpM, which udev links
+ * as /dev/virtio-ports/NAME.
+ */
+struct kiln_port {
+    const char *name; /* 1..KILN_PORT_NAME_MAX of A-Z a-z 0-9 . _ - */
+    enum kiln_port_kind kind;
+    const char *path;
+};
+
 /* Where a virtio-net device's frames go. */
 enum kiln_net_kind {
     KILN_NET_TAP = 1, /* an existing TAP interface (IFF_VNET_HDR; offloads used when offered) */
@@ -158,6 +178,9 @@ struct kiln_config {
 
     struct kiln_net nets[KILN_MAX_NETS]; /* in order: eth0, eth1, ... (after the disks on PCI) */
     unsigned nnets;
+
+    struct kiln_port ports[KILN_MAX_PORTS]; /* one virtio-console (after the networks) */
+    unsigned nports;
 
     kiln_log_fn log_fn; /* NULL: the default stderr logger */
     void *log_ctx;

@@ -10,6 +10,7 @@
 #include "devices/devices.h"
 #include "devices/debug_exit.h"
 #include "devices/exitdev.h"
+#include "devices/virtio_console.h"
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
 #include "devices/rtc.h"
@@ -36,6 +37,7 @@ static const struct device_class *const platform_devices[] = {
 static const struct device_class *const virtio_devices[] = {
     &virtio_blk_class,
     &virtio_net_class,
+    &virtio_console_class,
 };
 
 void kiln_config_init(struct kiln_config *cfg)

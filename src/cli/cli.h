@@ -41,10 +41,15 @@ struct cli_options {
     unsigned ndisks;
     struct kiln_net nets[KILN_MAX_NETS];
     unsigned nnets;
+    struct kiln_port ports[KILN_MAX_PORTS];
+    unsigned nports;
 };
 
 /* Parse one --disk value "path=FILE[,ro][,serial=ID]" into *d (pointing into s). */
 int parse_disk(char *s, struct kiln_disk *d, char *errmsg);
+
+/* Parse one --port value "NAME,path=FILE" or "NAME,socket=PATH" into *p (pointing into s). */
+int parse_vport(char *s, struct kiln_port *p, char *errmsg);
 
 /* Parse one --debug-exit value "iobase=PORT[,iosize=1|2|4]" into o (QEMU's defaults: 0x501, 2). */
 int parse_debug_exit(const char *s, struct cli_options *o, char *errmsg);

@@ -35,6 +35,10 @@ const char cli_usage[] =
     "                       10.0.2.2; HOSTADDR defaults to 127.0.0.1 (repeatable: eth0, ...)\n"
     "  --net tap=NAME[,mac=MAC]\n"
     "                       an existing TAP interface as virtio-net (repeatable)\n"
+    "  --port NAME,path=FILE | NAME,socket=PATH\n"
+    "                       a named virtio-console port (/dev/virtio-ports/NAME in the\n"
+    "                       guest): its output appended to FILE, or both ways over a unix\n"
+    "                       socket something listens on (repeatable)\n"
     "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
     "  --seccomp on|off     system call filters on every kiln thread (default on)\n"
     "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
@@ -271,9 +275,55 @@ static int add_net(const char *value, struct cli_options *o, char *errmsg)
     return ret;
 }
 
+int parse_vport(char *s, struct kiln_port *p, char *errmsg)
+{
+    char orig[128];
+    snprintf(orig, sizeof(orig), "%s", s);
+    memset(p, 0, sizeof(*p));
+    char *comma = strchr(s, ',');
+    if (!comma || comma == s)
+        return kiln_fail(errmsg, EINVAL, "--port '%s': expected NAME,path=FILE or NAME,socket=PATH",
+                         orig);
+    *comma = '\0';
+    p->name = s;
+    for (const char *c = s; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *c) ||
+            c - s >= KILN_PORT_NAME_MAX)
+            return kiln_fail(errmsg, EINVAL,
+                             "--port '%s': a name is 1-%d letters, digits, '.', '_' or '-'", orig,
+                             KILN_PORT_NAME_MAX);
+    char *f = comma + 1;
+    if (strncmp(f, "path=", 5) == 0) {
+        p->kind = KILN_PORT_FILE;
+        p->path = f + 5;
+    } else if (strncmp(f, "socket=", 7) == 0) {
+        p->kind = KILN_PORT_SOCKET;
+        p->path = f + 7;
+    } else {
+        return kiln_fail(errmsg, EINVAL,
+                         "--port '%s': expected path=FILE or socket=PATH after the name", orig);
+    }
+    if (!p->path[0])
+        return kiln_fail(errmsg, EINVAL, "--port '%s': empty path", orig);
+    return 0;
+}
+
+static int add_port(const char *value, struct cli_options *o, char *errmsg)
+{
+    if (o->nports == KILN_MAX_PORTS)
+        return kiln_fail(errmsg, EINVAL, "--port: at most %d ports", KILN_MAX_PORTS);
+    int ret = parse_vport((char *)value, &o->ports[o->nports], errmsg);
+    for (unsigned i = 0; ret == 0 && i < o->nports; i++)
+        if (strcmp(o->ports[i].name, o->ports[o->nports].name) == 0)
+            ret = kiln_fail(errmsg, EINVAL, "--port %s: the name is given twice", o->ports[i].name);
+    if (ret == 0)
+        o->nports++;
+    return ret;
+}
+
 static const char *const value_flags[] = {
-    "--kernel",  "--firmware", "--initrd",    "--cmdline", "--cpus",    "--memory",    "--serial",
-    "--timeout", "--disk",     "--transport", "--net",     "--seccomp", "--debug-exit"};
+    "--kernel",  "--firmware", "--initrd",    "--cmdline", "--cpus",    "--memory",     "--serial",
+    "--timeout", "--disk",     "--transport", "--net",     "--seccomp", "--debug-exit", "--port"};
 
 static bool takes_value(const char *flag)
 {
@@ -390,6 +440,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return parse_seccomp(value, &o->seccomp, errmsg);
     if (strcmp(flag, "--debug-exit") == 0)
         return parse_debug_exit(value, o, errmsg);
+    if (strcmp(flag, "--port") == 0)
+        return add_port(value, o, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 

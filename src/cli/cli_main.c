@@ -126,6 +126,8 @@ static void build_config(const struct cli_options *o, int serial_fd, uint64_t ti
     memcpy(cfg->disks, o->disks, sizeof(cfg->disks));
     cfg->nnets = o->nnets;
     memcpy(cfg->nets, o->nets, sizeof(cfg->nets));
+    cfg->nports = o->nports;
+    memcpy(cfg->ports, o->ports, sizeof(cfg->ports));
     cfg->transport = o->transport;
     cfg->seccomp = o->seccomp;
     cfg->debug_exit_port = o->debug_exit_port;
