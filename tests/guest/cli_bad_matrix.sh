@@ -275,6 +275,26 @@ check net_hostfwd_on_tap "hostfwd" "hostfwd is for user" -- \
     run --kernel "$HELLO" --net tap=lo,hostfwd=tcp::$PORT-:80
 check net_unknown_kind "bridge" "unknown|net" -- run --kernel "$HELLO" --net bridge=br0
 
+# ---- Named ports (--port)
+new_case p
+check port_bad_name "bad name" "a name is" -- run --kernel "$HELLO" --port "bad name,path=$D/out"
+check port_no_backend "results" "expected NAME,path=FILE" -- run --kernel "$HELLO" --port results
+check port_empty_path "results,path=" "empty path" -- run --kernel "$HELLO" --port results,path=
+check port_bad_backend "tcp=" "expected path=FILE or socket=PATH" -- \
+    run --kernel "$HELLO" --port results,tcp=127.0.0.1:1
+check port_twice "results" "given twice" -- \
+    run --kernel "$HELLO" --port "results,path=$D/a" --port "results,path=$D/b"
+check port_file_is_directory "$D" "directory" -- run --kernel "$HELLO" --port "results,path=$D"
+mkfifo "$D/fifo"
+check port_file_fifo "$D/fifo" "No such device|not a file" -- \
+    run --kernel "$HELLO" --port "results,path=$D/fifo"
+check port_socket_missing "$D/nosuch.sock" "No such file" -- \
+    run --kernel "$HELLO" --port "echo,socket=$D/nosuch.sock"
+# A socket file nobody listens on any more.
+python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$D/dead.sock"
+check port_socket_refused "$D/dead.sock" "refused" -- \
+    run --kernel "$HELLO" --port "echo,socket=$D/dead.sock"
+
 echo "$CASES cases"
 [ "$CASES" -ge 40 ] || fail "only $CASES cases (the matrix promises at least 40)"
 finish
