@@ -48,13 +48,15 @@ static const int common_calls[] = {
 };
 
 /*
- * The event loop's own calls: epoll, new eventfds, teardown figures (rusage, resident RAM), and
- * poll, with which the serial console's stop waits to write out what the guest printed last.
+ * The event loop's own calls: epoll, new eventfds, teardown figures (rusage, resident RAM),
+ * poll, with which the serial console's stop waits to write out what the guest printed last,
+ * and sendmsg, with which a named port writes to its socket without risking SIGPIPE (on an fd
+ * kiln already has: no socket can be made without socket()).
  */
 static const int loop_calls[] = {
     SCMP_SYS(mincore),     SCMP_SYS(poll),       SCMP_SYS(ppoll),    SCMP_SYS(epoll_wait),
     SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),  SCMP_SYS(eventfd2), SCMP_SYS(getrusage),
-    SCMP_SYS(fstat),       SCMP_SYS(newfstatat),
+    SCMP_SYS(fstat),       SCMP_SYS(newfstatat), SCMP_SYS(sendmsg),
 };
 
 /* libslirp on the loop: the guest's TCP/UDP/ICMP flows become host sockets; DNS reads

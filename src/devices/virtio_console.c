@@ -237,7 +237,15 @@ static int port_write(struct con_port *p)
     while (p->host_open && p->tx_done < ch->readable_len) {
         unsigned n = virtq_bufs_iov(ch->buf, ch->count, p->tx_done, ch->readable_len - p->tx_done,
                                     p->c->iov);
-        ssize_t w = writev(p->fd, p->c->iov, (int)n);
+        ssize_t w;
+        if (p->socket) {
+            /* MSG_NOSIGNAL: a listener that went away must not raise SIGPIPE in the caller's
+             * process (libkiln cannot assume the program ignores it). */
+            struct msghdr mh = {.msg_iov = p->c->iov, .msg_iovlen = n};
+            w = sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            w = writev(p->fd, p->c->iov, (int)n);
+        }
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
