@@ -7,6 +7,7 @@
 
 #include "devices/virtio_console.h"
 #include "fuzz_common.h"
+#include "fuzz_virtio_dev.h"
 #include "virtio_fixture.h"
 #include "virtq_builder.h"
 
@@ -174,35 +175,11 @@ static void op_host(struct fc *t, struct fz *f)
     spin(t);
 }
 
-static void op_config(struct fc *t, struct fz *f)
-{
-    uint8_t sel = fz_u8(f);
-    uint32_t len = 1u << (sel & 3);
-    uint64_t off = (sel >> 2) % (VIRTIO_CONSOLE_CONFIG_LEN - len + 1);
-    uint8_t data[8];
-    fz_take(f, data, len);
-    pthread_mutex_lock(&t->vd->lock);
-    if (sel & 0x80)
-        t->vd->dev.ops->write(&t->vd->dev, 0, off, data, len);
-    else
-        t->vd->dev.ops->read(&t->vd->dev, 0, off, data, len);
-    pthread_mutex_unlock(&t->vd->lock);
-}
-
-/* A hand-made descriptor on any queue: any address, length, flags and next, maybe offered. */
+/* A hand-made descriptor on any queue. */
 static void op_raw_desc(struct fc *t, struct fz *f)
 {
     uint8_t sel = fz_u8(f);
-    struct vqb *b = &t->q[fz_u8(f) % t->nq];
-    uint16_t slot = fz_u16(f) % t->qsize;
-    uint64_t addr = sel & 2 ? fz_u64(f) : DATA_GPA + fz_u16(f);
-    uint32_t len = sel & 4 ? fz_u32(f) : fz_u16(f);
-    uint16_t flags = fz_u8(f) & 7, next = fz_u16(f);
-    vqb_desc(b, slot, addr, len, flags, next);
-    if (sel & 8) {
-        vqb_offer(b, slot);
-        vqb_publish(b);
-    }
+    fzd_raw_desc(f, sel, &t->q[fz_u8(f) % t->nq], t->qsize, DATA_GPA);
 }
 
 static void op_reset(struct fc *t)
@@ -232,7 +209,7 @@ static void run_op(struct fc *t, struct fz *f)
         op_host(t, f);
         break;
     case 5:
-        op_config(t, f);
+        fzd_config(f, t->vd);
         break;
     case 6:
         op_reset(t);

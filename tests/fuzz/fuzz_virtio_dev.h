@@ -178,4 +178,44 @@ static inline void fzd_backend(struct fzd *d, struct fz *f)
     }
 }
 
+/*
+ * A config space access as a transport makes it: u8 select (bits 0-1 size 1, 2, 4 or 8; bits
+ * 2-6 offset, folded into range; bit 7 write), the bytes to write. Under the device lock.
+ */
+static inline void fzd_config(struct fz *f, struct virtio_device *vd)
+{
+    uint8_t sel = fz_u8(f);
+    uint32_t len = 1u << (sel & 3);
+    uint32_t cfg_len = vd->ops->config_len;
+    if (len > cfg_len)
+        return;
+    uint64_t off = (sel >> 2 & 0x1f) % (cfg_len - len + 1);
+    uint8_t data[8];
+    fz_take(f, data, len);
+    pthread_mutex_lock(&vd->lock);
+    if (sel & 0x80)
+        vd->dev.ops->write(&vd->dev, 0, off, data, len);
+    else
+        vd->dev.ops->read(&vd->dev, 0, off, data, len);
+    pthread_mutex_unlock(&vd->lock);
+}
+
+/*
+ * A hand-made descriptor on ring b (sel: bit 1 any 64-bit address, else near data_gpa; bit 2 a
+ * 32-bit length; bit 3 offered and published): slot, address, length, flags, next.
+ */
+static inline void fzd_raw_desc(struct fz *f, uint8_t sel, struct vqb *b, uint16_t qsize,
+                                uint64_t data_gpa)
+{
+    uint16_t slot = fz_u16(f) % qsize;
+    uint64_t addr = sel & 2 ? fz_u64(f) : data_gpa + fz_u16(f);
+    uint32_t len = sel & 4 ? fz_u32(f) : fz_u16(f);
+    uint16_t flags = fz_u8(f) & 7, next = fz_u16(f);
+    vqb_desc(b, slot, addr, len, flags, next);
+    if (sel & 8) {
+        vqb_offer(b, slot);
+        vqb_publish(b);
+    }
+}
+
 #endif

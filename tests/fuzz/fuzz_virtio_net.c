@@ -201,40 +201,11 @@ static void op_deliver(struct fn *t, struct fz *f)
     fzp_deliver(t->dev.port, t->frame, len);
 }
 
-/* A config space access as a transport makes it (in range, 1, 2, 4 or 8 bytes, locked). */
-static void op_config(struct fn *t, struct fz *f)
-{
-    static const uint32_t sizes[4] = {1, 2, 4, 8};
-    uint8_t sel = fz_u8(f);
-    uint32_t len = sizes[sel & 3];
-    uint32_t cfg_len = t->vd->ops->config_len;
-    if (len > cfg_len)
-        return;
-    uint64_t off = (sel >> 2) % (cfg_len - len + 1);
-    uint8_t data[8];
-    fz_take(f, data, len);
-    pthread_mutex_lock(&t->vd->lock);
-    if (sel & 0x80)
-        t->vd->dev.ops->write(&t->vd->dev, 0, off, data, len);
-    else
-        t->vd->dev.ops->read(&t->vd->dev, 0, off, data, len);
-    pthread_mutex_unlock(&t->vd->lock);
-}
-
-/* A hand-made descriptor on RX or TX: any address, length, flags and next, maybe offered. */
+/* A hand-made descriptor on RX (select bit 0 clear) or TX. */
 static void op_raw_desc(struct fn *t, struct fz *f)
 {
     uint8_t sel = fz_u8(f);
-    struct vqb *b = sel & 1 ? &t->tx : &t->rx;
-    uint16_t slot = fz_u16(f) % t->qsize;
-    uint64_t addr = sel & 2 ? fz_u64(f) : DATA_GPA + fz_u16(f);
-    uint32_t len = sel & 4 ? fz_u32(f) : fz_u16(f);
-    uint16_t flags = fz_u8(f) & 7, next = fz_u16(f);
-    vqb_desc(b, slot, addr, len, flags, next);
-    if (sel & 8) {
-        vqb_offer(b, slot);
-        vqb_publish(b);
-    }
+    fzd_raw_desc(f, sel, sel & 1 ? &t->tx : &t->rx, t->qsize, DATA_GPA);
 }
 
 /* The driver resets the device and brings it up again with fresh rings. */
@@ -278,7 +249,7 @@ static void run_op(struct fn *t, struct fz *f)
         op_port(t, f);
         break;
     case 6:
-        op_config(t, f);
+        fzd_config(f, t->vd);
         break;
     case 7:
         op_reset(t);
