@@ -270,6 +270,7 @@ static int boot_in_child(const struct cli_options *o, int serial_fd, uint64_t ti
     if (pipe2(fds, O_CLOEXEC) < 0)
         return fail("cannot make a pipe for the VM's process");
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
@@ -278,6 +279,10 @@ static int boot_in_child(const struct cli_options *o, int serial_fd, uint64_t ti
     }
     if (pid == 0) {
         close(fds[0]);
+        /* The VM must not outlive kiln: a SIGKILL to the parent (the pid the user knows) ends
+         * this boot too. If the parent is already gone, so is the reason to boot. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+            _exit(EXIT_CODE_KILN_ERROR);
         exit(run(o, serial_fd, fds[1], timeout_ms));
     }
     close(fds[1]);

@@ -79,6 +79,14 @@ kiln_start() {
     KILN_PID=$!
 }
 
+# kiln_vm_pid: the process running the VM that kiln_start started: kiln's child (each boot runs
+# in one, so that a reboot starts afresh), or kiln itself with --no-reboot.
+kiln_vm_pid() {
+    local child
+    child=$(awk '{ print $1 }' "/proc/$KILN_PID/task/$KILN_PID/children" 2>/dev/null)
+    echo "${child:-$KILN_PID}"
+}
+
 # kiln_wait NAME: wait for the kiln started by kiln_start; sets RC and MS, then kiln_done.
 kiln_wait() {
     RC=0

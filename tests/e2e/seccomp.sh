@@ -55,7 +55,17 @@ boot() {
         --disk "path=$disk" --net user --seccomp "$mode"
     boot_checks_begin
     if wait_for_console "$OUT" '^SECC-READY' 240 "$KILN_PID"; then
-        threads "$KILN_PID" >"$E2E_TMP/$name.threads"
+        # kiln runs each boot in a child (a reboot starts a fresh one); the parent only waits.
+        local vm_pid parent_threads
+        vm_pid=$(kiln_vm_pid)
+        parent_threads=$(ls "/proc/$KILN_PID/task" | wc -l)
+        if [[ $vm_pid != "$KILN_PID" && $parent_threads -eq 1 ]]; then
+            ok "$name: the VM runs in kiln's child $vm_pid; the parent $KILN_PID has 1 thread"
+        else
+            fail "$name: no child of kiln $KILN_PID runs the VM (parent threads: $parent_threads)"
+            vm_pid=$KILN_PID
+        fi
+        threads "$vm_pid" >"$E2E_TMP/$name.threads"
         sed "s/^/$name: thread /" "$E2E_TMP/$name.threads"
         local n bad
         n=$(wc -l <"$E2E_TMP/$name.threads")

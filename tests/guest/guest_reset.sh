@@ -42,4 +42,29 @@ if [ "$RC" -eq 124 ] && [ "$n" -ge 2 ]; then
 else
     fail "reset, --serial file: exit $RC and $n boots in the file (want 124 and 2 or more)"
 fi
+
+# The boot runs in kiln's child; a SIGKILL to kiln (the pid a user or CI knows) must end it too.
+need_file "$GUESTS/spin.elf" "spin guest"
+"$KILN" run --kernel "$GUESTS/spin.elf" --timeout 60 </dev/null >/dev/null 2>&1 &
+parent=$!
+child=
+for _ in $(seq 50); do
+    child=$(awk '{ print $1 }' "/proc/$parent/task/$parent/children" 2>/dev/null)
+    [ -n "$child" ] && break
+    sleep 0.1
+done
+kill -KILL "$parent"
+wait "$parent" 2>/dev/null
+state=
+for _ in $(seq 50); do
+    state=$(awk '/^State:/ { print $2 }' "/proc/$child/status" 2>/dev/null)
+    case $state in "" | Z | X) break ;; esac
+    sleep 0.1
+done
+if [ -n "$child" ] && case $state in "" | Z | X) true ;; *) false ;; esac; then
+    ok "SIGKILL to kiln: its VM process $child ended too (state '${state:-gone}')"
+else
+    fail "SIGKILL to kiln: VM process '${child}' still there (state '$state')"
+    [ -n "$child" ] && kill -KILL "$child" 2>/dev/null
+fi
 finish
