@@ -1,0 +1,700 @@
+/* p9.c: 9P2000.L over one host directory: decode, check, serve, encode; nothing outside it. */
+#include "fs/p9.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define P9_NOFID 0xffffffffu
+#define P9_GETATTR_BASIC 0x7ffULL
+#define P9_PATH_MAX 4096
+#define P9_NAME_MAX 255
+#define QT_DIR 0x80
+#define QT_SYMLINK 0x02
+#define QT_FILE 0x00
+
+struct p9_fid {
+    bool used;
+    uint32_t fid;
+    int fd;      /* O_PATH: what the fid names */
+    int open_fd; /* after Tlopen: the open file or directory, else -1 */
+    char *path;  /* relative to the root, "" for the root itself */
+};
+
+struct p9_server {
+    int root_fd;
+    bool read_only;
+    const struct kiln_log *log;
+    uint32_t msize;
+    struct p9_fid fids[P9_MAX_FIDS];
+    unsigned nfids;                    /* slots in use */
+    _Alignas(8) uint8_t dirbuf[32768]; /* getdents64 for Treaddir (8-aligned records) */
+};
+
+/* ---- Decoding: every read is bounded; a short message sets bad and reads zeros. */
+
+struct p9_in {
+    const uint8_t *p;
+    size_t len, off;
+    bool bad;
+};
+
+static uint64_t get(struct p9_in *in, unsigned n)
+{
+    if (in->bad || in->len - in->off < n) {
+        in->bad = true;
+        return 0;
+    }
+    uint64_t v = le_get(in->p + in->off, n);
+    in->off += n;
+    return v;
+}
+
+/* A string into buf (NUL-terminated, at most max bytes, no NUL inside). */
+static void get_str(struct p9_in *in, char *buf, size_t max)
+{
+    size_t n = (size_t)get(in, 2);
+    if (in->bad || n > max || in->len - in->off < n || memchr(in->p + in->off, 0, n)) {
+        in->bad = true;
+        buf[0] = '\0';
+        return;
+    }
+    memcpy(buf, in->p + in->off, n);
+    buf[n] = '\0';
+    in->off += n;
+}
+
+/* ---- Encoding: writes past cap set overflow (the reply becomes an error). */
+
+struct p9_out {
+    uint8_t *p;
+    size_t cap, len;
+    bool overflow;
+};
+
+static void put(struct p9_out *o, unsigned n, uint64_t v)
+{
+    if (o->overflow || o->cap - o->len < n) {
+        o->overflow = true;
+        return;
+    }
+    le_put(o->p + o->len, n, v);
+    o->len += n;
+}
+
+static void put_bytes(struct p9_out *o, const void *b, size_t n)
+{
+    if (o->overflow || o->cap - o->len < n) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->p + o->len, b, n);
+    o->len += n;
+}
+
+static void put_str(struct p9_out *o, const char *s)
+{
+    size_t n = strlen(s);
+    put(o, 2, n);
+    put_bytes(o, s, n);
+}
+
+static void put_qid(struct p9_out *o, const struct stat *st)
+{
+    uint8_t type = S_ISDIR(st->st_mode) ? QT_DIR : S_ISLNK(st->st_mode) ? QT_SYMLINK : QT_FILE;
+    put(o, 1, type);
+    put(o, 4, 0);
+    /* Inode numbers are unique per file system; a share may span several. */
+    put(o, 8, (uint64_t)st->st_ino ^ ((uint64_t)st->st_dev << 48));
+}
+
+/* Start a reply: the size is filled in by finish. */
+static void begin(struct p9_out *o, uint8_t type, uint16_t tag)
+{
+    o->len = 0;
+    o->overflow = false;
+    put(o, 4, 0);
+    put(o, 1, type);
+    put(o, 2, tag);
+}
+
+static size_t finish(struct p9_out *o)
+{
+    le_put(o->p, 4, o->len);
+    return o->len;
+}
+
+static size_t lerror(struct p9_out *o, uint16_t tag, int err)
+{
+    begin(o, P9_RLERROR, tag);
+    put(o, 4, (uint32_t)err);
+    return finish(o);
+}
+
+/* ---- Fids and paths. */
+
+static struct p9_fid *fid_get(struct p9_server *s, uint32_t fid)
+{
+    for (unsigned i = 0; i < P9_MAX_FIDS; i++)
+        if (s->fids[i].used && s->fids[i].fid == fid)
+            return &s->fids[i];
+    return NULL;
+}
+
+static void fid_drop(struct p9_server *s, struct p9_fid *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->open_fd >= 0)
+        close(f->open_fd);
+    free(f->path);
+    *f = (struct p9_fid){.fd = -1, .open_fd = -1};
+    s->nfids--;
+}
+
+/* Bind fid to (fd, path): a fid already there is replaced; takes fd and path. */
+static int fid_set(struct p9_server *s, uint32_t fid, int fd, char *path)
+{
+    struct p9_fid *f = fid_get(s, fid);
+    if (f) {
+        fid_drop(s, f);
+    } else {
+        for (unsigned i = 0; i < P9_MAX_FIDS && !f; i++)
+            if (!s->fids[i].used)
+                f = &s->fids[i];
+    }
+    if (!f || fid == P9_NOFID) {
+        close(fd);
+        free(path);
+        return -ENFILE;
+    }
+    *f = (struct p9_fid){.used = true, .fid = fid, .fd = fd, .open_fd = -1, .path = path};
+    s->nfids++;
+    return 0;
+}
+
+/* Pseudo file systems a share never shows: the host's processes, devices and kernel state. */
+static bool hidden_fs(int fd)
+{
+    struct statfs fs;
+    if (fstatfs(fd, &fs) < 0)
+        return true;
+    switch ((unsigned long)fs.f_type) {
+    case PROC_SUPER_MAGIC:
+    case SYSFS_MAGIC:
+    case DEVPTS_SUPER_MAGIC:
+    case DEBUGFS_MAGIC:
+    case SECURITYFS_MAGIC:
+    case TRACEFS_MAGIC:
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC:
+    case BPF_FS_MAGIC:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Open path (relative to the root; "" is the root) beneath the root, following no symlink. */
+static int open_beneath(struct p9_server *s, const char *path, int flags)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, s->root_fd, path[0] ? path : ".", &how, sizeof(how));
+    if (fd < 0)
+        return -errno;
+    if (hidden_fs((int)fd)) {
+        close((int)fd);
+        return -ENOENT;
+    }
+    return (int)fd;
+}
+
+/* path + "/" + name, or the parent of path for "..", into a new string (NULL: too long). */
+static char *path_join(const char *path, const char *name)
+{
+    size_t n = strlen(path);
+    char *out;
+    if (strcmp(name, "..") == 0) {
+        const char *slash = strrchr(path, '/');
+        size_t keep = slash ? (size_t)(slash - path) : 0; /* at the root, ".." is the root */
+        out = malloc(keep + 1);
+        if (out) {
+            memcpy(out, path, keep);
+            out[keep] = '\0';
+        }
+        return out;
+    }
+    if (n + 1 + strlen(name) >= P9_PATH_MAX)
+        return NULL;
+    out = malloc(n + strlen(name) + 2);
+    if (out) {
+        strcpy(out, path);
+        if (n)
+            strcat(out, "/");
+        strcat(out, name);
+    }
+    return out;
+}
+
+/* A name the guest may use in a directory: not empty, not ".", no "/". */
+static bool name_ok(const char *name)
+{
+    return name[0] && strcmp(name, ".") != 0 && !strchr(name, '/');
+}
+
+static int stat_fd(int fd, struct stat *st)
+{
+    return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* ---- Requests. */
+
+static size_t t_version(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    uint32_t msize = (uint32_t)get(in, 4);
+    char version[32];
+    get_str(in, version, sizeof(version) - 1);
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    for (unsigned i = 0; i < P9_MAX_FIDS; i++) /* a new session: every fid goes */
+        if (s->fids[i].used)
+            fid_drop(s, &s->fids[i]);
+    if (msize < P9_MSIZE_MIN)
+        return lerror(o, tag, EINVAL);
+    s->msize = msize < P9_MSIZE_MAX ? msize : P9_MSIZE_MAX;
+    begin(o, P9_TVERSION + 1, tag);
+    put(o, 4, s->msize);
+    put_str(o, strcmp(version, "9P2000.L") == 0 ? "9P2000.L" : "unknown");
+    return finish(o);
+}
+
+static size_t t_attach(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    uint32_t fid = (uint32_t)get(in, 4);
+    get(in, 4); /* afid: no authentication */
+    char uname[P9_NAME_MAX + 1], aname[P9_PATH_MAX];
+    get_str(in, uname, P9_NAME_MAX);
+    get_str(in, aname, sizeof(aname) - 1);
+    get(in, 4); /* n_uname: files are reached as kiln's own user */
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    int fd = open_beneath(s, "", O_PATH | O_DIRECTORY);
+    char *root = strdup("");
+    if (fd < 0 || !root) {
+        free(root);
+        if (fd >= 0)
+            close(fd);
+        return lerror(o, tag, fd < 0 ? -fd : ENOMEM);
+    }
+    struct stat st;
+    int ret = stat_fd(fd, &st);
+    if (ret == 0)
+        ret = fid_set(s, fid, fd, root);
+    else {
+        close(fd);
+        free(root);
+    }
+    if (ret < 0)
+        return lerror(o, tag, -ret);
+    begin(o, P9_TATTACH + 1, tag);
+    put_qid(o, &st);
+    return finish(o);
+}
+
+static size_t t_walk(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    uint32_t fid = (uint32_t)get(in, 4), newfid = (uint32_t)get(in, 4);
+    unsigned n = (unsigned)get(in, 2);
+    char names[P9_MAX_WALK][P9_NAME_MAX + 1];
+    for (unsigned i = 0; i < n && i < P9_MAX_WALK; i++)
+        get_str(in, names[i], P9_NAME_MAX);
+    if (in->bad || n > P9_MAX_WALK)
+        return lerror(o, tag, in->bad ? EPROTO : EINVAL);
+    struct p9_fid *f = fid_get(s, fid);
+    if (!f || f->open_fd >= 0) /* an opened fid may not be walked from */
+        return lerror(o, tag, f ? EBUSY : EBADF);
+    if (newfid != fid && fid_get(s, newfid))
+        return lerror(o, tag, EEXIST);
+    char *path = strdup(f->path);
+    int fd = -1;
+    struct stat qids[P9_MAX_WALK];
+    unsigned done = 0;
+    int err = path ? 0 : ENOMEM;
+    for (; done < n && !err; done++) {
+        char *next = name_ok(names[done]) || strcmp(names[done], "..") == 0
+                         ? path_join(path, names[done])
+                         : NULL;
+        int nfd = next ? open_beneath(s, next, O_PATH) : -ENOENT;
+        if (nfd >= 0 && stat_fd(nfd, &qids[done]) < 0) {
+            close(nfd);
+            nfd = -EIO;
+        }
+        if (nfd < 0) {
+            free(next);
+            err = -nfd;
+            break;
+        }
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        fd = nfd;
+        path = next;
+    }
+    if (err && done == 0) {
+        free(path);
+        if (fd >= 0)
+            close(fd);
+        return lerror(o, tag, err);
+    }
+    if (!err) {
+        if (n == 0) /* a clone of fid */
+            fd = open_beneath(s, path, O_PATH);
+        int ret = fd < 0 ? fd : fid_set(s, newfid, fd, path);
+        path = NULL;
+        if (ret < 0)
+            return lerror(o, tag, -ret);
+    } else {
+        /* Part of the walk: the qids found, and newfid untouched. */
+        free(path);
+        close(fd);
+    }
+    begin(o, P9_TWALK + 1, tag);
+    put(o, 2, done);
+    for (unsigned i = 0; i < done; i++)
+        put_qid(o, &qids[i]);
+    return finish(o);
+}
+
+static size_t t_getattr(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    get(in, 8); /* request_mask: everything basic is always given */
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    if (!f)
+        return lerror(o, tag, EBADF);
+    struct stat st;
+    int ret = stat_fd(f->fd, &st);
+    if (ret < 0)
+        return lerror(o, tag, -ret);
+    begin(o, P9_TGETATTR + 1, tag);
+    put(o, 8, P9_GETATTR_BASIC);
+    put_qid(o, &st);
+    put(o, 4, st.st_mode);
+    put(o, 4, st.st_uid);
+    put(o, 4, st.st_gid);
+    put(o, 8, st.st_nlink);
+    put(o, 8, st.st_rdev);
+    put(o, 8, (uint64_t)st.st_size);
+    put(o, 8, (uint64_t)st.st_blksize);
+    put(o, 8, (uint64_t)st.st_blocks);
+    put(o, 8, (uint64_t)st.st_atim.tv_sec);
+    put(o, 8, (uint64_t)st.st_atim.tv_nsec);
+    put(o, 8, (uint64_t)st.st_mtim.tv_sec);
+    put(o, 8, (uint64_t)st.st_mtim.tv_nsec);
+    put(o, 8, (uint64_t)st.st_ctim.tv_sec);
+    put(o, 8, (uint64_t)st.st_ctim.tv_nsec);
+    put(o, 8, 0); /* btime, gen, data_version: not given (valid says so) */
+    put(o, 8, 0);
+    put(o, 8, 0);
+    put(o, 8, 0);
+    return finish(o);
+}
+
+/* The open flags kiln passes on: access mode, append, truncate, directory, non-blocking. */
+#define P9_OPEN_FLAGS (O_ACCMODE | O_APPEND | O_TRUNC | O_DIRECTORY | O_NONBLOCK | O_LARGEFILE)
+
+static size_t t_lopen(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    uint32_t flags = (uint32_t)get(in, 4) & P9_OPEN_FLAGS;
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    if (!f)
+        return lerror(o, tag, EBADF);
+    if (f->open_fd >= 0)
+        return lerror(o, tag, EBUSY);
+    struct stat st;
+    int ret = stat_fd(f->fd, &st);
+    if (ret < 0)
+        return lerror(o, tag, -ret);
+    /* Devices, FIFOs and sockets stay the host's: opening them could block or reach hardware. */
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+        return lerror(o, tag, S_ISLNK(st.st_mode) ? ELOOP : EACCES);
+    if (s->read_only && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
+        return lerror(o, tag, EROFS);
+    int fd = open_beneath(s, f->path, (int)(flags | O_NOCTTY));
+    if (fd < 0)
+        return lerror(o, tag, -fd);
+    f->open_fd = fd;
+    begin(o, P9_TLOPEN + 1, tag);
+    put_qid(o, &st);
+    put(o, 4, 0); /* iounit: up to msize */
+    return finish(o);
+}
+
+static size_t t_read(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    uint64_t off = get(in, 8);
+    uint32_t count = (uint32_t)get(in, 4);
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    if (!f || f->open_fd < 0)
+        return lerror(o, tag, EBADF);
+    if (off > INT64_MAX)
+        return lerror(o, tag, EINVAL);
+    size_t room = o->cap - P9_HEADER - 4; /* o->cap is at most msize */
+    if (count > room)
+        count = (uint32_t)room;
+    begin(o, P9_TREAD + 1, tag);
+    put(o, 4, 0);
+    ssize_t n = pread(f->open_fd, o->p + o->len, count, (off_t)off);
+    if (n < 0)
+        return lerror(o, tag, errno);
+    le_put(o->p + P9_HEADER, 4, (uint64_t)n);
+    o->len += (size_t)n;
+    return finish(o);
+}
+
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+static size_t t_readdir(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    uint64_t off = get(in, 8);
+    uint32_t count = (uint32_t)get(in, 4);
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    if (!f || f->open_fd < 0)
+        return lerror(o, tag, EBADF);
+    if (lseek(f->open_fd, (off_t)off, SEEK_SET) < 0)
+        return lerror(o, tag, errno);
+    size_t limit = o->cap - P9_HEADER - 4;
+    if (count > limit)
+        count = (uint32_t)limit;
+    begin(o, P9_TREADDIR + 1, tag);
+    put(o, 4, 0);
+    size_t start = o->len;
+    uint8_t *buf = s->dirbuf;
+    for (;;) {
+        /* Ask for about what still fits: entries read but not sent would be skipped. */
+        size_t want = count - (o->len - start);
+        long n = syscall(SYS_getdents64, f->open_fd, buf,
+                         want < sizeof(s->dirbuf) ? want : sizeof(s->dirbuf));
+        if (n < 0 && o->len == start)
+            return lerror(o, tag, errno);
+        if (n <= 0)
+            break;
+        for (long pos = 0; pos < n;) {
+            const struct linux_dirent64 *d = (const void *)(buf + pos);
+            size_t name_len = strnlen(d->d_name, P9_NAME_MAX + 1);
+            size_t need = P9_QID_LEN + 8 + 1 + 2 + name_len;
+            if (name_len > P9_NAME_MAX || o->len - start + need > count) {
+                /* Not sent: the next Treaddir starts at this entry. */
+                goto done;
+            }
+            uint8_t qt = d->d_type == DT_DIR ? QT_DIR : d->d_type == DT_LNK ? QT_SYMLINK : QT_FILE;
+            put(o, 1, qt);
+            put(o, 4, 0);
+            put(o, 8, d->d_ino);
+            put(o, 8, (uint64_t)d->d_off);
+            put(o, 1, d->d_type);
+            put(o, 2, name_len);
+            put_bytes(o, d->d_name, name_len);
+            pos += d->d_reclen;
+        }
+    }
+done:
+    le_put(o->p + P9_HEADER, 4, o->len - start);
+    return finish(o);
+}
+
+static size_t t_clunk(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    if (!f)
+        return lerror(o, tag, EBADF);
+    fid_drop(s, f);
+    begin(o, P9_TCLUNK + 1, tag);
+    return finish(o);
+}
+
+static size_t t_statfs(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    if (!f)
+        return lerror(o, tag, EBADF);
+    struct statfs fs;
+    if (fstatfs(f->fd, &fs) < 0)
+        return lerror(o, tag, errno);
+    begin(o, P9_TSTATFS + 1, tag);
+    put(o, 4, (uint64_t)fs.f_type);
+    put(o, 4, (uint64_t)fs.f_bsize);
+    put(o, 8, fs.f_blocks);
+    put(o, 8, fs.f_bfree);
+    put(o, 8, fs.f_bavail);
+    put(o, 8, fs.f_files);
+    put(o, 8, fs.f_ffree);
+    uint64_t fsid;
+    memcpy(&fsid, &fs.f_fsid, sizeof(fsid));
+    put(o, 8, fsid);
+    put(o, 4, (uint64_t)fs.f_namelen);
+    return finish(o);
+}
+
+static size_t t_readlink(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    if (!f)
+        return lerror(o, tag, EBADF);
+    char target[P9_PATH_MAX];
+    ssize_t n = readlinkat(f->fd, "", target, sizeof(target) - 1);
+    if (n < 0)
+        return lerror(o, tag, errno);
+    target[n] = '\0';
+    begin(o, P9_TREADLINK + 1, tag);
+    put_str(o, target);
+    return finish(o);
+}
+
+static size_t t_flush(struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    get(in, 2); /* oldtag: every request is answered before the next is read */
+    if (in->bad)
+        return lerror(o, tag, EPROTO);
+    begin(o, P9_TFLUSH + 1, tag);
+    return finish(o);
+}
+
+/* Requests that change the share: refused on a read-only one, not served yet on the others. */
+static bool changes(uint8_t type)
+{
+    switch (type) {
+    case P9_TLCREATE:
+    case P9_TSYMLINK:
+    case P9_TMKNOD:
+    case P9_TRENAME:
+    case P9_TSETATTR:
+    case P9_TXATTRCREATE:
+    case P9_TLINK:
+    case P9_TMKDIR:
+    case P9_TRENAMEAT:
+    case P9_TUNLINKAT:
+    case P9_TWRITE:
+    case P9_TREMOVE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static size_t dispatch(struct p9_server *s, uint8_t type, struct p9_in *in, uint16_t tag,
+                       struct p9_out *o)
+{
+    switch (type) {
+    case P9_TVERSION:
+        return t_version(s, in, tag, o);
+    case P9_TATTACH:
+        return t_attach(s, in, tag, o);
+    case P9_TWALK:
+        return t_walk(s, in, tag, o);
+    case P9_TGETATTR:
+        return t_getattr(s, in, tag, o);
+    case P9_TLOPEN:
+        return t_lopen(s, in, tag, o);
+    case P9_TREAD:
+        return t_read(s, in, tag, o);
+    case P9_TREADDIR:
+        return t_readdir(s, in, tag, o);
+    case P9_TCLUNK:
+        return t_clunk(s, in, tag, o);
+    case P9_TSTATFS:
+        return t_statfs(s, in, tag, o);
+    case P9_TREADLINK:
+        return t_readlink(s, in, tag, o);
+    case P9_TFLUSH:
+        return t_flush(in, tag, o);
+    case P9_TFSYNC:
+        begin(o, P9_TFSYNC + 1, tag); /* nothing written, nothing to sync */
+        return finish(o);
+    default:
+        /* Extended attributes, locks, authentication, unknown types; changes (not yet). */
+        return lerror(o, tag, changes(type) && s->read_only ? EROFS : EOPNOTSUPP);
+    }
+}
+
+size_t p9_handle(struct p9_server *s, const uint8_t *req, size_t len, uint8_t *rep, size_t cap)
+{
+    if (len < P9_HEADER || cap < P9_MSIZE_MIN)
+        return 0;
+    struct p9_in in = {req, len, 0, false};
+    uint32_t size = (uint32_t)get(&in, 4);
+    uint8_t type = (uint8_t)get(&in, 1);
+    uint16_t tag = (uint16_t)get(&in, 2);
+    struct p9_out o = {rep, cap < s->msize ? cap : s->msize, 0, false};
+    if (size < P9_HEADER || size > len)
+        return lerror(&o, tag, EPROTO);
+    in.len = size;
+    size_t n = dispatch(s, type, &in, tag, &o);
+    if (o.overflow)
+        return lerror(&o, tag, ERANGE);
+    return n;
+}
+
+uint32_t p9_msize(const struct p9_server *s)
+{
+    return s->msize;
+}
+
+int p9_server_create(int root_fd, bool read_only, const struct kiln_log *log,
+                     struct p9_server **out)
+{
+    struct p9_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        close(root_fd);
+        return -ENOMEM;
+    }
+    s->root_fd = root_fd;
+    s->read_only = read_only;
+    s->log = log;
+    s->msize = P9_MSIZE_MAX;
+    for (unsigned i = 0; i < P9_MAX_FIDS; i++)
+        s->fids[i] = (struct p9_fid){.fd = -1, .open_fd = -1};
+    *out = s;
+    return 0;
+}
+
+void p9_server_destroy(struct p9_server *s)
+{
+    if (!s)
+        return;
+    for (unsigned i = 0; i < P9_MAX_FIDS; i++)
+        if (s->fids[i].used)
+            fid_drop(s, &s->fids[i]);
+    close(s->root_fd);
+    free(s);
+}

@@ -1,0 +1,101 @@
+/* fuzz_p9.c: the 9P2000.L server (fs/p9.c) over a small read-only or writable share. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/p9.h"
+#include "fuzz_common.h"
+
+/*
+ * One share for the process (made once: files, a directory of many entries, symlinks in and out,
+ * a FIFO), a fresh server for each input. The input is a sequence of messages:
+ *   u8  flags (bit 0: a read-only share)
+ *   then per message: u8 type, u16 tag, u16 body length, the body bytes
+ * The harness writes each message's size field itself (bit 15 of the body length set: a wrong
+ * size, the low byte of the next input byte), so most inputs reach the request handlers. Each
+ * reply must fit the buffer, carry its own length and the request's tag; a read-only share must
+ * not change (a writable one may: Tlopen with O_TRUNC, so its file is made again each input).
+ */
+
+static char share[64];
+
+static void make(const char *rel, const char *content)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "%s/%s", share, rel);
+    FILE *f = fopen(p, "w");
+    FZ_CHECK(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+static void remove_share(void)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", share);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fuzz_p9: could not remove %s\n", share);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    snprintf(share, sizeof(share), "/tmp/kiln-fuzz-p9-XXXXXX");
+    FZ_CHECK(mkdtemp(share));
+    atexit(remove_share);
+    char p[128];
+    make("a.txt", "hello");
+    snprintf(p, sizeof(p), "%s/d", share);
+    FZ_CHECK(mkdir(p, 0755) == 0);
+    for (int i = 0; i < 20; i++) {
+        char n[32];
+        snprintf(n, sizeof(n), "d/f%02d", i);
+        make(n, "x");
+    }
+    snprintf(p, sizeof(p), "%s/out", share);
+    FZ_CHECK(symlink("/etc", p) == 0);
+    snprintf(p, sizeof(p), "%s/in", share);
+    FZ_CHECK(symlink("a.txt", p) == 0);
+    snprintf(p, sizeof(p), "%s/fifo", share);
+    FZ_CHECK(mkfifo(p, 0644) == 0);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static uint8_t req[65536], rep[65536];
+    struct fz f = {data, size};
+    uint8_t flags = fz_u8(&f);
+    if (!(flags & 1))
+        make("a.txt", "hello");
+    int root = open(share, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    FZ_CHECK(root >= 0);
+    struct p9_server *s;
+    FZ_CHECK(p9_server_create(root, flags & 1, fz_log(), &s) == 0);
+    while (fz_more(&f)) {
+        uint8_t type = fz_u8(&f);
+        uint16_t tag = fz_u16(&f), body = fz_u16(&f);
+        size_t n = P9_HEADER + fz_take(&f, req + P9_HEADER, (body & 0x7fff) % 4096);
+        uint32_t claimed = body & 0x8000 ? fz_u8(&f) * 97u : (uint32_t)n;
+        le_put(req, 4, claimed);
+        req[4] = type;
+        le_put(req + 5, 2, tag);
+        size_t cap = flags & 2 ? P9_MSIZE_MIN : sizeof(rep);
+        size_t r = p9_handle(s, req, n, rep, cap);
+        FZ_CHECK(r <= cap);
+        if (r) {
+            FZ_CHECK(r >= P9_HEADER && le_get(rep, 4) == r && le_get(rep + 5, 2) == tag);
+            FZ_CHECK(r <= p9_msize(s));
+        }
+    }
+    p9_server_destroy(s);
+    char p[128];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/a.txt", share);
+    FZ_CHECK(!(flags & 1) || (stat(p, &st) == 0 && st.st_size == 5));
+    return 0;
+}
