@@ -74,6 +74,20 @@ struct kiln_port {
     const char *path;
 };
 
+/* Most host directories (virtio-9p shares) one VM can have, and the longest mount tag. */
+#define KILN_MAX_SHARES 8
+#define KILN_SHARE_TAG_MAX 31
+
+/*
+ * A host directory the guest mounts with `mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR`.
+ * Every path is resolved beneath it (no symlink or ".." leads out); only read-only shares so far.
+ */
+struct kiln_share {
+    const char *path;
+    const char *tag; /* 1..KILN_SHARE_TAG_MAX printable characters, no spaces or commas */
+    bool read_only;
+};
+
 /* Where a virtio-net device's frames go. */
 enum kiln_net_kind {
     KILN_NET_TAP = 1, /* an existing TAP interface (IFF_VNET_HDR; offloads used when offered) */
@@ -181,6 +195,9 @@ struct kiln_config {
 
     struct kiln_port ports[KILN_MAX_PORTS]; /* one virtio-console (after the networks) */
     unsigned nports;
+
+    struct kiln_share shares[KILN_MAX_SHARES]; /* a virtio-9p device each (after the console) */
+    unsigned nshares;
 
     kiln_log_fn log_fn; /* NULL: the default stderr logger */
     void *log_ctx;

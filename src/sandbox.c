@@ -69,6 +69,15 @@ static const int user_net_calls[] = {
     SCMP_SYS(statx),       SCMP_SYS(stat),
 };
 
+/*
+ * The 9P server on the loop (fs/p9.c): opening only beneath a share (openat2 with
+ * RESOLVE_BENEATH; plain openat stays refused), reading, listing, attributes.
+ */
+static const int share_calls[] = {
+    SCMP_SYS(openat2), SCMP_SYS(pread64),    SCMP_SYS(getdents64), SCMP_SYS(lseek),
+    SCMP_SYS(fstatfs), SCMP_SYS(readlinkat), SCMP_SYS(newfstatat), SCMP_SYS(fstat),
+};
+
 /* A disk request on a threadpool thread. */
 static const int worker_calls[] = {
     SCMP_SYS(preadv),    SCMP_SYS(pwritev), SCMP_SYS(pread64),   SCMP_SYS(pwrite64),
@@ -200,6 +209,8 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
         /* Closing a disk image writes its cached metadata back and flushes, as a worker does. */
         if (ret == 0 && spec->disks)
             ret = allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));
+        if (ret == 0 && spec->shares)
+            ret = allow_all(ctx, share_calls, ARRAY_SIZE(share_calls));
         return ret == 0 && spec->user_net ? allow_user_net(ctx) : ret;
     case SANDBOX_WORKER:
         return allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));

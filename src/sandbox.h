@@ -18,6 +18,7 @@ struct sandbox_spec {
     bool roles[SANDBOX_ROLES]; /* which roles get a filter at all */
     bool user_net;             /* libslirp: sockets, and reading /etc/resolv.conf */
     bool disks;                /* the loop closes disk images: metadata write-back and flush */
+    bool shares;               /* the loop serves 9P: opens, reads and lists beneath a share */
 };
 
 /* The compiled filters of one VM (BPF programs, read-only once built). */

@@ -10,6 +10,7 @@
 #include "devices/devices.h"
 #include "devices/debug_exit.h"
 #include "devices/exitdev.h"
+#include "devices/virtio_9p.h"
 #include "devices/virtio_console.h"
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
@@ -38,6 +39,7 @@ static const struct device_class *const virtio_devices[] = {
     &virtio_blk_class,
     &virtio_net_class,
     &virtio_console_class,
+    &virtio_9p_class,
 };
 
 void kiln_config_init(struct kiln_config *cfg)
@@ -247,6 +249,7 @@ static int build_sandbox(struct kiln_vm *vm, char *errmsg)
     for (unsigned i = 0; i < c->nnets; i++)
         spec.user_net |= c->nets[i].kind == KILN_NET_USER;
     spec.disks = c->ndisks > 0;
+    spec.shares = c->nshares > 0;
     return sandbox_build(&vm->sandbox, &spec, errmsg);
 }
 

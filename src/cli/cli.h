@@ -43,6 +43,8 @@ struct cli_options {
     unsigned nnets;
     struct kiln_port ports[KILN_MAX_PORTS];
     unsigned nports;
+    struct kiln_share shares[KILN_MAX_SHARES];
+    unsigned nshares;
 };
 
 /* Parse one --disk value "path=FILE[,ro][,serial=ID]" into *d (pointing into s). */
@@ -50,6 +52,9 @@ int parse_disk(char *s, struct kiln_disk *d, char *errmsg);
 
 /* Parse one --port value "NAME,path=FILE" or "NAME,socket=PATH" into *p (pointing into s). */
 int parse_vport(char *s, struct kiln_port *p, char *errmsg);
+
+/* Parse one --share value "PATH,tag=TAG[,ro]" into *sh (pointing into s). */
+int parse_share(char *s, struct kiln_share *sh, char *errmsg);
 
 /* Parse one --debug-exit value "iobase=PORT[,iosize=1|2|4]" into o (QEMU's defaults: 0x501, 2). */
 int parse_debug_exit(const char *s, struct cli_options *o, char *errmsg);

@@ -39,6 +39,9 @@ const char cli_usage[] =
     "                       a named virtio-console port (/dev/virtio-ports/NAME in the\n"
     "                       guest): its output appended to FILE, or both ways over a unix\n"
     "                       socket something listens on (repeatable)\n"
+    "  --share PATH,tag=TAG,ro\n"
+    "                       a host directory the guest mounts read-only over virtio-9p:\n"
+    "                       mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR (repeatable)\n"
     "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
     "  --seccomp on|off     system call filters on every kiln thread (default on)\n"
     "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
@@ -321,9 +324,58 @@ static int add_port(const char *value, struct cli_options *o, char *errmsg)
     return ret;
 }
 
-static const char *const value_flags[] = {
-    "--kernel",  "--firmware", "--initrd",    "--cmdline", "--cpus",    "--memory",     "--serial",
-    "--timeout", "--disk",     "--transport", "--net",     "--seccomp", "--debug-exit", "--port"};
+int parse_share(char *s, struct kiln_share *sh, char *errmsg)
+{
+    char orig[160];
+    snprintf(orig, sizeof(orig), "%s", s);
+    memset(sh, 0, sizeof(*sh));
+    bool first = true;
+    for (char *f = s, *next; f; f = next, first = false) {
+        next = strchr(f, ',');
+        if (next)
+            *next++ = '\0';
+        if (first && !strchr(f, '='))
+            sh->path = f;
+        else if (strncmp(f, "path=", 5) == 0)
+            sh->path = f + 5;
+        else if (strncmp(f, "tag=", 4) == 0)
+            sh->tag = f + 4;
+        else if (strcmp(f, "ro") == 0)
+            sh->read_only = true;
+        else
+            return kiln_fail(errmsg, EINVAL,
+                             "--share '%s': unknown option '%s' (expected PATH, tag=TAG, ro)", orig,
+                             f);
+    }
+    if (!sh->path || !sh->path[0])
+        return kiln_fail(errmsg, EINVAL, "--share '%s': a directory path is required", orig);
+    if (!sh->tag || !sh->tag[0] || strlen(sh->tag) > KILN_SHARE_TAG_MAX || strpbrk(sh->tag, " \t"))
+        return kiln_fail(errmsg, EINVAL,
+                         "--share '%s': tag=TAG is required, 1-%d characters without spaces", orig,
+                         KILN_SHARE_TAG_MAX);
+    if (!sh->read_only)
+        return kiln_fail(errmsg, EINVAL, "--share '%s': only read-only shares so far: add ,ro",
+                         orig);
+    return 0;
+}
+
+static int add_share(const char *value, struct cli_options *o, char *errmsg)
+{
+    if (o->nshares == KILN_MAX_SHARES)
+        return kiln_fail(errmsg, EINVAL, "--share: at most %d shares", KILN_MAX_SHARES);
+    int ret = parse_share((char *)value, &o->shares[o->nshares], errmsg);
+    for (unsigned i = 0; ret == 0 && i < o->nshares; i++)
+        if (strcmp(o->shares[i].tag, o->shares[o->nshares].tag) == 0)
+            ret = kiln_fail(errmsg, EINVAL, "--share: tag %s is given twice", o->shares[i].tag);
+    if (ret == 0)
+        o->nshares++;
+    return ret;
+}
+
+static const char *const value_flags[] = {"--kernel",     "--firmware",  "--initrd", "--cmdline",
+                                          "--cpus",       "--memory",    "--serial", "--timeout",
+                                          "--disk",       "--transport", "--net",    "--seccomp",
+                                          "--debug-exit", "--port",      "--share"};
 
 static bool takes_value(const char *flag)
 {
@@ -442,6 +494,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return parse_debug_exit(value, o, errmsg);
     if (strcmp(flag, "--port") == 0)
         return add_port(value, o, errmsg);
+    if (strcmp(flag, "--share") == 0)
+        return add_share(value, o, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 

@@ -649,7 +649,7 @@ static size_t dispatch(struct p9_server *s, uint8_t type, struct p9_in *in, uint
 
 size_t p9_handle(struct p9_server *s, const uint8_t *req, size_t len, uint8_t *rep, size_t cap)
 {
-    if (len < P9_HEADER || cap < P9_MSIZE_MIN)
+    if (len < P9_HEADER || cap < P9_HEADER + 4) /* room for an Rlerror at least */
         return 0;
     struct p9_in in = {req, len, 0, false};
     uint32_t size = (uint32_t)get(&in, 4);

@@ -65,7 +65,8 @@ void p9_server_destroy(struct p9_server *s);
 uint32_t p9_msize(const struct p9_server *s);
 
 /*
- * Serve one request of len bytes; the reply goes to rep (cap bytes, at least P9_MSIZE_MIN).
+ * Serve one request of len bytes; the reply goes to rep (cap bytes: the guest's buffers, which
+ * may be as small as the reply; at least 11, an Rlerror's size).
  * Returns the reply's length: an R-message, or Rlerror for anything refused or malformed
  * (errors are the host's errno values, as 9P2000.L wants). 0 when not even a header could be
  * read: there is no tag to answer to.

@@ -295,6 +295,20 @@ python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.ar
 check port_socket_refused "$D/dead.sock" "refused" -- \
     run --kernel "$HELLO" --port "echo,socket=$D/dead.sock"
 
+# ---- Shared directories (--share)
+new_case s
+mkdir -p "$D/dir"
+echo data >"$D/file"
+check share_missing "$D/nosuch" "No such file" -- run --kernel "$HELLO" --share "$D/nosuch,tag=t,ro"
+check share_not_directory "$D/file" "Not a directory" -- run --kernel "$HELLO" --share "$D/file,tag=t,ro"
+check share_no_tag "tag=TAG is required" "tag" -- run --kernel "$HELLO" --share "$D/dir,ro"
+check share_long_tag "tag=" "tag=TAG is required" -- \
+    run --kernel "$HELLO" --share "$D/dir,tag=abcdefghijklmnopqrstuvwxyz0123456789,ro"
+check share_writable "$D/dir" "only read-only shares" -- run --kernel "$HELLO" --share "$D/dir,tag=t"
+check share_tag_twice "tag t" "given twice" -- \
+    run --kernel "$HELLO" --share "$D/dir,tag=t,ro" --share "$D/dir,tag=t,ro"
+check share_unknown_option "rw" "unknown option" -- run --kernel "$HELLO" --share "$D/dir,tag=t,rw"
+
 echo "$CASES cases"
 [ "$CASES" -ge 40 ] || fail "only $CASES cases (the matrix promises at least 40)"
 finish
