@@ -71,10 +71,11 @@ static const int user_net_calls[] = {
 
 /*
  * The 9P server on the loop (fs/p9.c): opening only beneath a share (openat2 with
- * RESOLVE_BENEATH; plain openat stays refused), reading, listing, attributes.
+ * RESOLVE_BENEATH; plain openat stays refused), reading (preadv, straight into the guest's
+ * buffers), listing, attributes.
  */
 static const int share_calls[] = {
-    SCMP_SYS(openat2), SCMP_SYS(pread64),    SCMP_SYS(getdents64), SCMP_SYS(lseek),
+    SCMP_SYS(openat2), SCMP_SYS(preadv),     SCMP_SYS(getdents64), SCMP_SYS(lseek),
     SCMP_SYS(fstatfs), SCMP_SYS(readlinkat), SCMP_SYS(newfstatat), SCMP_SYS(fstat),
 };
 

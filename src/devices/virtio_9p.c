@@ -19,7 +19,8 @@ struct virtio_9p {
     uint8_t config[VIRTIO_9P_CONFIG_LEN]; /* tag_len, tag: immutable after creation */
     bool running;
     struct virtq_chain chain;
-    uint8_t *req, *rep; /* P9_MSIZE_MAX each: one request at a time */
+    struct iovec iov[VIRTQ_CHAIN_MAX]; /* the chain's writable buffers: the reply goes there */
+    uint8_t *req;                      /* P9_MSIZE_MAX: a stable copy of one request */
 };
 
 /* One request: the T-message from the readable buffers, the reply into the writable ones. */
@@ -31,9 +32,9 @@ static void serve(struct virtio_9p *p)
         first_w--;
     uint32_t in = c->readable_len < P9_MSIZE_MAX ? c->readable_len : P9_MSIZE_MAX;
     uint32_t cap = c->writable_len < P9_MSIZE_MAX ? c->writable_len : P9_MSIZE_MAX;
-    virtq_bufs_read(c->buf, first_w, 0, p->req, in);
-    size_t n = p9_handle(p->srv, p->req, in, p->rep, cap);
-    virtq_bufs_write(c->buf + first_w, c->count - first_w, 0, p->rep, n);
+    virtq_bufs_read(c->buf, first_w, 0, p->req, in); /* the guest cannot change it under us */
+    unsigned niov = virtq_bufs_iov(c->buf + first_w, c->count - first_w, 0, cap, p->iov);
+    size_t n = p9_handle_iov(p->srv, p->req, in, p->iov, niov);
     virtq_push(&p->vd.queues[0].vq, c->head, (uint32_t)n);
 }
 
@@ -102,9 +103,9 @@ int virtio_9p_create(int root_fd, const char *tag, bool read_only, const struct 
                      const struct kiln_log *log, struct virtio_9p **out, char *errmsg)
 {
     struct virtio_9p *p = calloc(1, sizeof(*p));
-    uint8_t *req = malloc(P9_MSIZE_MAX), *rep = malloc(P9_MSIZE_MAX);
+    uint8_t *req = malloc(P9_MSIZE_MAX);
     size_t tag_len = strlen(tag);
-    int ret = !p || !req || !rep ? -ENOMEM : tag_len > KILN_SHARE_TAG_MAX ? -EINVAL : 0;
+    int ret = !p || !req ? -ENOMEM : tag_len > KILN_SHARE_TAG_MAX ? -EINVAL : 0;
     if (ret == 0)
         ret = p9_server_create(root_fd, read_only, log, &p->srv);
     else
@@ -112,11 +113,9 @@ int virtio_9p_create(int root_fd, const char *tag, bool read_only, const struct 
     if (ret < 0) {
         free(p);
         free(req);
-        free(rep);
         return kiln_fail(errmsg, -ret, "share %s: %s", tag, strerror(-ret));
     }
     p->req = req;
-    p->rep = rep;
     snprintf(p->name, sizeof(p->name), "virtio-9p %s", tag);
     le_put(p->config, 2, tag_len);
     memcpy(p->config + 2, tag, tag_len);
@@ -140,7 +139,6 @@ void virtio_9p_destroy(struct virtio_9p *p)
     p9_server_destroy(p->srv);
     virtio_device_destroy(&p->vd);
     free(p->req);
-    free(p->rep);
     free(p);
 }
 

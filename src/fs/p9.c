@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define P9_NOFID 0xffffffffu
@@ -37,6 +38,7 @@ struct p9_server {
     struct p9_fid fids[P9_MAX_FIDS];
     unsigned nfids;                    /* slots in use */
     _Alignas(8) uint8_t dirbuf[32768]; /* getdents64 for Treaddir (8-aligned records) */
+    struct iovec iov[P9_MAX_IOV];      /* a Tread's slice of the reply buffers */
 };
 
 /* ---- Decoding: every read is bounded; a short message sets bad and reads zeros. */
@@ -72,22 +74,52 @@ static void get_str(struct p9_in *in, char *buf, size_t max)
     in->off += n;
 }
 
-/* ---- Encoding: writes past cap set overflow (the reply becomes an error). */
-
+/*
+ * Encoding into the reply buffers (the guest's, as iovecs: a read's data goes straight from the
+ * file into them). Writes past cap set overflow (the reply becomes an error).
+ */
 struct p9_out {
-    uint8_t *p;
+    const struct iovec *iov;
+    unsigned niov;
     size_t cap, len;
     bool overflow;
 };
 
-static void put(struct p9_out *o, unsigned n, uint64_t v)
+/* The reply's bytes [off, off + n) as iovecs into dst (at most max); returns the count. */
+static unsigned out_slice(const struct p9_out *o, size_t off, size_t n, struct iovec *dst,
+                          unsigned max)
 {
-    if (o->overflow || o->cap - o->len < n) {
-        o->overflow = true;
-        return;
+    unsigned k = 0;
+    for (unsigned i = 0; i < o->niov && n && k < max; i++) {
+        size_t l = o->iov[i].iov_len;
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        size_t take = l - off < n ? l - off : n;
+        dst[k++] = (struct iovec){(uint8_t *)o->iov[i].iov_base + off, take};
+        n -= take;
+        off = 0;
     }
-    le_put(o->p + o->len, n, v);
-    o->len += n;
+    return k;
+}
+
+/* Copy n bytes to the reply at off (inside cap). */
+static void out_write(const struct p9_out *o, size_t off, const void *src, size_t n)
+{
+    const uint8_t *b = src;
+    for (unsigned i = 0; i < o->niov && n; i++) {
+        size_t l = o->iov[i].iov_len;
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        size_t take = l - off < n ? l - off : n;
+        memcpy((uint8_t *)o->iov[i].iov_base + off, b, take);
+        b += take;
+        n -= take;
+        off = 0;
+    }
 }
 
 static void put_bytes(struct p9_out *o, const void *b, size_t n)
@@ -96,8 +128,23 @@ static void put_bytes(struct p9_out *o, const void *b, size_t n)
         o->overflow = true;
         return;
     }
-    memcpy(o->p + o->len, b, n);
+    out_write(o, o->len, b, n);
     o->len += n;
+}
+
+static void put(struct p9_out *o, unsigned n, uint64_t v)
+{
+    uint8_t b[8];
+    le_put(b, n, v);
+    put_bytes(o, b, n);
+}
+
+/* Overwrite the 4-byte field at off (a count known only at the end). */
+static void patch32(const struct p9_out *o, size_t off, uint32_t v)
+{
+    uint8_t b[4];
+    le_put(b, 4, v);
+    out_write(o, off, b, 4);
 }
 
 static void put_str(struct p9_out *o, const char *s)
@@ -128,7 +175,7 @@ static void begin(struct p9_out *o, uint8_t type, uint16_t tag)
 
 static size_t finish(struct p9_out *o)
 {
-    le_put(o->p, 4, o->len);
+    patch32(o, 0, (uint32_t)o->len);
     return o->len;
 }
 
@@ -460,10 +507,12 @@ static size_t t_read(struct p9_server *s, struct p9_in *in, uint16_t tag, struct
         count = (uint32_t)room;
     begin(o, P9_TREAD + 1, tag);
     put(o, 4, 0);
-    ssize_t n = pread(f->open_fd, o->p + o->len, count, (off_t)off);
+    /* Straight from the file into the reply's buffers: no copy in between. */
+    unsigned k = out_slice(o, o->len, count, s->iov, P9_MAX_IOV);
+    ssize_t n = count ? preadv(f->open_fd, s->iov, (int)k, (off_t)off) : 0;
     if (n < 0)
         return lerror(o, tag, errno);
-    le_put(o->p + P9_HEADER, 4, (uint64_t)n);
+    patch32(o, P9_HEADER, (uint32_t)n);
     o->len += (size_t)n;
     return finish(o);
 }
@@ -523,7 +572,7 @@ static size_t t_readdir(struct p9_server *s, struct p9_in *in, uint16_t tag, str
         }
     }
 done:
-    le_put(o->p + P9_HEADER, 4, o->len - start);
+    patch32(o, P9_HEADER, (uint32_t)(o->len - start));
     return finish(o);
 }
 
@@ -649,13 +698,23 @@ static size_t dispatch(struct p9_server *s, uint8_t type, struct p9_in *in, uint
 
 size_t p9_handle(struct p9_server *s, const uint8_t *req, size_t len, uint8_t *rep, size_t cap)
 {
+    const struct iovec iov = {rep, cap};
+    return p9_handle_iov(s, req, len, &iov, 1);
+}
+
+size_t p9_handle_iov(struct p9_server *s, const uint8_t *req, size_t len, const struct iovec *rep,
+                     unsigned niov)
+{
+    size_t cap = 0;
+    for (unsigned i = 0; i < niov; i++)
+        cap += rep[i].iov_len;
     if (len < P9_HEADER || cap < P9_HEADER + 4) /* room for an Rlerror at least */
         return 0;
     struct p9_in in = {req, len, 0, false};
     uint32_t size = (uint32_t)get(&in, 4);
     uint8_t type = (uint8_t)get(&in, 1);
     uint16_t tag = (uint16_t)get(&in, 2);
-    struct p9_out o = {rep, cap < s->msize ? cap : s->msize, 0, false};
+    struct p9_out o = {rep, niov, cap < s->msize ? cap : s->msize, 0, false};
     if (size < P9_HEADER || size > len)
         return lerror(&o, tag, EPROTO);
     in.len = size;

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "util.h"
 
@@ -48,6 +49,7 @@ enum p9_type {
 #define P9_MAX_FIDS 4096     /* fids one client may hold at once */
 #define P9_MAX_WALK 16       /* names in one Twalk (the protocol's limit) */
 #define P9_QID_LEN 13        /* type[1] version[4] path[8] */
+#define P9_MAX_IOV 260       /* reply buffers one request may have (a virtqueue chain's) */
 
 struct p9_server;
 
@@ -72,5 +74,9 @@ uint32_t p9_msize(const struct p9_server *s);
  * read: there is no tag to answer to.
  */
 size_t p9_handle(struct p9_server *s, const uint8_t *req, size_t len, uint8_t *rep, size_t cap);
+
+/* The same with the reply going into niov buffers (the guest's, as one byte stream). */
+size_t p9_handle_iov(struct p9_server *s, const uint8_t *req, size_t len, const struct iovec *rep,
+                     unsigned niov);
 
 #endif

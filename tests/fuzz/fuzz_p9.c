@@ -12,7 +12,8 @@
 /*
  * One share for the process (made once: files, a directory of many entries, symlinks in and out,
  * a FIFO), a fresh server for each input. The input is a sequence of messages:
- *   u8  flags (bit 0: a read-only share)
+ *   u8  flags (bit 0: a read-only share; bit 1: a 4 KiB reply space; bit 2: the reply space in
+ *       three pieces, split where the two u16 before each message say)
  *   then per message: u8 type, u16 tag, u16 body length, the body bytes
  * The harness writes each message's size field itself (bit 15 of the body length set: a wrong
  * size, the low byte of the next input byte), so most inputs reach the request handlers. Each
@@ -85,7 +86,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req[4] = type;
         le_put(req + 5, 2, tag);
         size_t cap = flags & 2 ? P9_MSIZE_MIN : sizeof(rep);
-        size_t r = p9_handle(s, req, n, rep, cap);
+        size_t r;
+        if (flags & 4) {
+            /* The reply space in three pieces, as a guest's buffers may come. */
+            size_t a = fz_u16(&f) % (cap + 1), b = a + fz_u16(&f) % (cap - a + 1);
+            const struct iovec iov[3] = {{rep, a}, {rep + a, b - a}, {rep + b, cap - b}};
+            r = p9_handle_iov(s, req, n, iov, 3);
+        } else {
+            r = p9_handle(s, req, n, rep, cap);
+        }
         FZ_CHECK(r <= cap);
         if (r) {
             FZ_CHECK(r >= P9_HEADER && le_get(rep, 4) == r && le_get(rep + 5, 2) == tag);
