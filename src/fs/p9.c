@@ -307,6 +307,18 @@ static int stat_fd(int fd, struct stat *st)
 
 /* ---- Requests. */
 
+/* The request's fid field, and what is wrong with it once every field has been read: EPROTO
+ * for a short message, EBADF for a fid the client does not hold, else 0. */
+static struct p9_fid *fid_arg(struct p9_server *s, struct p9_in *in)
+{
+    return fid_get(s, (uint32_t)get(in, 4));
+}
+
+static int fid_error(const struct p9_in *in, const struct p9_fid *f)
+{
+    return in->bad ? EPROTO : !f ? EBADF : 0;
+}
+
 static size_t t_version(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
     uint32_t msize = (uint32_t)get(in, 4);
@@ -425,12 +437,11 @@ static size_t t_walk(struct p9_server *s, struct p9_in *in, uint16_t tag, struct
 
 static size_t t_getattr(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
-    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    struct p9_fid *f = fid_arg(s, in);
     get(in, 8); /* request_mask: everything basic is always given */
-    if (in->bad)
-        return lerror(o, tag, EPROTO);
-    if (!f)
-        return lerror(o, tag, EBADF);
+    int err = fid_error(in, f);
+    if (err)
+        return lerror(o, tag, err);
     struct stat st;
     int ret = stat_fd(f->fd, &st);
     if (ret < 0)
@@ -464,12 +475,11 @@ static size_t t_getattr(struct p9_server *s, struct p9_in *in, uint16_t tag, str
 
 static size_t t_lopen(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
-    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
+    struct p9_fid *f = fid_arg(s, in);
     uint32_t flags = (uint32_t)get(in, 4) & P9_OPEN_FLAGS;
-    if (in->bad)
-        return lerror(o, tag, EPROTO);
-    if (!f)
-        return lerror(o, tag, EBADF);
+    int err = fid_error(in, f);
+    if (err)
+        return lerror(o, tag, err);
     if (f->open_fd >= 0)
         return lerror(o, tag, EBUSY);
     struct stat st;
@@ -491,20 +501,25 @@ static size_t t_lopen(struct p9_server *s, struct p9_in *in, uint16_t tag, struc
     return finish(o);
 }
 
-static size_t t_read(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+/*
+ * Tread and Treaddir: an opened fid, offset[8], count[4] (cut to what fits the reply, whose
+ * capacity is at most msize). Sets *err to EPROTO, EBADF or EINVAL, or 0.
+ */
+static struct p9_fid *io_args(struct p9_server *s, struct p9_in *in, const struct p9_out *o,
+                              uint64_t *off, uint32_t *count, int *err)
 {
-    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
-    uint64_t off = get(in, 8);
-    uint32_t count = (uint32_t)get(in, 4);
-    if (in->bad)
-        return lerror(o, tag, EPROTO);
-    if (!f || f->open_fd < 0)
-        return lerror(o, tag, EBADF);
-    if (off > INT64_MAX)
-        return lerror(o, tag, EINVAL);
-    size_t room = o->cap - P9_HEADER - 4; /* o->cap is at most msize */
-    if (count > room)
-        count = (uint32_t)room;
+    struct p9_fid *f = fid_arg(s, in);
+    *off = get(in, 8);
+    *count = (uint32_t)get(in, 4);
+    *err = in->bad ? EPROTO : !f || f->open_fd < 0 ? EBADF : *off > INT64_MAX ? EINVAL : 0;
+    if (*count > o->cap - P9_HEADER - 4)
+        *count = (uint32_t)(o->cap - P9_HEADER - 4);
+    return f;
+}
+
+static size_t t_read(struct p9_server *s, struct p9_fid *f, uint64_t off, uint32_t count,
+                     uint16_t tag, struct p9_out *o)
+{
     begin(o, P9_TREAD + 1, tag);
     put(o, 4, 0);
     /* Straight from the file into the reply's buffers: no copy in between. */
@@ -525,20 +540,11 @@ struct linux_dirent64 {
     char d_name[];
 };
 
-static size_t t_readdir(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+static size_t t_readdir(struct p9_server *s, struct p9_fid *f, uint64_t off, uint32_t count,
+                        uint16_t tag, struct p9_out *o)
 {
-    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
-    uint64_t off = get(in, 8);
-    uint32_t count = (uint32_t)get(in, 4);
-    if (in->bad)
-        return lerror(o, tag, EPROTO);
-    if (!f || f->open_fd < 0)
-        return lerror(o, tag, EBADF);
     if (lseek(f->open_fd, (off_t)off, SEEK_SET) < 0)
         return lerror(o, tag, errno);
-    size_t limit = o->cap - P9_HEADER - 4;
-    if (count > limit)
-        count = (uint32_t)limit;
     begin(o, P9_TREADDIR + 1, tag);
     put(o, 4, 0);
     size_t start = o->len;
@@ -576,25 +582,16 @@ done:
     return finish(o);
 }
 
-static size_t t_clunk(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+static size_t t_clunk(struct p9_server *s, struct p9_fid *f, uint16_t tag, struct p9_out *o)
 {
-    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
-    if (in->bad)
-        return lerror(o, tag, EPROTO);
-    if (!f)
-        return lerror(o, tag, EBADF);
     fid_drop(s, f);
     begin(o, P9_TCLUNK + 1, tag);
     return finish(o);
 }
 
-static size_t t_statfs(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+static size_t t_statfs(struct p9_server *s, struct p9_fid *f, uint16_t tag, struct p9_out *o)
 {
-    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
-    if (in->bad)
-        return lerror(o, tag, EPROTO);
-    if (!f)
-        return lerror(o, tag, EBADF);
+    (void)s;
     struct statfs fs;
     if (fstatfs(f->fd, &fs) < 0)
         return lerror(o, tag, errno);
@@ -613,13 +610,9 @@ static size_t t_statfs(struct p9_server *s, struct p9_in *in, uint16_t tag, stru
     return finish(o);
 }
 
-static size_t t_readlink(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+static size_t t_readlink(struct p9_server *s, struct p9_fid *f, uint16_t tag, struct p9_out *o)
 {
-    struct p9_fid *f = fid_get(s, (uint32_t)get(in, 4));
-    if (in->bad)
-        return lerror(o, tag, EPROTO);
-    if (!f)
-        return lerror(o, tag, EBADF);
+    (void)s;
     char target[P9_PATH_MAX];
     ssize_t n = readlinkat(f->fd, "", target, sizeof(target) - 1);
     if (n < 0)
@@ -661,39 +654,68 @@ static bool changes(uint8_t type)
     }
 }
 
+/* Tfsync: nothing is ever written, so nothing needs syncing. */
+static size_t t_fsync(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    (void)s;
+    (void)in;
+    begin(o, P9_TFSYNC + 1, tag);
+    return finish(o);
+}
+
+static size_t t_flush_s(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
+{
+    (void)s;
+    return t_flush(in, tag, o);
+}
+
+typedef size_t (*p9_handler)(struct p9_server *, struct p9_in *, uint16_t, struct p9_out *);
+
+/* The requests served, by type. */
+static const struct {
+    uint8_t type;
+    p9_handler fn;
+} handlers[] = {
+    {P9_TVERSION, t_version}, {P9_TATTACH, t_attach}, {P9_TWALK, t_walk},
+    {P9_TGETATTR, t_getattr}, {P9_TLOPEN, t_lopen},   {P9_TFLUSH, t_flush_s},
+    {P9_TFSYNC, t_fsync},
+};
+
+/* Requests that are a fid[4] and nothing else: served once the fid is known to be held. */
+typedef size_t (*p9_fid_handler)(struct p9_server *, struct p9_fid *, uint16_t, struct p9_out *);
+static const struct {
+    uint8_t type;
+    p9_fid_handler fn;
+} fid_handlers[] = {
+    {P9_TCLUNK, t_clunk},
+    {P9_TSTATFS, t_statfs},
+    {P9_TREADLINK, t_readlink},
+};
+
 static size_t dispatch(struct p9_server *s, uint8_t type, struct p9_in *in, uint16_t tag,
                        struct p9_out *o)
 {
-    switch (type) {
-    case P9_TVERSION:
-        return t_version(s, in, tag, o);
-    case P9_TATTACH:
-        return t_attach(s, in, tag, o);
-    case P9_TWALK:
-        return t_walk(s, in, tag, o);
-    case P9_TGETATTR:
-        return t_getattr(s, in, tag, o);
-    case P9_TLOPEN:
-        return t_lopen(s, in, tag, o);
-    case P9_TREAD:
-        return t_read(s, in, tag, o);
-    case P9_TREADDIR:
-        return t_readdir(s, in, tag, o);
-    case P9_TCLUNK:
-        return t_clunk(s, in, tag, o);
-    case P9_TSTATFS:
-        return t_statfs(s, in, tag, o);
-    case P9_TREADLINK:
-        return t_readlink(s, in, tag, o);
-    case P9_TFLUSH:
-        return t_flush(in, tag, o);
-    case P9_TFSYNC:
-        begin(o, P9_TFSYNC + 1, tag); /* nothing written, nothing to sync */
-        return finish(o);
-    default:
-        /* Extended attributes, locks, authentication, unknown types; changes (not yet). */
-        return lerror(o, tag, changes(type) && s->read_only ? EROFS : EOPNOTSUPP);
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+        if (handlers[i].type == type)
+            return handlers[i].fn(s, in, tag, o);
+    if (type == P9_TREAD || type == P9_TREADDIR) {
+        uint64_t off;
+        uint32_t count;
+        int err;
+        struct p9_fid *f = io_args(s, in, o, &off, &count, &err);
+        if (err)
+            return lerror(o, tag, err);
+        return (type == P9_TREAD ? t_read : t_readdir)(s, f, off, count, tag, o);
     }
+    for (size_t i = 0; i < sizeof(fid_handlers) / sizeof(fid_handlers[0]); i++) {
+        if (fid_handlers[i].type != type)
+            continue;
+        struct p9_fid *f = fid_arg(s, in);
+        int err = fid_error(in, f);
+        return err ? lerror(o, tag, err) : fid_handlers[i].fn(s, f, tag, o);
+    }
+    /* Extended attributes, locks, authentication, unknown types; changes (not yet). */
+    return lerror(o, tag, changes(type) && s->read_only ? EROFS : EOPNOTSUPP);
 }
 
 size_t p9_handle(struct p9_server *s, const uint8_t *req, size_t len, uint8_t *rep, size_t cap)
