@@ -25,6 +25,9 @@ static volatile pid_t g_child; /* in the parent: the process running the VM, 0 i
 static volatile sig_atomic_t g_stop_signal;
 static struct termios g_saved_termios;
 static volatile sig_atomic_t g_termios_saved;
+/* In the parent of the boots: the terminal before the first one, for a boot killed outright. */
+static struct termios g_start_termios;
+static bool g_start_saved;
 
 static void restore_terminal(void)
 {
@@ -255,7 +258,8 @@ static int wait_boot(pid_t pid)
             return fail("lost the process running the VM");
     g_child = 0;
     /* A boot that died without restoring the terminal (SIGKILL) must not leave it raw. */
-    restore_terminal();
+    if (g_start_saved)
+        tcsetattr(STDIN_FILENO, TCSANOW, &g_start_termios);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -302,6 +306,7 @@ static int boot_in_child(const struct cli_options *o, int serial_fd, uint64_t ti
 static int run_boots(const struct cli_options *o, int serial_fd)
 {
     uint64_t timeout = o->timeout_ms, left = timeout, start = now_ms();
+    g_start_saved = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &g_start_termios) == 0;
     for (;;) {
         bool reboot;
         int code = boot_in_child(o, serial_fd, left, &reboot);

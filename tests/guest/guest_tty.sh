@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # guest_tty.sh: on a terminal kiln uses raw mode, Ctrl-A x stops the VM, and the terminal's
-# settings are restored after a timeout, the escape and SIGTERM.
+# settings are restored after a timeout, the escape, SIGTERM, and the VM's process being killed.
 # Usage: guest_tty.sh KILN GUEST_DIR
 . "$(dirname "$0")/common.sh"
 KILN=$1
@@ -24,6 +24,8 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
     cmp -s "$dir/before" "$dir/during" || break
 done
 if [ "${SEND_TERM:-0}" = 1 ]; then kill -TERM "$pid"; fi
+# The boot runs in kiln's child: killed outright, it cannot restore the terminal; kiln must.
+if [ "${KILL_CHILD:-0}" = 1 ]; then kill -KILL "$(cat "/proc/$pid/task/$pid/children")"; fi
 wait "$pid"
 echo $? >"$dir/rc"
 stty -g >"$dir/after"
@@ -71,4 +73,8 @@ if grep -q "Ctrl-A x" "$DIR/err"; then ok "escape hint on stderr"; else fail "no
 SEND_TERM=1 in_pty sigterm 0 "" --timeout 20
 expect_code 143 "SIGTERM"
 check_restored "SIGTERM"
+
+KILL_CHILD=1 in_pty killed 0 "" --timeout 20
+expect_code 137 "the VM's process killed by SIGKILL"
+check_restored "the VM's process killed by SIGKILL"
 finish
