@@ -178,7 +178,9 @@ struct kiln_config {
     /*
      * Serial console (COM1). Bytes the guest transmits are written to serial_out_fd, bytes read
      * from serial_in_fd are received by the guest. Either may be -1 (none). kiln never closes
-     * them, never changes their flags or terminal mode: the caller owns them.
+     * them, never changes their flags or terminal mode: the caller owns them. A pipe whose reader
+     * goes away raises SIGPIPE in the caller's process when kiln next writes to it: ignore
+     * SIGPIPE (as the kiln command does) or give a file, terminal or socket.
      */
     int serial_in_fd;
     int serial_out_fd;
