@@ -15,7 +15,6 @@
 struct virtio_9p {
     struct virtio_device vd;
     struct p9_server *srv;
-    char name[48];                        /* "virtio-9p TAG", for messages */
     uint8_t config[VIRTIO_9P_CONFIG_LEN]; /* tag_len, tag: immutable after creation */
     bool running;
     struct virtq_chain chain;
@@ -107,7 +106,7 @@ int virtio_9p_create(int root_fd, const char *tag, bool read_only, const struct 
     size_t tag_len = strlen(tag);
     int ret = !p || !req ? -ENOMEM : tag_len > KILN_SHARE_TAG_MAX ? -EINVAL : 0;
     if (ret == 0)
-        ret = p9_server_create(root_fd, read_only, log, &p->srv);
+        ret = p9_server_create(root_fd, read_only, &p->srv);
     else
         close(root_fd);
     if (ret < 0) {
@@ -116,7 +115,6 @@ int virtio_9p_create(int root_fd, const char *tag, bool read_only, const struct 
         return kiln_fail(errmsg, -ret, "share %s: %s", tag, strerror(-ret));
     }
     p->req = req;
-    snprintf(p->name, sizeof(p->name), "virtio-9p %s", tag);
     le_put(p->config, 2, tag_len);
     memcpy(p->config + 2, tag, tag_len);
     virtio_device_init(&p->vd, &p9_ops, p,

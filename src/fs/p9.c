@@ -33,7 +33,6 @@ struct p9_fid {
 struct p9_server {
     int root_fd;
     bool read_only;
-    const struct kiln_log *log;
     uint32_t msize;
     struct p9_fid fids[P9_MAX_FIDS];
     unsigned nfids;                    /* slots in use */
@@ -751,8 +750,7 @@ uint32_t p9_msize(const struct p9_server *s)
     return s->msize;
 }
 
-int p9_server_create(int root_fd, bool read_only, const struct kiln_log *log,
-                     struct p9_server **out)
+int p9_server_create(int root_fd, bool read_only, struct p9_server **out)
 {
     struct p9_server *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -761,7 +759,6 @@ int p9_server_create(int root_fd, bool read_only, const struct kiln_log *log,
     }
     s->root_fd = root_fd;
     s->read_only = read_only;
-    s->log = log;
     s->msize = P9_MSIZE_MAX;
     for (unsigned i = 0; i < P9_MAX_FIDS; i++)
         s->fids[i] = (struct p9_fid){.fd = -1, .open_fd = -1};

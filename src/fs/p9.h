@@ -59,8 +59,7 @@ struct p9_server;
  * symlinks followed, no magic links), pseudo file systems (proc, sys, dev, ...) below it are
  * hidden, and only regular files and directories can be opened. read_only refuses every change.
  */
-int p9_server_create(int root_fd, bool read_only, const struct kiln_log *log,
-                     struct p9_server **out);
+int p9_server_create(int root_fd, bool read_only, struct p9_server **out);
 void p9_server_destroy(struct p9_server *s);
 
 /* The msize agreed with the client (P9_MSIZE_MAX until a Tversion). */

@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int root = open(share, O_PATH | O_DIRECTORY | O_CLOEXEC);
     FZ_CHECK(root >= 0);
     struct p9_server *s;
-    FZ_CHECK(p9_server_create(root, flags & 1, fz_log(), &s) == 0);
+    FZ_CHECK(p9_server_create(root, flags & 1, &s) == 0);
     while (fz_more(&f)) {
         uint8_t type = fz_u8(&f);
         uint16_t tag = fz_u16(&f), body = fz_u16(&f);

@@ -18,7 +18,6 @@ struct t {
     struct p9_server *s;
     uint8_t req[CAP], rep[CAP];
     size_t rlen;
-    struct kiln_log log;
 };
 
 /* ---- Building requests. */
@@ -179,7 +178,7 @@ static void setup(struct t *t, bool read_only)
     }
     int root = open(t->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     ck_assert_int_ge(root, 0);
-    ck_assert_int_eq(p9_server_create(root, read_only, &t->log, &t->s), 0);
+    ck_assert_int_eq(p9_server_create(root, read_only, &t->s), 0);
     ck_assert_int_eq(version(t, 65536, "9P2000.L"), 0);
     ck_assert_int_eq(attach(t, 0), 0);
     ck_assert_uint_eq(t->rep[P9_HEADER], 0x80); /* the root's qid is a directory */
