@@ -45,6 +45,12 @@ struct cli_options {
     unsigned nports;
     struct kiln_share shares[KILN_MAX_SHARES];
     unsigned nshares;
+    /* --rootfs-host [-- COMMAND ARG...]: the host's / as the guest's root (cli_rootfs.c). */
+    bool rootfs_host;
+    char **command_argv; /* after "--"; ncommand 0: an interactive shell */
+    int ncommand;
+    int rootfs_fd;          /* the initramfs kiln built (a memfd), -1 if none */
+    char rootfs_initrd[32]; /* its path for the loader: /proc/self/fd/N */
 };
 
 /* Parse one --disk value "path=FILE[,ro][,serial=ID]" into *d (pointing into s). */
@@ -84,6 +90,12 @@ int parse_seconds(const char *s, uint64_t *ms);
  */
 void cli_seccomp_install(void (*on_fatal)(void));
 
+/*
+ * --rootfs-host: build the initramfs that mounts the host's / (read-only, under a tmpfs overlay)
+ * as the guest's root and runs the command; point o's initrd at it, default its cmdline, and add
+ * the share of /. Returns 0 or -errno with a one-line message in errmsg.
+ */
+int cli_rootfs_prepare(struct cli_options *o, char *errmsg);
 /* Usage text for --help. */
 extern const char cli_usage[];
 

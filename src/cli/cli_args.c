@@ -13,6 +13,7 @@
 const char cli_usage[] =
     "Usage: kiln run --kernel PATH [options]\n"
     "       kiln run --disk path=IMAGE [options]   (boots the disk through BIOS firmware)\n"
+    "       kiln run --kernel PATH --rootfs-host [options] [-- COMMAND [ARG...]]\n"
     "       kiln --help | --version\n"
     "\n"
     "Boot a virtual machine on KVM with a serial console.\n"
@@ -47,6 +48,9 @@ const char cli_usage[] =
     "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
     "                       QEMU's isa-debug-exit: a guest write of V to PORT exits\n"
     "                       kiln with (V << 1) | 1 (defaults: iobase=0x501, iosize=2)\n"
+    "  --rootfs-host        boot --kernel with the host's / as the guest's root (read-only,\n"
+    "                       changes go to a tmpfs overlay) and run the command given after\n"
+    "                       --, or a shell; kiln exits with the command's status\n"
     "  --no-reboot          a guest reboot ends kiln with exit status 128 (default: the\n"
     "                       guest starts again, as from power-on)\n"
     "  --stats              print VM statistics on stderr at exit\n"
@@ -508,6 +512,7 @@ static void defaults(struct cli_options *o)
     o->memory = 256ULL << 20;
     o->serial = CLI_SERIAL_STDIO;
     o->seccomp = KILN_SECCOMP_ALL;
+    o->rootfs_fd = -1;
 }
 
 /* A kernel, or firmware and a disk for it to boot; options only one of the two takes. */
@@ -528,6 +533,27 @@ static int check_boot_source(const struct cli_options *o, char *errmsg)
     if (o->transport == KILN_TRANSPORT_MMIO)
         return kiln_fail(errmsg, EINVAL,
                          "--transport mmio: needs --kernel (firmware finds disks on PCI)");
+    return 0;
+}
+
+/* --rootfs-host boots a kernel with the initramfs kiln makes; a command needs it. */
+static int check_rootfs_host(const struct cli_options *o, char *errmsg)
+{
+    if (!o->rootfs_host)
+        return o->command_argv
+                   ? kiln_fail(errmsg, EINVAL, "run: a command after -- needs --rootfs-host")
+                   : 0;
+    if (!o->kernel)
+        return kiln_fail(errmsg, EINVAL, "--rootfs-host: needs --kernel");
+    if (o->initrd)
+        return kiln_fail(errmsg, EINVAL,
+                         "--initrd: not with --rootfs-host (kiln makes the initramfs)");
+    for (unsigned i = 0; i < o->nshares; i++)
+        if (strcmp(o->shares[i].tag, "kilnroot") == 0)
+            return kiln_fail(errmsg, EINVAL,
+                             "--share: tag kilnroot is --rootfs-host's own; pick another");
+    if (o->ncommand > 0 && o->command_argv[0][0] == '\0')
+        return kiln_fail(errmsg, EINVAL, "--rootfs-host: the command after -- is empty");
     return 0;
 }
 
@@ -557,6 +583,15 @@ static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_option
             o->no_reboot = true;
             continue;
         }
+        if (strcmp(arg, "--rootfs-host") == 0) {
+            o->rootfs_host = true;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            o->command_argv = argv + i + 1;
+            o->ncommand = argc - i - 1;
+            break;
+        }
         if (!takes_value(flag))
             return kiln_fail(errmsg, EINVAL, "run: unknown option '%s' (see kiln --help)", arg);
         if (!value) {
@@ -568,7 +603,8 @@ static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_option
         if (ret < 0)
             return ret;
     }
-    return check_boot_source(o, errmsg);
+    int ret = check_boot_source(o, errmsg);
+    return ret < 0 ? ret : check_rootfs_host(o, errmsg);
 }
 
 int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)

@@ -349,6 +349,8 @@ int main(int argc, char **argv)
         printf("kiln %s\n", kiln_version());
         return 0;
     }
+    if (o.rootfs_host && cli_rootfs_prepare(&o, errmsg) < 0)
+        return fail(errmsg);
     install_signals();
     atexit(restore_terminal);
     return run_cli(&o);

@@ -231,8 +231,13 @@ static int fid_set(struct p9_server *s, uint32_t fid, int fd, char *path)
 static bool hidden_fs(int fd)
 {
     struct statfs fs;
+    struct stat st;
+    /*
+     * A symlink's own fd (O_PATH) has no statfs on every file system: a 9p one, say, as when
+     * the shared / is itself a 9p mount. A symlink shows no content, so it may stay visible.
+     */
     if (fstatfs(fd, &fs) < 0)
-        return true;
+        return !(fstat(fd, &st) == 0 && S_ISLNK(st.st_mode));
     switch ((unsigned long)fs.f_type) {
     case PROC_SUPER_MAGIC:
     case SYSFS_MAGIC:
