@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fs/p9.h"
 #include "fs/p9_impl.h"
 
 #ifndef SYS_fchmodat2
