@@ -617,6 +617,12 @@ START_TEST(test_dirs_rename_unlink)
     ck_assert_int_eq(read_op(&t, P9_TREAD, 5, 0, 100), 0);
     ck_assert(memcmp(t.rep + P9_HEADER + 4, "hello", 5) == 0);
     ck_assert_int_eq(lopen(&t, 7, O_RDONLY), ESTALE); /* the replaced file's */
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, "e1", 0755, NULL), 0);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, "e2", 0755, NULL), 0);
+    ck_assert_int_eq(walk1(&t, 0, 10, "e2"), 0);
+    ck_assert_int_eq(renameat_op(&t, 0, "e1", 0, "e2"), 0);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 10, "x", 0755, NULL), ESTALE); /* not in e1's */
+    ck_assert(!host_exists(&t, "e2/x"));
     /* Tremove: the file goes, and the fid in any case. */
     ck_assert_int_eq(walk(&t, 0, 9, (const char *const[]){"sub", "b.txt"}, 2, NULL), 0);
     ck_assert_int_eq(fid_op(&t, P9_TREMOVE, 9), 0);
