@@ -1,5 +1,4 @@
 /* fuzz_p9.c: the 9P2000.L server (fs/p9.c, p9_write.c) over a small read-only or writable share. */
-#define _GNU_SOURCE /* nftw's FTW_PHYS, FTW_DEPTH */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
