@@ -80,7 +80,8 @@ struct kiln_port {
 
 /*
  * A host directory the guest mounts with `mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR`.
- * Every path is resolved beneath it (no symlink or ".." leads out); only read-only shares so far.
+ * Every path is resolved beneath it (no symlink or ".." leads out). A writable share (read_only
+ * false) lets the guest create, write, rename and remove below it, as kiln's own user.
  */
 struct kiln_share {
     const char *path;

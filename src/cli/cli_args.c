@@ -40,9 +40,10 @@ const char cli_usage[] =
     "                       a named virtio-console port (/dev/virtio-ports/NAME in the\n"
     "                       guest): its output appended to FILE, or both ways over a unix\n"
     "                       socket something listens on (repeatable)\n"
-    "  --share PATH,tag=TAG,ro\n"
-    "                       a host directory the guest mounts read-only over virtio-9p:\n"
-    "                       mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR (repeatable)\n"
+    "  --share PATH,tag=TAG[,ro]\n"
+    "                       a host directory the guest mounts over virtio-9p, read-write\n"
+    "                       or (ro) read-only: mount -t 9p -o trans=virtio,version=9p2000.L\n"
+    "                       TAG DIR (repeatable)\n"
     "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
     "  --seccomp on|off     system call filters on every kiln thread (default on)\n"
     "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
@@ -357,9 +358,6 @@ int parse_share(char *s, struct kiln_share *sh, char *errmsg)
         return kiln_fail(errmsg, EINVAL,
                          "--share '%s': tag=TAG is required, 1-%d characters without spaces", orig,
                          KILN_SHARE_TAG_MAX);
-    if (!sh->read_only)
-        return kiln_fail(errmsg, EINVAL, "--share '%s': only read-only shares so far: add ,ro",
-                         orig);
     return 0;
 }
 

@@ -170,9 +170,6 @@ static int p9_check(const struct kiln_config *cfg, char *errmsg)
             return kiln_fail(errmsg, EINVAL,
                              "share %s: a tag is 1-%d printable characters, no spaces or commas",
                              sh->path, KILN_SHARE_TAG_MAX);
-        if (!sh->read_only)
-            return kiln_fail(errmsg, EINVAL, "share %s: only read-only shares so far (add ro)",
-                             sh->path);
         for (unsigned j = 0; j < i; j++)
             if (strcmp(cfg->shares[j].tag, sh->tag) == 0)
                 return kiln_fail(errmsg, EINVAL, "share %s: tag %s is given twice", sh->path,

@@ -1,5 +1,6 @@
 /* p9.c: 9P2000.L over one host directory: decode, check, serve, encode; nothing outside it. */
 #include "fs/p9.h"
+#include "fs/p9_impl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,41 +15,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define P9_NOFID 0xffffffffu
-#define P9_GETATTR_BASIC 0x7ffULL
-#define P9_PATH_MAX 4096
-#define P9_NAME_MAX 255
-#define QT_DIR 0x80
-#define QT_SYMLINK 0x02
-#define QT_FILE 0x00
-
-struct p9_fid {
-    bool used;
-    uint32_t fid;
-    int fd;      /* O_PATH: what the fid names */
-    int open_fd; /* after Tlopen: the open file or directory, else -1 */
-    char *path;  /* relative to the root, "" for the root itself */
-};
-
-struct p9_server {
-    int root_fd;
-    bool read_only;
-    uint32_t msize;
-    struct p9_fid fids[P9_MAX_FIDS];
-    unsigned nfids;                    /* slots in use */
-    _Alignas(8) uint8_t dirbuf[32768]; /* getdents64 for Treaddir (8-aligned records) */
-    struct iovec iov[P9_MAX_IOV];      /* a Tread's slice of the reply buffers */
-};
-
 /* ---- Decoding: every read is bounded; a short message sets bad and reads zeros. */
 
-struct p9_in {
-    const uint8_t *p;
-    size_t len, off;
-    bool bad;
-};
-
-static uint64_t get(struct p9_in *in, unsigned n)
+uint64_t p9_get(struct p9_in *in, unsigned n)
 {
     if (in->bad || in->len - in->off < n) {
         in->bad = true;
@@ -60,9 +29,9 @@ static uint64_t get(struct p9_in *in, unsigned n)
 }
 
 /* A string into buf (NUL-terminated, at most max bytes, no NUL inside). */
-static void get_str(struct p9_in *in, char *buf, size_t max)
+void p9_get_str(struct p9_in *in, char *buf, size_t max)
 {
-    size_t n = (size_t)get(in, 2);
+    size_t n = (size_t)p9_get(in, 2);
     if (in->bad || n > max || in->len - in->off < n || memchr(in->p + in->off, 0, n)) {
         in->bad = true;
         buf[0] = '\0';
@@ -72,17 +41,6 @@ static void get_str(struct p9_in *in, char *buf, size_t max)
     buf[n] = '\0';
     in->off += n;
 }
-
-/*
- * Encoding into the reply buffers (the guest's, as iovecs: a read's data goes straight from the
- * file into them). Writes past cap set overflow (the reply becomes an error).
- */
-struct p9_out {
-    const struct iovec *iov;
-    unsigned niov;
-    size_t cap, len;
-    bool overflow;
-};
 
 /* The reply's bytes [off, off + n) as iovecs into dst (at most max); returns the count. */
 static unsigned out_slice(const struct p9_out *o, size_t off, size_t n, struct iovec *dst,
@@ -121,7 +79,7 @@ static void out_write(const struct p9_out *o, size_t off, const void *src, size_
     }
 }
 
-static void put_bytes(struct p9_out *o, const void *b, size_t n)
+void p9_put_bytes(struct p9_out *o, const void *b, size_t n)
 {
     if (o->overflow || o->cap - o->len < n) {
         o->overflow = true;
@@ -131,11 +89,11 @@ static void put_bytes(struct p9_out *o, const void *b, size_t n)
     o->len += n;
 }
 
-static void put(struct p9_out *o, unsigned n, uint64_t v)
+void p9_put(struct p9_out *o, unsigned n, uint64_t v)
 {
     uint8_t b[8];
     le_put(b, n, v);
-    put_bytes(o, b, n);
+    p9_put_bytes(o, b, n);
 }
 
 /* Overwrite the 4-byte field at off (a count known only at the end). */
@@ -146,48 +104,48 @@ static void patch32(const struct p9_out *o, size_t off, uint32_t v)
     out_write(o, off, b, 4);
 }
 
-static void put_str(struct p9_out *o, const char *s)
+void p9_put_str(struct p9_out *o, const char *s)
 {
     size_t n = strlen(s);
-    put(o, 2, n);
-    put_bytes(o, s, n);
+    p9_put(o, 2, n);
+    p9_put_bytes(o, s, n);
 }
 
-static void put_qid(struct p9_out *o, const struct stat *st)
+void p9_put_qid(struct p9_out *o, const struct stat *st)
 {
     uint8_t type = S_ISDIR(st->st_mode) ? QT_DIR : S_ISLNK(st->st_mode) ? QT_SYMLINK : QT_FILE;
-    put(o, 1, type);
-    put(o, 4, 0);
+    p9_put(o, 1, type);
+    p9_put(o, 4, 0);
     /* Inode numbers are unique per file system; a share may span several. */
-    put(o, 8, (uint64_t)st->st_ino ^ ((uint64_t)st->st_dev << 48));
+    p9_put(o, 8, (uint64_t)st->st_ino ^ ((uint64_t)st->st_dev << 48));
 }
 
 /* Start a reply: the size is filled in by finish. */
-static void begin(struct p9_out *o, uint8_t type, uint16_t tag)
+void p9_begin(struct p9_out *o, uint8_t type, uint16_t tag)
 {
     o->len = 0;
     o->overflow = false;
-    put(o, 4, 0);
-    put(o, 1, type);
-    put(o, 2, tag);
+    p9_put(o, 4, 0);
+    p9_put(o, 1, type);
+    p9_put(o, 2, tag);
 }
 
-static size_t finish(struct p9_out *o)
+size_t p9_finish(struct p9_out *o)
 {
     patch32(o, 0, (uint32_t)o->len);
     return o->len;
 }
 
-static size_t lerror(struct p9_out *o, uint16_t tag, int err)
+size_t p9_lerror(struct p9_out *o, uint16_t tag, int err)
 {
-    begin(o, P9_RLERROR, tag);
-    put(o, 4, (uint32_t)err);
-    return finish(o);
+    p9_begin(o, P9_RLERROR, tag);
+    p9_put(o, 4, (uint32_t)err);
+    return p9_finish(o);
 }
 
 /* ---- Fids and paths. */
 
-static struct p9_fid *fid_get(struct p9_server *s, uint32_t fid)
+struct p9_fid *p9_fid_get(struct p9_server *s, uint32_t fid)
 {
     for (unsigned i = 0; i < P9_MAX_FIDS; i++)
         if (s->fids[i].used && s->fids[i].fid == fid)
@@ -195,7 +153,7 @@ static struct p9_fid *fid_get(struct p9_server *s, uint32_t fid)
     return NULL;
 }
 
-static void fid_drop(struct p9_server *s, struct p9_fid *f)
+void p9_fid_drop(struct p9_server *s, struct p9_fid *f)
 {
     if (f->fd >= 0)
         close(f->fd);
@@ -207,11 +165,11 @@ static void fid_drop(struct p9_server *s, struct p9_fid *f)
 }
 
 /* Bind fid to (fd, path): a fid already there is replaced; takes fd and path. */
-static int fid_set(struct p9_server *s, uint32_t fid, int fd, char *path)
+int p9_fid_set(struct p9_server *s, uint32_t fid, int fd, char *path)
 {
-    struct p9_fid *f = fid_get(s, fid);
+    struct p9_fid *f = p9_fid_get(s, fid);
     if (f) {
-        fid_drop(s, f);
+        p9_fid_drop(s, f);
     } else {
         for (unsigned i = 0; i < P9_MAX_FIDS && !f; i++)
             if (!s->fids[i].used)
@@ -255,7 +213,7 @@ static bool hidden_fs(int fd)
 }
 
 /* Open path (relative to the root; "" is the root) beneath the root, following no symlink. */
-static int open_beneath(struct p9_server *s, const char *path, int flags)
+int p9_open_beneath(struct p9_server *s, const char *path, int flags)
 {
     struct open_how how = {
         .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
@@ -272,7 +230,7 @@ static int open_beneath(struct p9_server *s, const char *path, int flags)
 }
 
 /* path + "/" + name, or the parent of path for "..", into a new string (NULL: too long). */
-static char *path_join(const char *path, const char *name)
+char *p9_path_join(const char *path, const char *name)
 {
     size_t n = strlen(path);
     char *out;
@@ -298,13 +256,12 @@ static char *path_join(const char *path, const char *name)
     return out;
 }
 
-/* A name the guest may use in a directory: not empty, not ".", no "/". */
-static bool name_ok(const char *name)
+bool p9_name_ok(const char *name)
 {
-    return name[0] && strcmp(name, ".") != 0 && !strchr(name, '/');
+    return name[0] && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/');
 }
 
-static int stat_fd(int fd, struct stat *st)
+int p9_stat_fd(int fd, struct stat *st)
 {
     return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
@@ -313,93 +270,95 @@ static int stat_fd(int fd, struct stat *st)
 
 /* The request's fid field, and what is wrong with it once every field has been read: EPROTO
  * for a short message, EBADF for a fid the client does not hold, else 0. */
-static struct p9_fid *fid_arg(struct p9_server *s, struct p9_in *in)
+struct p9_fid *p9_fid_arg(struct p9_server *s, struct p9_in *in)
 {
-    return fid_get(s, (uint32_t)get(in, 4));
+    return p9_fid_get(s, (uint32_t)p9_get(in, 4));
 }
 
-static int fid_error(const struct p9_in *in, const struct p9_fid *f)
+int p9_fid_error(const struct p9_in *in, const struct p9_fid *f)
 {
     return in->bad ? EPROTO : !f ? EBADF : 0;
 }
 
 static size_t t_version(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
-    uint32_t msize = (uint32_t)get(in, 4);
+    uint32_t msize = (uint32_t)p9_get(in, 4);
     char version[32];
-    get_str(in, version, sizeof(version) - 1);
+    p9_get_str(in, version, sizeof(version) - 1);
     if (in->bad)
-        return lerror(o, tag, EPROTO);
+        return p9_lerror(o, tag, EPROTO);
     for (unsigned i = 0; i < P9_MAX_FIDS; i++) /* a new session: every fid goes */
         if (s->fids[i].used)
-            fid_drop(s, &s->fids[i]);
+            p9_fid_drop(s, &s->fids[i]);
     if (msize < P9_MSIZE_MIN)
-        return lerror(o, tag, EINVAL);
+        return p9_lerror(o, tag, EINVAL);
     s->msize = msize < P9_MSIZE_MAX ? msize : P9_MSIZE_MAX;
-    begin(o, P9_TVERSION + 1, tag);
-    put(o, 4, s->msize);
-    put_str(o, strcmp(version, "9P2000.L") == 0 ? "9P2000.L" : "unknown");
-    return finish(o);
+    p9_begin(o, P9_TVERSION + 1, tag);
+    p9_put(o, 4, s->msize);
+    p9_put_str(o, strcmp(version, "9P2000.L") == 0 ? "9P2000.L" : "unknown");
+    return p9_finish(o);
 }
 
 static size_t t_attach(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
-    uint32_t fid = (uint32_t)get(in, 4);
-    get(in, 4); /* afid: no authentication */
+    uint32_t fid = (uint32_t)p9_get(in, 4);
+    p9_get(in, 4); /* afid: no authentication */
     char uname[P9_NAME_MAX + 1], aname[P9_PATH_MAX];
-    get_str(in, uname, P9_NAME_MAX);
-    get_str(in, aname, sizeof(aname) - 1);
-    get(in, 4); /* n_uname: files are reached as kiln's own user */
+    p9_get_str(in, uname, P9_NAME_MAX);
+    p9_get_str(in, aname, sizeof(aname) - 1);
+    p9_get(in, 4); /* n_uname: files are reached as kiln's own user */
     if (in->bad)
-        return lerror(o, tag, EPROTO);
-    int fd = open_beneath(s, "", O_PATH | O_DIRECTORY);
+        return p9_lerror(o, tag, EPROTO);
+    int fd = p9_open_beneath(s, "", O_PATH | O_DIRECTORY);
     char *root = strdup("");
     if (fd < 0 || !root) {
         free(root);
         if (fd >= 0)
             close(fd);
-        return lerror(o, tag, fd < 0 ? -fd : ENOMEM);
+        return p9_lerror(o, tag, fd < 0 ? -fd : ENOMEM);
     }
     struct stat st;
-    int ret = stat_fd(fd, &st);
+    int ret = p9_stat_fd(fd, &st);
     if (ret == 0)
-        ret = fid_set(s, fid, fd, root);
+        ret = p9_fid_set(s, fid, fd, root);
     else {
         close(fd);
         free(root);
     }
     if (ret < 0)
-        return lerror(o, tag, -ret);
-    begin(o, P9_TATTACH + 1, tag);
-    put_qid(o, &st);
-    return finish(o);
+        return p9_lerror(o, tag, -ret);
+    p9_begin(o, P9_TATTACH + 1, tag);
+    p9_put_qid(o, &st);
+    return p9_finish(o);
 }
 
 static size_t t_walk(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
-    uint32_t fid = (uint32_t)get(in, 4), newfid = (uint32_t)get(in, 4);
-    unsigned n = (unsigned)get(in, 2);
+    uint32_t fid = (uint32_t)p9_get(in, 4), newfid = (uint32_t)p9_get(in, 4);
+    unsigned n = (unsigned)p9_get(in, 2);
     char names[P9_MAX_WALK][P9_NAME_MAX + 1];
     for (unsigned i = 0; i < n && i < P9_MAX_WALK; i++)
-        get_str(in, names[i], P9_NAME_MAX);
+        p9_get_str(in, names[i], P9_NAME_MAX);
     if (in->bad || n > P9_MAX_WALK)
-        return lerror(o, tag, in->bad ? EPROTO : EINVAL);
-    struct p9_fid *f = fid_get(s, fid);
+        return p9_lerror(o, tag, in->bad ? EPROTO : EINVAL);
+    struct p9_fid *f = p9_fid_get(s, fid);
     if (!f || f->open_fd >= 0) /* an opened fid may not be walked from */
-        return lerror(o, tag, f ? EBUSY : EBADF);
-    if (newfid != fid && fid_get(s, newfid))
-        return lerror(o, tag, EEXIST);
+        return p9_lerror(o, tag, f ? EBUSY : EBADF);
+    if (!f->path)
+        return p9_lerror(o, tag, ESTALE);
+    if (newfid != fid && p9_fid_get(s, newfid))
+        return p9_lerror(o, tag, EEXIST);
     char *path = strdup(f->path);
     int fd = -1;
     struct stat qids[P9_MAX_WALK];
     unsigned done = 0;
     int err = path ? 0 : ENOMEM;
     for (; done < n && !err; done++) {
-        char *next = name_ok(names[done]) || strcmp(names[done], "..") == 0
-                         ? path_join(path, names[done])
+        char *next = p9_name_ok(names[done]) || strcmp(names[done], "..") == 0
+                         ? p9_path_join(path, names[done])
                          : NULL;
-        int nfd = next ? open_beneath(s, next, O_PATH) : -ENOENT;
-        if (nfd >= 0 && stat_fd(nfd, &qids[done]) < 0) {
+        int nfd = next ? p9_open_beneath(s, next, O_PATH) : -ENOENT;
+        if (nfd >= 0 && p9_stat_fd(nfd, &qids[done]) < 0) {
             close(nfd);
             nfd = -EIO;
         }
@@ -418,91 +377,96 @@ static size_t t_walk(struct p9_server *s, struct p9_in *in, uint16_t tag, struct
         free(path);
         if (fd >= 0)
             close(fd);
-        return lerror(o, tag, err);
+        return p9_lerror(o, tag, err);
     }
     if (!err) {
         if (n == 0) /* a clone of fid */
-            fd = open_beneath(s, path, O_PATH);
-        int ret = fd < 0 ? fd : fid_set(s, newfid, fd, path);
+            fd = p9_open_beneath(s, path, O_PATH);
+        int ret = fd < 0 ? fd : p9_fid_set(s, newfid, fd, path);
         path = NULL;
         if (ret < 0)
-            return lerror(o, tag, -ret);
+            return p9_lerror(o, tag, -ret);
     } else {
         /* Part of the walk: the qids found, and newfid untouched. */
         free(path);
         close(fd);
     }
-    begin(o, P9_TWALK + 1, tag);
-    put(o, 2, done);
+    p9_begin(o, P9_TWALK + 1, tag);
+    p9_put(o, 2, done);
     for (unsigned i = 0; i < done; i++)
-        put_qid(o, &qids[i]);
-    return finish(o);
+        p9_put_qid(o, &qids[i]);
+    return p9_finish(o);
 }
 
 static size_t t_getattr(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
-    struct p9_fid *f = fid_arg(s, in);
-    get(in, 8); /* request_mask: everything basic is always given */
-    int err = fid_error(in, f);
+    struct p9_fid *f = p9_fid_arg(s, in);
+    p9_get(in, 8); /* request_mask: everything basic is always given */
+    int err = p9_fid_error(in, f);
     if (err)
-        return lerror(o, tag, err);
+        return p9_lerror(o, tag, err);
     struct stat st;
-    int ret = stat_fd(f->fd, &st);
+    int ret = p9_stat_fd(f->fd, &st);
     if (ret < 0)
-        return lerror(o, tag, -ret);
-    begin(o, P9_TGETATTR + 1, tag);
-    put(o, 8, P9_GETATTR_BASIC);
-    put_qid(o, &st);
-    put(o, 4, st.st_mode);
-    put(o, 4, st.st_uid);
-    put(o, 4, st.st_gid);
-    put(o, 8, st.st_nlink);
-    put(o, 8, st.st_rdev);
-    put(o, 8, (uint64_t)st.st_size);
-    put(o, 8, (uint64_t)st.st_blksize);
-    put(o, 8, (uint64_t)st.st_blocks);
-    put(o, 8, (uint64_t)st.st_atim.tv_sec);
-    put(o, 8, (uint64_t)st.st_atim.tv_nsec);
-    put(o, 8, (uint64_t)st.st_mtim.tv_sec);
-    put(o, 8, (uint64_t)st.st_mtim.tv_nsec);
-    put(o, 8, (uint64_t)st.st_ctim.tv_sec);
-    put(o, 8, (uint64_t)st.st_ctim.tv_nsec);
-    put(o, 8, 0); /* btime, gen, data_version: not given (valid says so) */
-    put(o, 8, 0);
-    put(o, 8, 0);
-    put(o, 8, 0);
-    return finish(o);
+        return p9_lerror(o, tag, -ret);
+    p9_begin(o, P9_TGETATTR + 1, tag);
+    p9_put(o, 8, P9_GETATTR_BASIC);
+    p9_put_qid(o, &st);
+    p9_put(o, 4, st.st_mode);
+    p9_put(o, 4, st.st_uid);
+    p9_put(o, 4, st.st_gid);
+    p9_put(o, 8, st.st_nlink);
+    p9_put(o, 8, st.st_rdev);
+    p9_put(o, 8, (uint64_t)st.st_size);
+    p9_put(o, 8, (uint64_t)st.st_blksize);
+    p9_put(o, 8, (uint64_t)st.st_blocks);
+    p9_put(o, 8, (uint64_t)st.st_atim.tv_sec);
+    p9_put(o, 8, (uint64_t)st.st_atim.tv_nsec);
+    p9_put(o, 8, (uint64_t)st.st_mtim.tv_sec);
+    p9_put(o, 8, (uint64_t)st.st_mtim.tv_nsec);
+    p9_put(o, 8, (uint64_t)st.st_ctim.tv_sec);
+    p9_put(o, 8, (uint64_t)st.st_ctim.tv_nsec);
+    p9_put(o, 8, 0); /* btime, gen, data_version: not given (valid says so) */
+    p9_put(o, 8, 0);
+    p9_put(o, 8, 0);
+    p9_put(o, 8, 0);
+    return p9_finish(o);
 }
-
-/* The open flags kiln passes on: access mode, append, truncate, directory, non-blocking. */
-#define P9_OPEN_FLAGS (O_ACCMODE | O_APPEND | O_TRUNC | O_DIRECTORY | O_NONBLOCK | O_LARGEFILE)
 
 static size_t t_lopen(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
-    struct p9_fid *f = fid_arg(s, in);
-    uint32_t flags = (uint32_t)get(in, 4) & P9_OPEN_FLAGS;
-    int err = fid_error(in, f);
+    struct p9_fid *f = p9_fid_arg(s, in);
+    uint32_t flags = (uint32_t)p9_get(in, 4) & P9_OPEN_FLAGS;
+    int err = p9_fid_error(in, f);
     if (err)
-        return lerror(o, tag, err);
+        return p9_lerror(o, tag, err);
     if (f->open_fd >= 0)
-        return lerror(o, tag, EBUSY);
+        return p9_lerror(o, tag, EBUSY);
     struct stat st;
-    int ret = stat_fd(f->fd, &st);
+    int ret = p9_stat_fd(f->fd, &st);
     if (ret < 0)
-        return lerror(o, tag, -ret);
+        return p9_lerror(o, tag, -ret);
     /* Devices, FIFOs and sockets stay the host's: opening them could block or reach hardware. */
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-        return lerror(o, tag, S_ISLNK(st.st_mode) ? ELOOP : EACCES);
+        return p9_lerror(o, tag, S_ISLNK(st.st_mode) ? ELOOP : EACCES);
     if (s->read_only && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
-        return lerror(o, tag, EROFS);
-    int fd = open_beneath(s, f->path, (int)(flags | O_NOCTTY));
+        return p9_lerror(o, tag, EROFS);
+    int fd = f->path ? p9_open_beneath(s, f->path, (int)(flags | O_NOCTTY)) : -ESTALE;
+    struct stat now;
+    /* The path names the fid's file still: on a writable share only a host process could
+     * have put another file there, and it is not opened in its place. */
+    if (fd >= 0 &&
+        (p9_stat_fd(fd, &now) < 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev)) {
+        close(fd);
+        fd = -ESTALE;
+    }
     if (fd < 0)
-        return lerror(o, tag, -fd);
+        return p9_lerror(o, tag, -fd);
     f->open_fd = fd;
-    begin(o, P9_TLOPEN + 1, tag);
-    put_qid(o, &st);
-    put(o, 4, 0); /* iounit: up to msize */
-    return finish(o);
+    p9_begin(o, P9_TLOPEN + 1, tag);
+    p9_put_qid(o, &st);
+    p9_put(o, 4, 0); /* iounit: up to msize */
+    return p9_finish(o);
 }
 
 /*
@@ -512,9 +476,9 @@ static size_t t_lopen(struct p9_server *s, struct p9_in *in, uint16_t tag, struc
 static struct p9_fid *io_args(struct p9_server *s, struct p9_in *in, const struct p9_out *o,
                               uint64_t *off, uint32_t *count, int *err)
 {
-    struct p9_fid *f = fid_arg(s, in);
-    *off = get(in, 8);
-    *count = (uint32_t)get(in, 4);
+    struct p9_fid *f = p9_fid_arg(s, in);
+    *off = p9_get(in, 8);
+    *count = (uint32_t)p9_get(in, 4);
     *err = in->bad ? EPROTO : !f || f->open_fd < 0 ? EBADF : *off > INT64_MAX ? EINVAL : 0;
     if (*count > o->cap - P9_HEADER - 4)
         *count = (uint32_t)(o->cap - P9_HEADER - 4);
@@ -524,16 +488,16 @@ static struct p9_fid *io_args(struct p9_server *s, struct p9_in *in, const struc
 static size_t t_read(struct p9_server *s, struct p9_fid *f, uint64_t off, uint32_t count,
                      uint16_t tag, struct p9_out *o)
 {
-    begin(o, P9_TREAD + 1, tag);
-    put(o, 4, 0);
+    p9_begin(o, P9_TREAD + 1, tag);
+    p9_put(o, 4, 0);
     /* Straight from the file into the reply's buffers: no copy in between. */
     unsigned k = out_slice(o, o->len, count, s->iov, P9_MAX_IOV);
     ssize_t n = count ? preadv(f->open_fd, s->iov, (int)k, (off_t)off) : 0;
     if (n < 0)
-        return lerror(o, tag, errno);
+        return p9_lerror(o, tag, errno);
     patch32(o, P9_HEADER, (uint32_t)n);
     o->len += (size_t)n;
-    return finish(o);
+    return p9_finish(o);
 }
 
 struct linux_dirent64 {
@@ -548,9 +512,9 @@ static size_t t_readdir(struct p9_server *s, struct p9_fid *f, uint64_t off, uin
                         uint16_t tag, struct p9_out *o)
 {
     if (lseek(f->open_fd, (off_t)off, SEEK_SET) < 0)
-        return lerror(o, tag, errno);
-    begin(o, P9_TREADDIR + 1, tag);
-    put(o, 4, 0);
+        return p9_lerror(o, tag, errno);
+    p9_begin(o, P9_TREADDIR + 1, tag);
+    p9_put(o, 4, 0);
     size_t start = o->len;
     uint8_t *buf = s->dirbuf;
     for (;;) {
@@ -559,7 +523,7 @@ static size_t t_readdir(struct p9_server *s, struct p9_fid *f, uint64_t off, uin
         long n = syscall(SYS_getdents64, f->open_fd, buf,
                          want < sizeof(s->dirbuf) ? want : sizeof(s->dirbuf));
         if (n < 0 && o->len == start)
-            return lerror(o, tag, errno);
+            return p9_lerror(o, tag, errno);
         if (n <= 0)
             break;
         for (long pos = 0; pos < n;) {
@@ -571,26 +535,26 @@ static size_t t_readdir(struct p9_server *s, struct p9_fid *f, uint64_t off, uin
                 goto done;
             }
             uint8_t qt = d->d_type == DT_DIR ? QT_DIR : d->d_type == DT_LNK ? QT_SYMLINK : QT_FILE;
-            put(o, 1, qt);
-            put(o, 4, 0);
-            put(o, 8, d->d_ino);
-            put(o, 8, (uint64_t)d->d_off);
-            put(o, 1, d->d_type);
-            put(o, 2, name_len);
-            put_bytes(o, d->d_name, name_len);
+            p9_put(o, 1, qt);
+            p9_put(o, 4, 0);
+            p9_put(o, 8, d->d_ino);
+            p9_put(o, 8, (uint64_t)d->d_off);
+            p9_put(o, 1, d->d_type);
+            p9_put(o, 2, name_len);
+            p9_put_bytes(o, d->d_name, name_len);
             pos += d->d_reclen;
         }
     }
 done:
     patch32(o, P9_HEADER, (uint32_t)(o->len - start));
-    return finish(o);
+    return p9_finish(o);
 }
 
 static size_t t_clunk(struct p9_server *s, struct p9_fid *f, uint16_t tag, struct p9_out *o)
 {
-    fid_drop(s, f);
-    begin(o, P9_TCLUNK + 1, tag);
-    return finish(o);
+    p9_fid_drop(s, f);
+    p9_begin(o, P9_TCLUNK + 1, tag);
+    return p9_finish(o);
 }
 
 static size_t t_statfs(struct p9_server *s, struct p9_fid *f, uint16_t tag, struct p9_out *o)
@@ -598,20 +562,20 @@ static size_t t_statfs(struct p9_server *s, struct p9_fid *f, uint16_t tag, stru
     (void)s;
     struct statfs fs;
     if (fstatfs(f->fd, &fs) < 0)
-        return lerror(o, tag, errno);
-    begin(o, P9_TSTATFS + 1, tag);
-    put(o, 4, (uint64_t)fs.f_type);
-    put(o, 4, (uint64_t)fs.f_bsize);
-    put(o, 8, fs.f_blocks);
-    put(o, 8, fs.f_bfree);
-    put(o, 8, fs.f_bavail);
-    put(o, 8, fs.f_files);
-    put(o, 8, fs.f_ffree);
+        return p9_lerror(o, tag, errno);
+    p9_begin(o, P9_TSTATFS + 1, tag);
+    p9_put(o, 4, (uint64_t)fs.f_type);
+    p9_put(o, 4, (uint64_t)fs.f_bsize);
+    p9_put(o, 8, fs.f_blocks);
+    p9_put(o, 8, fs.f_bfree);
+    p9_put(o, 8, fs.f_bavail);
+    p9_put(o, 8, fs.f_files);
+    p9_put(o, 8, fs.f_ffree);
     uint64_t fsid;
     memcpy(&fsid, &fs.f_fsid, sizeof(fsid));
-    put(o, 8, fsid);
-    put(o, 4, (uint64_t)fs.f_namelen);
-    return finish(o);
+    p9_put(o, 8, fsid);
+    p9_put(o, 4, (uint64_t)fs.f_namelen);
+    return p9_finish(o);
 }
 
 static size_t t_readlink(struct p9_server *s, struct p9_fid *f, uint16_t tag, struct p9_out *o)
@@ -620,51 +584,20 @@ static size_t t_readlink(struct p9_server *s, struct p9_fid *f, uint16_t tag, st
     char target[P9_PATH_MAX];
     ssize_t n = readlinkat(f->fd, "", target, sizeof(target) - 1);
     if (n < 0)
-        return lerror(o, tag, errno);
+        return p9_lerror(o, tag, errno);
     target[n] = '\0';
-    begin(o, P9_TREADLINK + 1, tag);
-    put_str(o, target);
-    return finish(o);
+    p9_begin(o, P9_TREADLINK + 1, tag);
+    p9_put_str(o, target);
+    return p9_finish(o);
 }
 
 static size_t t_flush(struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
-    get(in, 2); /* oldtag: every request is answered before the next is read */
+    p9_get(in, 2); /* oldtag: every request is answered before the next is read */
     if (in->bad)
-        return lerror(o, tag, EPROTO);
-    begin(o, P9_TFLUSH + 1, tag);
-    return finish(o);
-}
-
-/* Requests that change the share: refused on a read-only one, not served yet on the others. */
-static bool changes(uint8_t type)
-{
-    switch (type) {
-    case P9_TLCREATE:
-    case P9_TSYMLINK:
-    case P9_TMKNOD:
-    case P9_TRENAME:
-    case P9_TSETATTR:
-    case P9_TXATTRCREATE:
-    case P9_TLINK:
-    case P9_TMKDIR:
-    case P9_TRENAMEAT:
-    case P9_TUNLINKAT:
-    case P9_TWRITE:
-    case P9_TREMOVE:
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* Tfsync: nothing is ever written, so nothing needs syncing. */
-static size_t t_fsync(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
-{
-    (void)s;
-    (void)in;
-    begin(o, P9_TFSYNC + 1, tag);
-    return finish(o);
+        return p9_lerror(o, tag, EPROTO);
+    p9_begin(o, P9_TFLUSH + 1, tag);
+    return p9_finish(o);
 }
 
 static size_t t_flush_s(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
@@ -673,16 +606,10 @@ static size_t t_flush_s(struct p9_server *s, struct p9_in *in, uint16_t tag, str
     return t_flush(in, tag, o);
 }
 
-typedef size_t (*p9_handler)(struct p9_server *, struct p9_in *, uint16_t, struct p9_out *);
-
-/* The requests served, by type. */
-static const struct {
-    uint8_t type;
-    p9_handler fn;
-} handlers[] = {
+/* The requests served here, by type (the changes, syncs and locks are p9_write.c's). */
+static const struct p9_request handlers[] = {
     {P9_TVERSION, t_version}, {P9_TATTACH, t_attach}, {P9_TWALK, t_walk},
     {P9_TGETATTR, t_getattr}, {P9_TLOPEN, t_lopen},   {P9_TFLUSH, t_flush_s},
-    {P9_TFSYNC, t_fsync},
 };
 
 /* Requests that are a fid[4] and nothing else: served once the fid is known to be held. */
@@ -699,27 +626,32 @@ static const struct {
 static size_t dispatch(struct p9_server *s, uint8_t type, struct p9_in *in, uint16_t tag,
                        struct p9_out *o)
 {
+    if (s->read_only && p9_changes(type))
+        return p9_lerror(o, tag, EROFS);
     for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
         if (handlers[i].type == type)
             return handlers[i].fn(s, in, tag, o);
+    for (size_t i = 0; i < p9_nwrite_requests; i++)
+        if (p9_write_requests[i].type == type)
+            return p9_write_requests[i].fn(s, in, tag, o);
     if (type == P9_TREAD || type == P9_TREADDIR) {
         uint64_t off;
         uint32_t count;
         int err;
         struct p9_fid *f = io_args(s, in, o, &off, &count, &err);
         if (err)
-            return lerror(o, tag, err);
+            return p9_lerror(o, tag, err);
         return (type == P9_TREAD ? t_read : t_readdir)(s, f, off, count, tag, o);
     }
     for (size_t i = 0; i < sizeof(fid_handlers) / sizeof(fid_handlers[0]); i++) {
         if (fid_handlers[i].type != type)
             continue;
-        struct p9_fid *f = fid_arg(s, in);
-        int err = fid_error(in, f);
-        return err ? lerror(o, tag, err) : fid_handlers[i].fn(s, f, tag, o);
+        struct p9_fid *f = p9_fid_arg(s, in);
+        int err = p9_fid_error(in, f);
+        return err ? p9_lerror(o, tag, err) : fid_handlers[i].fn(s, f, tag, o);
     }
-    /* Extended attributes, locks, authentication, unknown types; changes (not yet). */
-    return lerror(o, tag, changes(type) && s->read_only ? EROFS : EOPNOTSUPP);
+    /* Extended attributes (none: see p9_write.c), authentication, unknown types. */
+    return p9_lerror(o, tag, EOPNOTSUPP);
 }
 
 size_t p9_handle(struct p9_server *s, const uint8_t *req, size_t len, uint8_t *rep, size_t cap)
@@ -737,16 +669,16 @@ size_t p9_handle_iov(struct p9_server *s, const uint8_t *req, size_t len, const 
     if (len < P9_HEADER || cap < P9_HEADER + 4) /* room for an Rlerror at least */
         return 0;
     struct p9_in in = {req, len, 0, false};
-    uint32_t size = (uint32_t)get(&in, 4);
-    uint8_t type = (uint8_t)get(&in, 1);
-    uint16_t tag = (uint16_t)get(&in, 2);
+    uint32_t size = (uint32_t)p9_get(&in, 4);
+    uint8_t type = (uint8_t)p9_get(&in, 1);
+    uint16_t tag = (uint16_t)p9_get(&in, 2);
     struct p9_out o = {rep, niov, cap < s->msize ? cap : s->msize, 0, false};
     if (size < P9_HEADER || size > len)
-        return lerror(&o, tag, EPROTO);
+        return p9_lerror(&o, tag, EPROTO);
     in.len = size;
     size_t n = dispatch(s, type, &in, tag, &o);
     if (o.overflow)
-        return lerror(&o, tag, ERANGE);
+        return p9_lerror(&o, tag, ERANGE);
     return n;
 }
 
@@ -764,6 +696,7 @@ int p9_server_create(int root_fd, bool read_only, struct p9_server **out)
     }
     s->root_fd = root_fd;
     s->read_only = read_only;
+    s->root = geteuid() == 0;
     s->msize = P9_MSIZE_MAX;
     for (unsigned i = 0; i < P9_MAX_FIDS; i++)
         s->fids[i] = (struct p9_fid){.fd = -1, .open_fd = -1};
@@ -777,7 +710,7 @@ void p9_server_destroy(struct p9_server *s)
         return;
     for (unsigned i = 0; i < P9_MAX_FIDS; i++)
         if (s->fids[i].used)
-            fid_drop(s, &s->fids[i]);
+            p9_fid_drop(s, &s->fids[i]);
     close(s->root_fd);
     free(s);
 }

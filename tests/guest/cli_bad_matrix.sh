@@ -304,7 +304,7 @@ check share_not_directory "$D/file" "Not a directory" -- run --kernel "$HELLO" -
 check share_no_tag "tag=TAG is required" "tag" -- run --kernel "$HELLO" --share "$D/dir,ro"
 check share_long_tag "tag=" "tag=TAG is required" -- \
     run --kernel "$HELLO" --share "$D/dir,tag=abcdefghijklmnopqrstuvwxyz0123456789,ro"
-check share_writable "$D/dir" "only read-only shares" -- run --kernel "$HELLO" --share "$D/dir,tag=t"
+check share_writable_missing "$D/nosuch" "No such file" -- run --kernel "$HELLO" --share "$D/nosuch,tag=t"
 check share_tag_twice "tag t" "given twice" -- \
     run --kernel "$HELLO" --share "$D/dir,tag=t,ro" --share "$D/dir,tag=t,ro"
 check share_unknown_option "rw" "unknown option" -- run --kernel "$HELLO" --share "$D/dir,tag=t,rw"

@@ -1,5 +1,6 @@
 /* test_p9.c: the 9P2000.L server with hand-built messages over a temporary directory. */
 #include <check.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -365,7 +366,7 @@ START_TEST(test_hostile_messages)
     ck_assert_int_eq(walk1(&t, 77, 2, "sub"), EBADF);
     ck_assert_int_eq(fid_op(&t, 250, 0), EOPNOTSUPP);
     ck_assert_int_eq(fid_op(&t, P9_TXATTRWALK, 0), EOPNOTSUPP);
-    ck_assert_int_eq(fid_op(&t, P9_TWRITE, 0), EOPNOTSUPP); /* writable, but not served yet */
+    ck_assert_int_eq(fid_op(&t, P9_TWRITE, 0), EPROTO); /* no offset, count or data */
     /* Fids are bounded: the table fills, then a clear error, then clunks make room. */
     unsigned made = 0;
     for (uint32_t fid = 1000; fid < 1000 + P9_MAX_FIDS + 10; fid++) {
@@ -394,6 +395,451 @@ START_TEST(test_hostile_messages)
 }
 END_TEST
 
+/* ---- Writable shares. */
+
+/* The host path of rel in the share (a static buffer: one at a time). */
+static const char *hp(struct t *t, const char *rel)
+{
+    static char p[512];
+    snprintf(p, sizeof(p), "%s/%s", t->dir, rel);
+    return p;
+}
+
+static int lcreate(struct t *t, uint32_t fid, const char *name, uint32_t flags, uint32_t mode)
+{
+    struct msg m;
+    m_begin(t, &m, P9_TLCREATE, 10);
+    m_put(&m, 4, fid);
+    m_str(&m, name);
+    m_put(&m, 4, flags);
+    m_put(&m, 4, mode);
+    m_put(&m, 4, 0);
+    send_msg(t, &m);
+    return err_of(t);
+}
+
+static int write_op(struct t *t, uint32_t fid, uint64_t off, const char *data, uint32_t count)
+{
+    struct msg m;
+    m_begin(t, &m, P9_TWRITE, 11);
+    m_put(&m, 4, fid);
+    m_put(&m, 8, off);
+    m_put(&m, 4, count);
+    memcpy(m.p + m.len, data, strlen(data));
+    m.len += strlen(data);
+    send_msg(t, &m);
+    return err_of(t);
+}
+
+/* Tmkdir (mode), Tmknod (mode, major 1, minor 3) or Tsymlink (target) of name in dfid. */
+static int make_op(struct t *t, uint8_t type, uint32_t dfid, const char *name, uint32_t mode,
+                   const char *target)
+{
+    struct msg m;
+    m_begin(t, &m, type, 12);
+    m_put(&m, 4, dfid);
+    m_str(&m, name);
+    if (type == P9_TSYMLINK) {
+        m_str(&m, target);
+    } else {
+        m_put(&m, 4, mode);
+        if (type == P9_TMKNOD) {
+            m_put(&m, 4, 1);
+            m_put(&m, 4, 3);
+        }
+    }
+    m_put(&m, 4, 0);
+    send_msg(t, &m);
+    return err_of(t);
+}
+
+static int unlinkat_op(struct t *t, uint32_t dfid, const char *name, uint32_t flags)
+{
+    struct msg m;
+    m_begin(t, &m, P9_TUNLINKAT, 13);
+    m_put(&m, 4, dfid);
+    m_str(&m, name);
+    m_put(&m, 4, flags);
+    send_msg(t, &m);
+    return err_of(t);
+}
+
+static int renameat_op(struct t *t, uint32_t odfid, const char *oname, uint32_t ndfid,
+                       const char *nname)
+{
+    struct msg m;
+    m_begin(t, &m, P9_TRENAMEAT, 14);
+    m_put(&m, 4, odfid);
+    m_str(&m, oname);
+    m_put(&m, 4, ndfid);
+    m_str(&m, nname);
+    send_msg(t, &m);
+    return err_of(t);
+}
+
+/* Tlink (fid's file as name in dfid) or Trename (fid's file to name in dfid). */
+static int link_op(struct t *t, uint8_t type, uint32_t fid, uint32_t dfid, const char *name)
+{
+    struct msg m;
+    m_begin(t, &m, type, 15);
+    m_put(&m, 4, type == P9_TLINK ? dfid : fid);
+    m_put(&m, 4, type == P9_TLINK ? fid : dfid);
+    m_str(&m, name);
+    send_msg(t, &m);
+    return err_of(t);
+}
+
+static int setattr(struct t *t, uint32_t fid, uint32_t valid, uint32_t mode, uint32_t uid,
+                   uint64_t size, const uint64_t times[4])
+{
+    struct msg m;
+    m_begin(t, &m, P9_TSETATTR, 16);
+    m_put(&m, 4, fid);
+    m_put(&m, 4, valid);
+    m_put(&m, 4, mode);
+    m_put(&m, 4, uid);
+    m_put(&m, 4, uid);
+    m_put(&m, 8, size);
+    for (int i = 0; i < 4; i++)
+        m_put(&m, 8, times ? times[i] : 0);
+    send_msg(t, &m);
+    return err_of(t);
+}
+
+static mode_t host_mode(struct t *t, const char *rel)
+{
+    struct stat st;
+    ck_assert_int_eq(lstat(hp(t, rel), &st), 0);
+    return st.st_mode;
+}
+
+static bool host_exists(struct t *t, const char *rel)
+{
+    struct stat st;
+    return lstat(hp(t, rel), &st) == 0;
+}
+
+START_TEST(test_create_write_read)
+{
+    struct t t;
+    setup(&t, false);
+    ck_assert_int_eq(walk(&t, 0, 1, NULL, 0, NULL), 0);
+    /* Set-user-ID is stripped, kiln's umask does not cut the rest. */
+    ck_assert_int_eq(lcreate(&t, 1, "new.txt", O_RDWR, 04777), 0);
+    ck_assert_uint_eq(t.rep[P9_HEADER], 0x00); /* a file's qid */
+    ck_assert_uint_eq(host_mode(&t, "new.txt"), S_IFREG | 0777);
+    ck_assert_int_eq(write_op(&t, 1, 0, "hello world", 11), 0);
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 11);
+    ck_assert_int_eq(write_op(&t, 1, 6, "WORLD", 5), 0);
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 1, 0, 100), 0); /* the fid is the open new file */
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 11);
+    ck_assert(memcmp(t.rep + P9_HEADER + 4, "hello WORLD", 11) == 0);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 1), 0);
+    ck_assert_uint_eq(le_get(t.rep + P9_HEADER + 8 + 13 + 4 + 4 + 4 + 8 + 8, 8), 11);
+    struct msg m;
+    for (uint32_t datasync = 0; datasync < 2; datasync++) {
+        m_begin(&t, &m, P9_TFSYNC, 17);
+        m_put(&m, 4, 1);
+        m_put(&m, 4, datasync);
+        ck_assert_uint_eq(send_msg(&t, &m), P9_TFSYNC + 1);
+    }
+    /* Offsets and counts: past the largest offset, more than the message carries. */
+    ck_assert_int_eq(write_op(&t, 1, 1ULL << 63, "x", 1), EINVAL);
+    ck_assert_int_eq(write_op(&t, 1, INT64_MAX - 2, "xyzw", 4), EFBIG);
+    ck_assert_int_eq(write_op(&t, 1, 0, "abc", 4), EPROTO);
+    ck_assert_int_eq(write_op(&t, 1, 0, "abc", 0xffffffff), EPROTO);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 1), 0);
+    ck_assert_uint_eq(le_get(t.rep + P9_HEADER + 8 + 13 + 4 + 4 + 4 + 8 + 8, 8), 11);
+    /* Never over an existing name, a symlink, through a file, from an opened fid. */
+    ck_assert_int_eq(walk(&t, 0, 2, NULL, 0, NULL), 0);
+    ck_assert_int_eq(lcreate(&t, 2, "new.txt", O_RDWR, 0644), EEXIST);
+    ck_assert_int_eq(lcreate(&t, 2, "out", O_RDWR | O_TRUNC, 0644), EEXIST);
+    ck_assert_int_eq(lcreate(&t, 1, "x", O_RDWR, 0644), ENOTDIR);
+    ck_assert_int_eq(walk1(&t, 0, 3, "a.txt"), 0);
+    ck_assert_int_eq(lcreate(&t, 3, "x", O_RDWR, 0644), ENOTDIR);
+    ck_assert_int_eq(write_op(&t, 3, 0, "x", 1), EBADF); /* not opened */
+    ck_assert_int_eq(lopen(&t, 3, O_RDONLY), 0);
+    ck_assert_int_eq(write_op(&t, 3, 0, "x", 1), EBADF); /* opened to read */
+    /* An existing file opened for writing, with O_TRUNC. */
+    ck_assert_int_eq(walk1(&t, 0, 4, "a.txt"), 0);
+    ck_assert_int_eq(lopen(&t, 4, O_WRONLY | O_TRUNC), 0);
+    ck_assert_int_eq(write_op(&t, 4, 0, "bye", 3), 0);
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 3, 0, 100), 0);
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 3);
+    ck_assert(memcmp(t.rep + P9_HEADER + 4, "bye", 3) == 0);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_dirs_rename_unlink)
+{
+    struct t t;
+    setup(&t, false);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, "d1", 02770, NULL), 0);
+    ck_assert_uint_eq(t.rep[P9_HEADER], 0x80);
+    ck_assert_uint_eq(host_mode(&t, "d1"), S_IFDIR | 02770); /* set-group-ID kept: a directory */
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, "d1", 0755, NULL), EEXIST);
+    ck_assert_int_eq(walk1(&t, 0, 1, "d1"), 0);
+    ck_assert_int_eq(walk(&t, 1, 2, NULL, 0, NULL), 0);
+    ck_assert_int_eq(lcreate(&t, 2, "f", O_WRONLY, 0600), 0);
+    ck_assert_int_eq(write_op(&t, 2, 0, "in d1", 5), 0);
+    /* Fids at and below a renamed directory follow it. */
+    ck_assert_int_eq(renameat_op(&t, 0, "d1", 0, "d2"), 0);
+    ck_assert(!host_exists(&t, "d1") && host_exists(&t, "d2/f"));
+    ck_assert_int_eq(walk1(&t, 1, 3, "f"), 0);
+    ck_assert_int_eq(lopen(&t, 3, O_RDONLY), 0);
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 3, 0, 100), 0);
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 5);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 1, "inner", 0755, NULL), 0);
+    ck_assert(host_exists(&t, "d2/inner"));
+    /* Removal: the right flag, empty directories only, then the fid has no name. */
+    ck_assert_int_eq(unlinkat_op(&t, 0, "d2", 0), EISDIR);
+    ck_assert_int_eq(unlinkat_op(&t, 0, "d2", 0x200), ENOTEMPTY);
+    ck_assert_int_eq(unlinkat_op(&t, 1, "f", 0x200), ENOTDIR);
+    ck_assert_int_eq(unlinkat_op(&t, 1, "f", 0x1), EINVAL);
+    ck_assert_int_eq(unlinkat_op(&t, 1, "f", 0), 0);
+    ck_assert_int_eq(unlinkat_op(&t, 1, "inner", 0x200), 0);
+    ck_assert_int_eq(unlinkat_op(&t, 0, "d2", 0x200), 0);
+    ck_assert(!host_exists(&t, "d2"));
+    ck_assert_int_eq(walk1(&t, 1, 4, "f"), ESTALE);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 1, "again", 0755, NULL), ESTALE);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 1), 0); /* the fd still names the old directory */
+    /* A rename over a file: fids of the replaced one go stale, the moved one's follow. */
+    ck_assert_int_eq(walk1(&t, 0, 5, "a.txt"), 0);
+    ck_assert_int_eq(walk1(&t, 0, 6, "sub"), 0);
+    ck_assert_int_eq(lcreate(&t, 6, "b.txt", O_WRONLY, 0644), 0);
+    ck_assert_int_eq(walk(&t, 0, 7, (const char *const[]){"sub", "b.txt"}, 2, NULL), 0);
+    ck_assert_int_eq(link_op(&t, P9_TRENAME, 5, 8, "b.txt"), EBADF);
+    ck_assert_int_eq(walk1(&t, 0, 8, "sub"), 0);
+    ck_assert_int_eq(link_op(&t, P9_TRENAME, 5, 8, "b.txt"), 0);
+    ck_assert(!host_exists(&t, "a.txt"));
+    ck_assert_int_eq(lopen(&t, 5, O_RDONLY), 0); /* a.txt's fid: now sub/b.txt */
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 5, 0, 100), 0);
+    ck_assert(memcmp(t.rep + P9_HEADER + 4, "hello", 5) == 0);
+    ck_assert_int_eq(lopen(&t, 7, O_RDONLY), ESTALE); /* the replaced file's */
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, "e1", 0755, NULL), 0);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, "e2", 0755, NULL), 0);
+    ck_assert_int_eq(walk1(&t, 0, 10, "e2"), 0);
+    ck_assert_int_eq(renameat_op(&t, 0, "e1", 0, "e2"), 0);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 10, "x", 0755, NULL), ESTALE); /* not in e1's */
+    ck_assert(!host_exists(&t, "e2/x"));
+    /* Tremove: the file goes, and the fid in any case. */
+    ck_assert_int_eq(walk(&t, 0, 9, (const char *const[]){"sub", "b.txt"}, 2, NULL), 0);
+    ck_assert_int_eq(fid_op(&t, P9_TREMOVE, 9), 0);
+    ck_assert(!host_exists(&t, "sub/b.txt"));
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 9), EBADF);
+    ck_assert_int_eq(walk(&t, 0, 9, NULL, 0, NULL), 0);
+    ck_assert_int_eq(fid_op(&t, P9_TREMOVE, 9), EBUSY); /* the share's root stays */
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 9), EBADF);
+    ck_assert(host_exists(&t, ""));
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_links_nodes)
+{
+    struct t t;
+    setup(&t, false);
+    /* A symlink's target is stored as given, and never followed by the server. */
+    ck_assert_int_eq(make_op(&t, P9_TSYMLINK, 0, "ln", 0, "/etc"), 0);
+    ck_assert_uint_eq(t.rep[P9_HEADER], 0x02);
+    char target[64] = {0};
+    ck_assert_int_eq(readlink(hp(&t, "ln"), target, sizeof(target) - 1), 4);
+    ck_assert_str_eq(target, "/etc");
+    unsigned nq;
+    ck_assert_int_eq(walk(&t, 0, 1, (const char *const[]){"ln", "passwd"}, 2, &nq), 0);
+    ck_assert_uint_eq(nq, 1);
+    ck_assert_int_eq(walk1(&t, 0, 1, "ln"), 0);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 1, "kiln-escaped", 0755, NULL), ENOTDIR);
+    ck_assert_int_eq(lcreate(&t, 1, "kiln-escaped", O_RDWR, 0644), ENOTDIR);
+    ck_assert_int_eq(renameat_op(&t, 0, "sub", 1, "kiln-escaped"), ENOTDIR);
+    ck_assert_int_eq(access("/etc/kiln-escaped", F_OK), -1);
+    ck_assert_int_eq(make_op(&t, P9_TSYMLINK, 0, "empty", 0, ""), ENOENT);
+    /* Hard links within the share; a symlink is linked as itself. */
+    ck_assert_int_eq(walk1(&t, 0, 2, "a.txt"), 0);
+    ck_assert_int_eq(link_op(&t, P9_TLINK, 2, 0, "hard"), 0);
+    struct stat a, b;
+    ck_assert_int_eq(stat(hp(&t, "a.txt"), &a), 0);
+    ck_assert_int_eq(stat(hp(&t, "hard"), &b), 0);
+    ck_assert_uint_eq(a.st_ino, b.st_ino);
+    ck_assert_int_eq(link_op(&t, P9_TLINK, 1, 0, "ln2"), 0);
+    ck_assert(S_ISLNK(host_mode(&t, "ln2")));
+    ck_assert_int_eq(link_op(&t, P9_TLINK, 0, 0, "root"), EPERM);
+    /* Renaming a name onto another of the same file changes nothing, the fids neither. */
+    ck_assert_int_eq(renameat_op(&t, 0, "a.txt", 0, "hard"), 0);
+    ck_assert(host_exists(&t, "a.txt") && host_exists(&t, "hard"));
+    ck_assert_int_eq(lopen(&t, 2, O_RDONLY), 0);
+    /* FIFOs and sockets, never device nodes; the type must be one mknod makes. */
+    ck_assert_int_eq(make_op(&t, P9_TMKNOD, 0, "pipe", S_IFIFO | 0640, NULL), 0);
+    ck_assert_uint_eq(host_mode(&t, "pipe"), S_IFIFO | 0640);
+    ck_assert_int_eq(make_op(&t, P9_TMKNOD, 0, "sock", S_IFSOCK | 0600, NULL), 0);
+    ck_assert_int_eq(make_op(&t, P9_TMKNOD, 0, "plain", 06755, NULL), 0);
+    ck_assert_uint_eq(host_mode(&t, "plain"), S_IFREG | 0755);
+    ck_assert_int_eq(make_op(&t, P9_TMKNOD, 0, "null", S_IFCHR | 0666, NULL), EPERM);
+    ck_assert_int_eq(make_op(&t, P9_TMKNOD, 0, "disk", S_IFBLK | 0666, NULL), EPERM);
+    ck_assert_int_eq(make_op(&t, P9_TMKNOD, 0, "dir", S_IFDIR | 0755, NULL), EINVAL);
+    ck_assert(!host_exists(&t, "null") && !host_exists(&t, "disk") && !host_exists(&t, "dir"));
+    ck_assert_int_eq(walk1(&t, 0, 3, "pipe"), 0);
+    ck_assert_int_eq(lopen(&t, 3, O_WRONLY), EACCES); /* still never opened by kiln */
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_setattr)
+{
+    struct t t;
+    setup(&t, false);
+    ck_assert_int_eq(walk1(&t, 0, 1, "a.txt"), 0);
+    /* Mode: set-user-ID and set-group-ID stripped from a file. */
+    ck_assert_int_eq(setattr(&t, 1, 0x1, 06711, 0, 0, NULL), 0);
+    ck_assert_uint_eq(host_mode(&t, "a.txt"), S_IFREG | 0711);
+    ck_assert_int_eq(setattr(&t, 1, 0x1, 0644, 0, 0, NULL), 0);
+    /* Size, through an unopened fid; past the largest offset; a directory's. */
+    ck_assert_int_eq(setattr(&t, 1, 0x8, 0, 0, 2, NULL), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(hp(&t, "a.txt"), &st), 0);
+    ck_assert_int_eq(st.st_size, 2);
+    ck_assert_int_eq(setattr(&t, 1, 0x8, 0, 0, 1ULL << 63, NULL), EFBIG);
+    ck_assert_int_eq(setattr(&t, 0, 0x8, 0, 0, 0, NULL), EISDIR);
+    /* Through an opened fid (so an unlinked open file can still be cut). */
+    ck_assert_int_eq(walk1(&t, 0, 2, "a.txt"), 0);
+    ck_assert_int_eq(lopen(&t, 2, O_RDWR), 0);
+    ck_assert_int_eq(unlinkat_op(&t, 0, "a.txt", 0), 0);
+    ck_assert_int_eq(setattr(&t, 2, 0x8, 0, 0, 1000, NULL), 0);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 2), 0);
+    ck_assert_uint_eq(le_get(t.rep + P9_HEADER + 8 + 13 + 4 + 4 + 4 + 8 + 8, 8), 1000);
+    ck_assert_int_eq(setattr(&t, 1, 0x8, 0, 0, 0, NULL), ESTALE); /* unopened, its name gone */
+    /* Times: given (ATIME_SET, MTIME_SET), now, or left alone; nanoseconds checked. */
+    ck_assert_int_eq(walk1(&t, 0, 3, "sub"), 0);
+    const uint64_t times[4] = {1000000000, 5, 1200000000, 7};
+    ck_assert_int_eq(setattr(&t, 3, 0x10 | 0x20 | 0x80 | 0x100, 0, 0, 0, times), 0);
+    ck_assert_int_eq(stat(hp(&t, "sub"), &st), 0);
+    ck_assert_int_eq(st.st_atim.tv_sec, 1000000000);
+    ck_assert_int_eq(st.st_atim.tv_nsec, 5);
+    ck_assert_int_eq(st.st_mtim.tv_sec, 1200000000);
+    ck_assert_int_eq(setattr(&t, 3, 0x20, 0, 0, 0, times), 0); /* mtime now */
+    ck_assert_int_eq(stat(hp(&t, "sub"), &st), 0);
+    ck_assert_int_eq(st.st_atim.tv_sec, 1000000000);
+    ck_assert_int_gt(st.st_mtim.tv_sec, 1600000000);
+    const uint64_t bad[4] = {0, 1000000000, 0, 0};
+    ck_assert_int_eq(setattr(&t, 3, 0x10 | 0x80, 0, 0, 0, bad), EINVAL);
+    ck_assert_int_eq(setattr(&t, 3, 0x40, 0, 0, 0, NULL), 0); /* ctime alone: nothing to do */
+    /* A symlink's own times change, never its target's; its mode cannot. */
+    struct stat etc;
+    ck_assert_int_eq(stat("/etc", &etc), 0);
+    ck_assert_int_eq(walk1(&t, 0, 4, "out"), 0);
+    ck_assert_int_eq(setattr(&t, 4, 0x10 | 0x20 | 0x80 | 0x100, 0, 0, 0, times), 0);
+    ck_assert_int_eq(setattr(&t, 4, 0x1, 0777, 0, 0, NULL), EOPNOTSUPP);
+    ck_assert_int_eq(setattr(&t, 4, 0x8, 0, 0, 0, NULL), EINVAL);
+    ck_assert_int_eq(stat("/etc", &st), 0);
+    ck_assert_int_eq(st.st_mtim.tv_sec, etc.st_mtim.tv_sec);
+    ck_assert_uint_eq(st.st_mode, etc.st_mode);
+    ck_assert_int_eq(lstat(hp(&t, "out"), &st), 0);
+    ck_assert_int_eq(st.st_mtim.tv_sec, 1200000000);
+    /* Owner: as root, given; as a user, only no change (anything else is EPERM). */
+    ck_assert_int_eq(lstat(hp(&t, "sub"), &st), 0);
+    ck_assert_int_eq(setattr(&t, 3, 0x2 | 0x4, 0, st.st_uid, 0, NULL),
+                     st.st_uid == st.st_gid ? 0 : EPERM);
+    int want = geteuid() == 0 ? 0 : EPERM;
+    ck_assert_int_eq(setattr(&t, 3, 0x2 | 0x4, 0, 4321, 0, NULL), want);
+    ck_assert_int_eq(lstat(hp(&t, "sub"), &st), 0);
+    ck_assert_uint_eq(st.st_uid, want ? geteuid() : 4321);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_hostile_writes)
+{
+    struct t t;
+    setup(&t, false);
+    static const char *const bad[] = {"", ".", "..", "a/b", "../kiln-p9-evil", "/tmp/kiln-p9-evil"};
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(lcreate(&t, 0, bad[i], O_RDWR, 0644), EINVAL);
+        ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, bad[i], 0755, NULL), EINVAL);
+        ck_assert_int_eq(make_op(&t, P9_TSYMLINK, 0, bad[i], 0, "x"), EINVAL);
+        ck_assert_int_eq(make_op(&t, P9_TMKNOD, 0, bad[i], S_IFIFO | 0644, NULL), EINVAL);
+        ck_assert_int_eq(unlinkat_op(&t, 0, bad[i], 0x200), EINVAL);
+        ck_assert_int_eq(renameat_op(&t, 0, "a.txt", 0, bad[i]), EINVAL);
+        ck_assert_int_eq(renameat_op(&t, 0, bad[i], 0, "x"), EINVAL);
+        ck_assert_int_eq(walk1(&t, 0, 1, "a.txt"), 0);
+        ck_assert_int_eq(link_op(&t, P9_TLINK, 1, 0, bad[i]), EINVAL);
+        ck_assert_int_eq(link_op(&t, P9_TRENAME, 1, 0, bad[i]), EINVAL);
+        ck_assert_int_eq(fid_op(&t, P9_TCLUNK, 1), 0);
+    }
+    /* A name longer than NAME_MAX; a message cut short; fids not held. */
+    char longname[300];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    ck_assert_int_eq(lcreate(&t, 0, longname, O_RDWR, 0644), EPROTO);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, longname, 0755, NULL), EPROTO);
+    static const uint8_t types[] = {P9_TLCREATE,  P9_TMKDIR,  P9_TSYMLINK,  P9_TMKNOD,   P9_TLINK,
+                                    P9_TRENAMEAT, P9_TRENAME, P9_TUNLINKAT, P9_TSETATTR, P9_TWRITE,
+                                    P9_TFSYNC,    P9_TLOCK,   P9_TGETLOCK};
+    for (unsigned i = 0; i < sizeof(types); i++)
+        ck_assert_int_eq(fid_op(&t, types[i], 0), EPROTO);
+    ck_assert_int_eq(lcreate(&t, 99, "x", O_RDWR, 0644), EBADF);
+    ck_assert_int_eq(renameat_op(&t, 0, "a.txt", 99, "x"), EBADF);
+    ck_assert_int_eq(fid_op(&t, P9_TREMOVE, 99), EBADF);
+    /* Nothing was made: not in the share, not beside it. */
+    ck_assert_int_eq(access("/tmp/kiln-p9-evil", F_OK), -1);
+    ck_assert(!host_exists(&t, "x") && !host_exists(&t, "b") && !host_exists(&t, "a"));
+    ck_assert(host_exists(&t, "a.txt"));
+    /* A symlink swapped in for a directory the guest walked to is not followed. */
+    ck_assert_int_eq(walk1(&t, 0, 2, "sub"), 0);
+    char p[512];
+    snprintf(p, sizeof(p), "%s/sub", t.dir);
+    char q[512];
+    snprintf(q, sizeof(q), "%s/sub.real", t.dir);
+    ck_assert_int_eq(rename(p, q), 0);
+    ck_assert_int_eq(symlink("/tmp", p), 0);
+    ck_assert_int_eq(lcreate(&t, 2, "kiln-p9-evil", O_RDWR, 0644), ENOTDIR);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 2, "kiln-p9-evil", 0755, NULL), ENOTDIR);
+    ck_assert_int_eq(access("/tmp/kiln-p9-evil", F_OK), -1);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_read_only_changes)
+{
+    struct t t;
+    setup(&t, true);
+    ck_assert_int_eq(lcreate(&t, 0, "new", O_RDWR, 0644), EROFS);
+    ck_assert_int_eq(make_op(&t, P9_TMKDIR, 0, "d", 0755, NULL), EROFS);
+    ck_assert_int_eq(make_op(&t, P9_TSYMLINK, 0, "l", 0, "a.txt"), EROFS);
+    ck_assert_int_eq(unlinkat_op(&t, 0, "a.txt", 0), EROFS);
+    ck_assert_int_eq(renameat_op(&t, 0, "a.txt", 0, "b.txt"), EROFS);
+    ck_assert_int_eq(walk1(&t, 0, 1, "a.txt"), 0);
+    ck_assert_int_eq(setattr(&t, 1, 0x8, 0, 0, 0, NULL), EROFS);
+    ck_assert_int_eq(fid_op(&t, P9_TREMOVE, 1), EROFS);
+    ck_assert(!host_exists(&t, "new") && !host_exists(&t, "d") && !host_exists(&t, "b.txt"));
+    ck_assert_int_eq(host_mode(&t, "a.txt") & S_IFMT, S_IFREG);
+    /* Locks (advisory, granted) and syncs are not changes. */
+    struct msg m;
+    m_begin(&t, &m, P9_TLOCK, 18);
+    m_put(&m, 4, 1);
+    m_put(&m, 1, 1);
+    m_put(&m, 4, 0);
+    m_put(&m, 8, 0);
+    m_put(&m, 8, 10);
+    m_put(&m, 4, 42);
+    m_str(&m, "guest");
+    ck_assert_uint_eq(send_msg(&t, &m), P9_TLOCK + 1);
+    ck_assert_uint_eq(t.rep[P9_HEADER], 0);
+    m_begin(&t, &m, P9_TGETLOCK, 19);
+    m_put(&m, 4, 1);
+    m_put(&m, 1, 1);
+    m_put(&m, 8, 3);
+    m_put(&m, 8, 10);
+    m_put(&m, 4, 42);
+    m_str(&m, "guest");
+    ck_assert_uint_eq(send_msg(&t, &m), P9_TGETLOCK + 1);
+    ck_assert_uint_eq(t.rep[P9_HEADER], 2); /* F_UNLCK: nobody else holds it */
+    ck_assert_uint_eq(le_get(t.rep + P9_HEADER + 1, 8), 3);
+    ck_assert_uint_eq(le_get(t.rep + P9_HEADER + 17, 4), 42);
+    teardown(&t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("p9");
@@ -405,6 +851,12 @@ int main(void)
     tcase_add_test(tc, test_read_only);
     tcase_add_test(tc, test_readdir_paged);
     tcase_add_test(tc, test_hostile_messages);
+    tcase_add_test(tc, test_create_write_read);
+    tcase_add_test(tc, test_dirs_rename_unlink);
+    tcase_add_test(tc, test_links_nodes);
+    tcase_add_test(tc, test_setattr);
+    tcase_add_test(tc, test_hostile_writes);
+    tcase_add_test(tc, test_read_only_changes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
