@@ -77,15 +77,16 @@ static const int user_net_calls[] = {
  * The 9P server on the loop (fs/p9.c, p9_write.c): opening and creating only beneath a share
  * (openat2 with RESOLVE_BENEATH; plain openat stays refused), reading (preadv, straight into the
  * guest's buffers), listing, attributes; on a writable share the *at() calls that change it,
- * each relative to a directory opened beneath the share, writes, truncation and syncs.
+ * each relative to a directory opened beneath the share, writes, truncation and syncs. Before
+ * Linux 6.6 (no fchmodat2), chmod goes through /proc/self/fd of an O_PATH fd (fchmodat).
  */
 static const int share_calls[] = {
     SCMP_SYS(openat2),   SCMP_SYS(preadv),     SCMP_SYS(getdents64), SCMP_SYS(lseek),
     SCMP_SYS(fstatfs),   SCMP_SYS(readlinkat), SCMP_SYS(newfstatat), SCMP_SYS(fstat),
     SCMP_SYS(pwrite64),  SCMP_SYS(mkdirat),    SCMP_SYS(unlinkat),   SCMP_SYS(renameat2),
     SCMP_SYS(symlinkat), SCMP_SYS(linkat),     SCMP_SYS(mknodat),    SCMP_SYS(fchmodat2),
-    SCMP_SYS(fchownat),  SCMP_SYS(utimensat),  SCMP_SYS(ftruncate),  SCMP_SYS(fsync),
-    SCMP_SYS(fdatasync),
+    SCMP_SYS(fchmodat),  SCMP_SYS(fchownat),   SCMP_SYS(utimensat),  SCMP_SYS(ftruncate),
+    SCMP_SYS(fsync),     SCMP_SYS(fdatasync),
 };
 
 /* A disk request on a threadpool thread. */

@@ -2,9 +2,10 @@
 /*
  * Runs inside the guest as PID 1, built static and carried inside the kiln binary (see
  * cli_rootfs.c, which writes the /kiln files read here). Steps: load the modules the share
- * needs, mount the host's / (9p, read-only) with tmpfs on /tmp, /run, /var/tmp and /var/log,
- * mount the other shares at their host paths, switch to that root, run the command (or a shell) on the console, and end
- * the VM with its exit status through kiln's exit device (I/O port 0x5f0).
+ * needs, mount the host's / (9p, read-only; the top level, /tmp, /run, /var/tmp and /var/log
+ * are the guest's own tmpfs), mount the other shares at their host paths, switch to that root,
+ * run the command (or a shell) on the console, and end the VM with its exit status through
+ * kiln's exit device (I/O port 0x5f0).
  */
 #include <dirent.h>
 #include <errno.h>

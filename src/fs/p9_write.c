@@ -100,15 +100,41 @@ static mode_t safe_mode(uint32_t mode, bool dir)
     return dir ? m : m & ~(mode_t)S_ISGID;
 }
 
+/*
+ * Before Linux 6.6 (no fchmodat2): chmod through /proc/self/fd of an O_PATH fd of the entry,
+ * which names that very inode, after checking it is no symlink (chmod would follow it).
+ */
+static int chmod_by_fd(int dfd, const char *name, mode_t mode, int flags)
+{
+    struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                           .resolve =
+                               RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    int fd =
+        (flags & AT_EMPTY_PATH) ? dfd : (int)syscall(SYS_openat2, dfd, name, &how, sizeof(how));
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    char proc[40];
+    int ret = fstat(fd, &st) < 0 ? -errno : S_ISLNK(st.st_mode) ? -EOPNOTSUPP : 0;
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    if (ret == 0 && fchmodat(AT_FDCWD, proc, mode, 0) < 0)
+        ret = -errno;
+    if (fd != dfd)
+        close(fd);
+    return ret;
+}
+
 /* chmod of name in dfd ("" with AT_EMPTY_PATH: dfd itself), never through a symlink. */
 static int chmod_at(int dfd, const char *name, mode_t mode, int flags)
 {
-    return syscall(SYS_fchmodat2, dfd, name, mode, flags | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    if (syscall(SYS_fchmodat2, dfd, name, mode, flags | AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+    return errno == ENOSYS ? chmod_by_fd(dfd, name, mode, flags) : -errno;
 }
 
 /*
  * A new entry's mode and group. The mode is set again after creation because kiln's umask has
- * cut it (the guest applied its own umask already); before Linux 6.6 it stays cut. The group
+ * cut it (the guest applied its own umask already). The group
  * the guest asks for is given only when kiln runs as root (a user's kiln keeps its own group);
  * failing to give it leaves the entry as it is.
  */

@@ -309,6 +309,22 @@ check share_tag_twice "tag t" "given twice" -- \
     run --kernel "$HELLO" --share "$D/dir,tag=t,ro" --share "$D/dir,tag=t,ro"
 check share_unknown_option "rw" "unknown option" -- run --kernel "$HELLO" --share "$D/dir,tag=t,rw"
 
+# ---- The host as the guest's root (--rootfs-host)
+new_case r
+mkdir -p "$D/dir"
+echo data >"$D/initrd"
+check rootfs_no_kernel "--rootfs-host" "needs --kernel" -- \
+    run --rootfs-host --disk "path=$D/initrd" -- true
+check rootfs_initrd "--initrd" "not with --rootfs-host" -- \
+    run --kernel "$HELLO" --rootfs-host --initrd "$D/initrd" -- true
+check rootfs_command_alone "--" "needs --rootfs-host" -- run --kernel "$HELLO" -- true
+check rootfs_empty_command "--rootfs-host" "command after -- is empty" -- \
+    run --kernel "$HELLO" --rootfs-host -- ""
+check rootfs_own_tag "kilnroot" "--rootfs-host's own" -- \
+    run --kernel "$HELLO" --rootfs-host --share "$D/dir,tag=kilnroot,ro" -- true
+check rootfs_kernel_missing "$D/nosuch" "No such file" -- \
+    run --kernel "$D/nosuch" --rootfs-host -- true
+
 echo "$CASES cases"
 [ "$CASES" -ge 40 ] || fail "only $CASES cases (the matrix promises at least 40)"
 finish
