@@ -13,7 +13,8 @@ kernel=${KILN_E2E_KERNEL:-/boot/vmlinuz-$(uname -r)}
 kver=${kernel##*/vmlinuz-}
 e2e_init rootfs-host "$build/kiln" "$kernel"
 
-# A directory of this machine's, shared on top (it is under /tmp, which the guest gets fresh).
+# A directory of this machine's, shared writable on top (under /tmp, which the guest has fresh):
+# where a CI job's command would leave its results.
 work=$E2E_TMP/work
 mkdir -p "$work"
 token=tok$RANDOM$RANDOM
@@ -25,12 +26,12 @@ echo "RH os: $(. /etc/os-release; echo "$ID $VERSION_ID")"
 echo "RH etc: $(grep " /etc " /proc/mounts)"
 msg=$( { echo changed >'"$probe"'; } 2>&1); echo "RH etc write: rc $? $msg"
 echo "RH tmp: $(ls -A /tmp)"; echo scratch >/tmp/s && echo "RH tmp write: $(cat /tmp/s)"
-exit 3'
+echo "result $(cat marker)" >result.txt; exit 3'
 
 name=command-status
 cd "$work"
 kiln_boot $name --kernel "$kernel" --rootfs-host --memory 512M --no-reboot \
-    --share "$work,tag=work,ro" --timeout 240 -- sh -c "$script"
+    --share "$work,tag=work" --timeout 240 -- sh -c "$script"
 cd /
 boot_checks_begin
 expect_rc $name 3
@@ -45,6 +46,11 @@ expect_console $name '^RH etc write: rc [1-9].*Read-only file system' \
 # Only the way to the share, made by kiln's init; none of this machine's /tmp.
 expect_console $name "^RH tmp: ${E2E_TMP#/tmp/}\$" "/tmp is the guest's own"
 expect_console $name '^RH tmp write: scratch$' "and writable"
+if [[ $(cat "$work/result.txt" 2>&1) == "result $token" ]]; then
+    ok "$name: the command's result file is on this machine"
+else
+    fail "$name: no result file from the command in $work"
+fi
 if [[ -e $probe ]]; then
     fail "$name: the guest's write reached this machine ($probe)"
 else
