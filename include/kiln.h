@@ -216,6 +216,13 @@ struct kiln_config {
      */
     uint16_t debug_exit_port;
     uint8_t debug_exit_size; /* 0: no such device (the default); else 1, 2 or 4 */
+
+    /*
+     * Restore instead of boot: the directory kiln_vm_snapshot() wrote. The rest of the config
+     * must describe the same machine (cpus, memory, devices; checked); kernel, initrd and
+     * command line are not used. Guest RAM is mapped copy-on-write from the snapshot, not read.
+     */
+    const char *restore_dir;
 };
 
 /* Why kiln_vm_run() returned. */
@@ -286,6 +293,15 @@ KILN_API int kiln_vm_resume(struct kiln_vm *vm);
 
 /* Copy the VM's statistics into *stats. */
 KILN_API void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats);
+
+/*
+ * Write the whole state of a paused VM (kiln_vm_pause) into directory dir (made if missing;
+ * its "state" and "memory" files are replaced): every vCPU's registers, FPU, MSRs, LAPIC and
+ * events, the in-kernel interrupt controllers, PIT and clock, each device's state, and guest
+ * RAM. kiln_config.restore_dir then starts an equal VM from it. The VM stays paused. Returns 0,
+ * or -errno with a one-line message; -ENOTSUP if a device cannot be saved yet (named).
+ */
+KILN_API int kiln_vm_snapshot(struct kiln_vm *vm, const char *dir, char errmsg[KILN_ERRMSG_MAX]);
 
 /* Release every resource of the VM. It must not be running. NULL is accepted. */
 KILN_API void kiln_vm_destroy(struct kiln_vm *vm);

@@ -73,8 +73,10 @@ static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char 
     if (!copy_string(firmware ? NULL : cfg->kernel_path, &vm->kernel_path) ||
         !copy_string(firmware ? fw : NULL, &vm->firmware_path) ||
         !copy_string(cfg->initrd_path, &vm->initrd_path) ||
-        !copy_string(cfg->cmdline ? cfg->cmdline : "", &vm->cmdline))
+        !copy_string(cfg->cmdline ? cfg->cmdline : "", &vm->cmdline) ||
+        !copy_string(cfg->restore_dir, &vm->restore_dir))
         return kiln_fail(errmsg, ENOMEM, "out of memory");
+    vm->cfg.restore_dir = vm->restore_dir;
     vm->cfg.kernel_path = vm->kernel_path;
     vm->cfg.firmware_path = vm->firmware_path;
     vm->cfg.initrd_path = vm->initrd_path;
@@ -176,6 +178,8 @@ static int add_mmio_cmdline(struct kiln_vm *vm, char *errmsg)
 
 static int create_memory(struct kiln_vm *vm, char *errmsg)
 {
+    if (vm->restore_dir)
+        return vm_restore_memory(vm, errmsg);
     int ret = guest_mem_init(&vm->mem, vm->cfg.memory_bytes);
     if (ret < 0)
         return kiln_fail(errmsg, -ret, "memory %llu MiB: cannot allocate guest RAM: %s",
@@ -187,6 +191,8 @@ static int create_memory(struct kiln_vm *vm, char *errmsg)
 /* The kernel (and initrd, and boot parameters), or the firmware that will boot a disk. */
 static int load_guest(struct kiln_vm *vm, char *errmsg)
 {
+    if (vm->restore_dir)
+        return 0; /* RAM holds the guest already */
     if (vm->firmware_path)
         return firmware_load(&vm->mem, vm->firmware_path, &vm->firmware, &vm->boot, errmsg);
     const struct boot_request req = {
@@ -385,6 +391,8 @@ static int add_fw_cfg(struct kiln_vm *vm, char *errmsg)
  */
 static int write_tables(struct kiln_vm *vm, char *errmsg)
 {
+    if (vm->restore_dir)
+        return 0; /* in the snapshot's RAM */
     unsigned n = vm->cfg.transport == KILN_TRANSPORT_MMIO ? virtio_count(&vm->cfg) : 0;
     bool full = vm->firmware_path != NULL;
     const struct acpi_config ac = {
@@ -414,6 +422,12 @@ static int write_tables(struct kiln_vm *vm, char *errmsg)
 static int create_vcpus(struct kiln_vm *vm, char *errmsg)
 {
     return vcpus_create(&vm->cpus, vm->cfg.cpus, errmsg);
+}
+
+/* A snapshot's state over what the steps before made: vCPUs, interrupt controllers, devices. */
+static int restore_state(struct kiln_vm *vm, char *errmsg)
+{
+    return vm->restore_dir ? vm_restore_state(vm, errmsg) : 0;
 }
 
 /* ---- The builder. */
@@ -472,7 +486,8 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
         (ret = add_virtio_devices(vm, errmsg)) < 0 ||   /* disks, then networks */
         (ret = add_fw_cfg(vm, errmsg)) < 0 ||           /* firmware's configuration device */
         (ret = write_tables(vm, errmsg)) < 0 ||         /* ACPI and the rest the guest reads */
-        (ret = create_vcpus(vm, errmsg)) < 0) {         /* CPUID, registers; vCPU 0 boots */
+        (ret = create_vcpus(vm, errmsg)) < 0 ||         /* CPUID, registers; vCPU 0 boots */
+        (ret = restore_state(vm, errmsg)) < 0) {        /* or a snapshot's state instead */
         kiln_vm_destroy(vm);
         return ret;
     }
@@ -508,6 +523,7 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     free(vm->firmware_path);
     free(vm->initrd_path);
     free(vm->cmdline);
+    free(vm->restore_dir);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
 }

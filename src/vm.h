@@ -30,6 +30,7 @@ struct kiln_vm {
     struct kiln_log log;
     struct kiln_config cfg;                                    /* copy; strings below are owned */
     char *kernel_path, *firmware_path, *initrd_path, *cmdline; /* one of the first two */
+    char *restore_dir; /* restoring a snapshot instead of booting, else NULL */
 
     int kvm_fd;
     int vm_fd;
@@ -89,6 +90,11 @@ struct acpi_config;
 int vm_map_firmware(struct kiln_vm *vm, char *errmsg);
 int vm_add_fw_cfg(struct kiln_vm *vm, char *errmsg);
 int vm_write_fw_cfg(struct kiln_vm *vm, const struct acpi_config *ac, char *errmsg);
+
+/* vm_snapshot.c, when restoring: guest RAM mapped from the snapshot (instead of fresh RAM), and
+ * after the devices and vCPUs exist, their state, the irqchip's, PIT's and clock's. */
+int vm_restore_memory(struct kiln_vm *vm, char *errmsg);
+int vm_restore_state(struct kiln_vm *vm, char *errmsg);
 
 /* vm_run.c: record why the VM ends (the first reason wins) and stop every vCPU and the loop.
  * Any thread. */

@@ -10,6 +10,7 @@
 #include "boot/loader.h"
 #include "platform/acpi.h"
 #include "platform/layout.h"
+#include "state.h"
 
 /* Region 0: the hardware-reduced registers, one port each from PORT_ACPI_SLEEP_CONTROL. */
 #define REG_SLEEP_CONTROL 0
@@ -135,9 +136,33 @@ static void acpi_pm_destroy(struct device *d)
     free(pm);
 }
 
+/* PM1 status, enable and control (the PM timer counts host time and needs nothing). */
+static int acpi_pm_save(const struct device *d, struct device_state *st)
+{
+    const struct acpi_pm *pm = (const struct acpi_pm *)d;
+    const uint16_t regs[3] = {pm->pm1_sts, pm->pm1_en, pm->pm1_cnt};
+    state_put(st, regs, sizeof(regs));
+    return st->err ? -st->err : 0;
+}
+
+static int acpi_pm_restore(struct device *d, struct device_state *st)
+{
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    uint16_t regs[3];
+    state_get(st, regs, sizeof(regs));
+    if (st->err)
+        return -EINVAL;
+    pm->pm1_sts = regs[0];
+    pm->pm1_en = regs[1];
+    pm->pm1_cnt = regs[2];
+    return 0;
+}
+
 static const struct device_ops acpi_pm_ops = {
     .read = acpi_pm_read,
     .write = acpi_pm_write,
+    .save = acpi_pm_save,
+    .restore = acpi_pm_restore,
     .reset = acpi_pm_reset,
     .destroy = acpi_pm_destroy,
 };

@@ -1,5 +1,6 @@
 /* pci.c: PCI bus 0: conf1 config access, type-0 config spaces, BAR placement and MMIO dispatch. */
 #include "pci/pci.h"
+#include "state.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -401,9 +402,31 @@ static void bus_device_destroy(struct device *d)
     pci_bus_destroy(bus_of(d));
 }
 
+/*
+ * The conf1 address latch and the host bridge's config space. A function's own config space
+ * (BARs, MSI-X) is its device's to save; none does yet, so a VM with one is not snapshotted.
+ */
+static int bus_save(const struct device *d, struct device_state *st)
+{
+    const struct pci_bus *bus = (const struct pci_bus *)d;
+    state_put_u32(st, bus->conf1);
+    state_put(st, bus->host.cfg, PCI_CFG_SIZE);
+    return st->err ? -st->err : 0;
+}
+
+static int bus_restore(struct device *d, struct device_state *st)
+{
+    struct pci_bus *bus = (struct pci_bus *)d;
+    bus->conf1 = state_get_u32(st);
+    state_get(st, bus->host.cfg, PCI_CFG_SIZE);
+    return st->err ? -st->err : 0;
+}
+
 static const struct device_ops bus_ops = {
     .read = bus_read,
     .write = bus_write,
+    .save = bus_save,
+    .restore = bus_restore,
     .destroy = bus_device_destroy,
     .describe = bus_describe,
 };

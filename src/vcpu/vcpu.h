@@ -80,6 +80,14 @@ int vcpus_resume(struct vcpus *s);
 uint64_t vcpus_exits(const struct vcpus *s);
 void vcpus_destroy(struct vcpus *s);
 
+/*
+ * vcpu_state.c: append vCPU v's whole state (registers, FPU/XSAVE, XCRs, MSRs, LAPIC, debug
+ * registers, MP state, pending events) to st, and set it back. v's thread must be parked.
+ */
+struct device_state;
+int vcpu_save(const struct vcpu *v, struct device_state *st);
+int vcpu_restore(struct vcpu *v, struct device_state *st);
+
 /* What the exit dispatcher decided (exposed for tests). */
 enum vcpu_action { VCPU_CONTINUE, VCPU_STOP };
 enum vcpu_action vcpu_handle_exit(struct vcpu *v);
