@@ -24,6 +24,7 @@ struct cli_options {
     const char *kernel;
     const char *firmware; /* without kernel; NULL: KILN_DEFAULT_FIRMWARE */
     const char *initrd;
+    const char *restore; /* --restore DIR: a snapshot to start from instead of booting */
     const char *cmdline;
     bool cmdline_given;
     unsigned cpus;

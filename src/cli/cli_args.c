@@ -14,6 +14,7 @@ const char cli_usage[] =
     "Usage: kiln run --kernel PATH [options]\n"
     "       kiln run --disk path=IMAGE [options]   (boots the disk through BIOS firmware)\n"
     "       kiln run --kernel PATH --rootfs-host [options] [-- COMMAND [ARG...]]\n"
+    "       kiln run --restore DIR [options]   (a snapshot kiln_vm_snapshot wrote)\n"
     "       kiln --help | --version\n"
     "\n"
     "Boot a virtual machine on KVM with a serial console.\n"
@@ -23,6 +24,8 @@ const char cli_usage[] =
     "  --firmware PATH      without --kernel: the BIOS to boot the first disk with\n"
     "                       (default " KILN_DEFAULT_FIRMWARE ")\n"
     "  --initrd PATH        initial ramdisk\n"
+    "  --restore DIR        start from a snapshot instead of booting; give the same\n"
+    "                       --cpus, --memory and devices as the snapshotted VM had\n"
     "  --cmdline STR        kernel command line (default: \"console=ttyS0 reboot=k\")\n"
     "  --cpus N             number of vCPUs (default 1)\n"
     "  --memory SIZE        guest RAM, bytes or with K/M/G suffix (default 256M)\n"
@@ -374,10 +377,10 @@ static int add_share(const char *value, struct cli_options *o, char *errmsg)
     return ret;
 }
 
-static const char *const value_flags[] = {"--kernel",     "--firmware",  "--initrd", "--cmdline",
-                                          "--cpus",       "--memory",    "--serial", "--timeout",
-                                          "--disk",       "--transport", "--net",    "--seccomp",
-                                          "--debug-exit", "--port",      "--share"};
+static const char *const value_flags[] = {"--kernel",  "--firmware",   "--initrd",    "--cmdline",
+                                          "--restore", "--cpus",       "--memory",    "--serial",
+                                          "--timeout", "--disk",       "--transport", "--net",
+                                          "--seccomp", "--debug-exit", "--port",      "--share"};
 
 static bool takes_value(const char *flag)
 {
@@ -473,6 +476,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return set_path(flag, value, &o->firmware, errmsg);
     if (strcmp(flag, "--initrd") == 0)
         return set_path(flag, value, &o->initrd, errmsg);
+    if (strcmp(flag, "--restore") == 0)
+        return set_path(flag, value, &o->restore, errmsg);
     if (strcmp(flag, "--cmdline") == 0) {
         o->cmdline = value;
         o->cmdline_given = true;
@@ -514,8 +519,25 @@ static void defaults(struct cli_options *o)
 }
 
 /* A kernel, or firmware and a disk for it to boot; options only one of the two takes. */
+/* A snapshot holds the guest: nothing to boot, and the same machine around it. */
+static int check_restore(const struct cli_options *o, char *errmsg)
+{
+    const char *boot = o->kernel          ? "--kernel"
+                       : o->firmware      ? "--firmware"
+                       : o->initrd        ? "--initrd"
+                       : o->cmdline_given ? "--cmdline"
+                       : o->rootfs_host   ? "--rootfs-host"
+                                          : NULL;
+    if (boot)
+        return kiln_fail(errmsg, EINVAL, "%s: not with --restore (the snapshot holds the guest)",
+                         boot);
+    return 0;
+}
+
 static int check_boot_source(const struct cli_options *o, char *errmsg)
 {
+    if (o->restore)
+        return check_restore(o, errmsg);
     if (o->kernel && o->firmware)
         return kiln_fail(errmsg, EINVAL, "--firmware: only without --kernel (it boots a disk)");
     if (o->kernel)

@@ -121,6 +121,7 @@ static void build_config(const struct cli_options *o, int serial_fd, uint64_t ti
     cfg->kernel_path = o->kernel;
     cfg->firmware_path = o->firmware;
     cfg->initrd_path = o->initrd;
+    cfg->restore_dir = o->restore;
     cfg->cmdline = o->cmdline;
     cfg->cpus = o->cpus;
     cfg->memory_bytes = o->memory;
@@ -329,7 +330,9 @@ static int run_cli(const struct cli_options *o)
     int serial_fd;
     if (open_serial_file(o, &serial_fd, errmsg) < 0)
         return fail(errmsg);
-    int code = o->no_reboot ? run(o, serial_fd, -1, o->timeout_ms) : run_boots(o, serial_fd);
+    /* A restored guest has nothing to boot again from: its reboot ends kiln, as --no-reboot. */
+    bool once = o->no_reboot || o->restore;
+    int code = once ? run(o, serial_fd, -1, o->timeout_ms) : run_boots(o, serial_fd);
     if (serial_fd >= 0)
         close(serial_fd);
     return code;
