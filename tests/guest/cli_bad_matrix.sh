@@ -325,6 +325,14 @@ check rootfs_own_tag "kilnroot" "--rootfs-host's own" -- \
 check rootfs_kernel_missing "$D/nosuch" "No such file" -- \
     run --kernel "$D/nosuch" --rootfs-host -- true
 
+# ---- Restoring a snapshot (--restore)
+new_case n
+mkdir -p "$D/snap"
+head -c 1048576 /dev/zero >"$D/snap/memory"
+check restore_missing "$D/nosuch" "No such file" -- run --restore "$D/nosuch"
+check restore_with_kernel "--kernel" "not with --restore" -- run --restore "$D/snap" --kernel "$HELLO"
+check restore_memory_size "$D/snap" "memory is 1048576 bytes" -- run --restore "$D/snap"
+
 echo "$CASES cases"
 [ "$CASES" -ge 40 ] || fail "only $CASES cases (the matrix promises at least 40)"
 finish
