@@ -441,6 +441,7 @@ struct kiln_vm *vm_alloc(const struct kiln_config *cfg)
     vm->log = (struct kiln_log){cfg->log_fn, cfg->log_ctx, cfg->log_level};
     vm->kvm_fd = vm->vm_fd = -1;
     pthread_mutex_init(&vm->lock, NULL);
+    pthread_cond_init(&vm->call_cond, NULL);
     bus_init(&vm->pio);
     bus_init(&vm->mmio);
     vm->virtio = (struct virtio_env){.transport = cfg->transport, .log = &vm->log};
@@ -524,6 +525,7 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     free(vm->initrd_path);
     free(vm->cmdline);
     free(vm->restore_dir);
+    pthread_cond_destroy(&vm->call_cond);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
 }

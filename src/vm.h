@@ -68,6 +68,10 @@ struct kiln_vm {
     atomic_int pool_error;
     atomic_bool wake_ready;
 
+    /* A function another thread asked the loop to run (vm_call_on_loop); under lock. */
+    struct loop_call *call;
+    pthread_cond_t call_cond;
+
     /* Run state. stop_req is set from signal handlers; the rest under lock. */
     atomic_bool stop_req;
     pthread_mutex_t lock;
@@ -95,6 +99,14 @@ int vm_write_fw_cfg(struct kiln_vm *vm, const struct acpi_config *ac, char *errm
  * after the devices and vCPUs exist, their state, the irqchip's, PIT's and clock's. */
 int vm_restore_memory(struct kiln_vm *vm, char *errmsg);
 int vm_restore_state(struct kiln_vm *vm, char *errmsg);
+
+/*
+ * vm_run.c: run fn(arg) on the loop thread of a running VM and return what it returned: the
+ * loop is the only thread that touches the virtqueues and back ends, so their state is read
+ * there. -ESHUTDOWN if the VM ends first, -EBUSY if another call is pending.
+ */
+struct loop_call;
+int vm_call_on_loop(struct kiln_vm *vm, int (*fn)(void *arg), void *arg);
 
 /* vm_run.c: record why the VM ends (the first reason wins) and stop every vCPU and the loop.
  * Any thread. */

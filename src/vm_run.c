@@ -33,9 +33,68 @@ void vm_finish(struct kiln_vm *vm, enum kiln_exit_reason reason, int status, int
     vm_end(vm, reason, status, error, msg);
 }
 
+struct loop_call {
+    int (*fn)(void *arg);
+    void *arg;
+    int ret;
+    bool taken, done;
+};
+
+/* On the loop: the call another thread is waiting for, if any. */
+static void run_call(struct kiln_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    struct loop_call *c = vm->call;
+    vm->call = NULL;
+    if (c)
+        c->taken = true;
+    pthread_mutex_unlock(&vm->lock);
+    if (!c)
+        return;
+    int ret = c->fn(c->arg);
+    pthread_mutex_lock(&vm->lock);
+    c->ret = ret;
+    c->done = true;
+    pthread_cond_broadcast(&vm->call_cond);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_call_on_loop(struct kiln_vm *vm, int (*fn)(void *arg), void *arg)
+{
+    struct loop_call c = {.fn = fn, .arg = arg};
+    pthread_mutex_lock(&vm->lock);
+    if (vm->call || vm->state != VM_RUNNING || vm->ended || !atomic_load(&vm->wake_ready)) {
+        int busy = vm->call != NULL;
+        pthread_mutex_unlock(&vm->lock);
+        return busy ? -EBUSY : -ESHUTDOWN;
+    }
+    vm->call = &c;
+    pthread_mutex_unlock(&vm->lock);
+    uv_async_send(&vm->wake);
+    pthread_mutex_lock(&vm->lock);
+    while (!c.done) {
+        if (!c.taken && vm->ended) { /* the loop may be gone: take the call back */
+            vm->call = NULL;
+            c.ret = -ESHUTDOWN;
+            break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 10000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&vm->call_cond, &vm->lock, &until);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return c.ret;
+}
+
 static void wake_cb(uv_async_t *h)
 {
     struct kiln_vm *vm = h->data;
+    run_call(vm);
     if (atomic_load(&vm->stop_req))
         vm_finish(vm, KILN_EXIT_STOPPED, 0, 0, "stop requested");
     if (atomic_load(&vm->cpus.stopping))

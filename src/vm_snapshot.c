@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -125,6 +126,51 @@ static int platform_part(const void *vm, struct device_state *st)
     return save_platform(vm, st);
 }
 
+/* The devices' part, on the loop thread (see save_devices). */
+struct devices_save {
+    struct kiln_vm *vm;
+    struct device_state *st;
+    size_t start;   /* where the devices' part begins in st */
+    unsigned which; /* the device that failed */
+};
+
+static int save_devices_on_loop(void *arg)
+{
+    struct devices_save *s = arg;
+    s->st->len = s->start; /* drop what an earlier try wrote before a busy device */
+    for (unsigned i = 0; i < s->vm->ndevices; i++) {
+        const struct device *d = s->vm->devices[i];
+        s->which = i;
+        state_put_u32(s->st, (uint32_t)strlen(d->name));
+        state_put(s->st, d->name, strlen(d->name));
+        int ret = put_part(s->st, device_part, d);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+/*
+ * Each device's state, read on the loop thread: it alone touches the virtqueues and back ends.
+ * A device with work in flight (a disk request, a frame half sent) answers -EBUSY; the loop
+ * finishes it and we ask again, for up to 5 s.
+ */
+static int save_devices(struct kiln_vm *vm, struct device_state *st, const char *dir, char *errmsg)
+{
+    struct devices_save s = {.vm = vm, .st = st, .start = st->len, .which = vm->ndevices};
+    int ret = -EBUSY;
+    for (int tries = 0; ret == -EBUSY && tries < 500; tries++) {
+        if (tries)
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+        ret = vm_call_on_loop(vm, save_devices_on_loop, &s);
+    }
+    if (ret < 0 && s.which < vm->ndevices)
+        return kiln_fail(errmsg, -ret, "snapshot %s: device %s: %s", dir,
+                         vm->devices[s.which]->name,
+                         ret == -EBUSY ? "still busy after 5 s" : strerror(-ret));
+    return ret < 0 ? snap_fail(errmsg, -ret, dir, "devices") : 0;
+}
+
 /* Everything but RAM, after the header. */
 static int save_payload(struct kiln_vm *vm, struct device_state *st, char *errmsg, const char *dir)
 {
@@ -134,15 +180,7 @@ static int save_payload(struct kiln_vm *vm, struct device_state *st, char *errms
     for (unsigned i = 0; i < vm->cpus.n; i++)
         if ((ret = put_part(st, vcpu_part, &vm->cpus.v[i])) < 0)
             return kiln_fail(errmsg, -ret, "snapshot %s: vCPU %u: %s", dir, i, strerror(-ret));
-    for (unsigned i = 0; i < vm->ndevices; i++) {
-        const struct device *d = vm->devices[i];
-        state_put_u32(st, (uint32_t)strlen(d->name));
-        state_put(st, d->name, strlen(d->name));
-        if ((ret = put_part(st, device_part, d)) < 0)
-            return kiln_fail(errmsg, -ret, "snapshot %s: device %s: %s", dir, d->name,
-                             strerror(-ret));
-    }
-    return 0;
+    return save_devices(vm, st, dir, errmsg);
 }
 
 /* ---- Files. */
