@@ -153,6 +153,36 @@ static void bars_update(struct pci_device *dev)
         bar_update(dev, i);
 }
 
+void pci_device_save(const struct pci_device *dev, struct device_state *st)
+{
+    state_put(st, dev->cfg, PCI_CFG_SIZE);
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        state_put_u64(st, dev->bars[i].addr);
+}
+
+int pci_device_restore(struct pci_device *dev, struct device_state *st)
+{
+    uint8_t cfg[PCI_CFG_SIZE];
+    uint64_t addr[PCI_NUM_BARS];
+    state_get(st, cfg, PCI_CFG_SIZE);
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        addr[i] = state_get_u64(st);
+    /* The identity and layout are the function's own; only what the guest may write changes. */
+    for (unsigned i = 0; !st->err && i < PCI_CFG_SIZE; i++)
+        if ((cfg[i] ^ dev->cfg[i]) & ~dev->wmask[i])
+            return -EINVAL;
+    if (st->err)
+        return -EINVAL;
+    pthread_mutex_lock(&dev->bus->lock);
+    memcpy(dev->cfg, cfg, PCI_CFG_SIZE);
+    atomic_store(&dev->command, (uint16_t)pci_cfg_get(dev, PCI_COMMAND, 2));
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        dev->bars[i].addr = addr[i];
+    bars_update(dev);
+    pthread_mutex_unlock(&dev->bus->lock);
+    return 0;
+}
+
 /* The 32-bit BAR register i as the guest reads it. */
 static uint32_t bar_reg(const struct pci_device *dev, unsigned i)
 {
