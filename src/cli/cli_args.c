@@ -605,6 +605,7 @@ static void split_arg(const char *arg, struct arg *a)
 static int load_config_flag(int argc, char **argv, int start, uint64_t host_ram,
                             struct cli_options *o, char *errmsg)
 {
+    const char *path = NULL;
     for (int i = start; i < argc && strcmp(argv[i], "--") != 0; i++) {
         struct arg a;
         split_arg(argv[i], &a);
@@ -612,15 +613,13 @@ static int load_config_flag(int argc, char **argv, int start, uint64_t host_ram,
             a.value = argv[++i];
         if (strcmp(a.flag, "--config") != 0 || !a.value)
             continue;
-        if (o->config_path)
+        if (path)
             return kiln_fail(errmsg, EINVAL, "--config: given more than once");
         if (!a.value[0])
             return kiln_fail(errmsg, EINVAL, "--config: empty path");
-        int ret = cli_config_load(a.value, host_ram, o, errmsg);
-        if (ret < 0)
-            return ret;
+        path = a.value;
     }
-    return 0;
+    return path ? cli_config_load(path, host_ram, o, errmsg) : 0;
 }
 
 /*

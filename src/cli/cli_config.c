@@ -249,6 +249,8 @@ static int load_serial(struct cfg_ctx *c, const char *jpath, json_object *v, con
     cfg_subpath(p, jpath, "file");
     if (ret == 0)
         ret = cfg_get_str(c, p, file, "file=", &s);
+    if (ret == 0 && !s[5])
+        ret = cfg_fail(c, p, "empty path");
     return ret < 0 ? ret : apply(c, p, flag, s);
 }
 
@@ -342,9 +344,6 @@ static int load_root(struct cfg_ctx *c, json_object *root)
     const char *names[ARRAY_SIZE(root_fields)];
     for (size_t i = 0; i < ARRAY_SIZE(root_fields); i++)
         names[i] = root_fields[i].name;
-    if (!json_object_is_type(root, json_type_object))
-        return kiln_fail(c->errmsg, EINVAL, "%s: expected a JSON object { ... } at the top",
-                         c->file);
     int ret = cfg_check_object(c, "", root, names, ARRAY_SIZE(names));
     for (size_t i = 0; ret == 0 && i < ARRAY_SIZE(root_fields); i++) {
         json_object *v = cfg_member(root, root_fields[i].name);
@@ -415,18 +414,23 @@ static int parse_json(struct cfg_ctx *c, const char *text, size_t len, json_obje
 {
     char where[48];
     *root = NULL;
+    size_t lead = strspn(text, " \t\r\n");
+    if (lead == len)
+        return kiln_fail(c->errmsg, EINVAL, "%s: empty; expected a JSON object { ... }", c->file);
+    if (text[lead] != '{')
+        return kiln_fail(c->errmsg, EINVAL, "%s: expected a JSON object { ... } at the top",
+                         c->file);
     if (memchr(text, '\0', len))
         return kiln_fail(c->errmsg, EINVAL, "%s: invalid JSON: a NUL byte in the file", c->file);
     json_tokener *tok = json_tokener_new();
     if (!tok)
         return kiln_fail(c->errmsg, EINVAL, "%s: %s", c->file, strerror(ENOMEM));
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    *root = json_tokener_parse_ex(tok, text, (int)len);
+    /* With its terminator: a value at the very end (a number, "true") is then complete. */
+    *root = json_tokener_parse_ex(tok, text, (int)len + 1);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
-    if (!*root && jerr == json_tokener_success)
-        jerr = json_tokener_error_parse_null; /* "null" alone parses to NULL */
     int ret = 0;
     if (jerr == json_tokener_continue) {
         ret = kiln_fail(c->errmsg, EINVAL, "%s: invalid JSON: unexpected end of the file", c->file);
@@ -434,7 +438,7 @@ static int parse_json(struct cfg_ctx *c, const char *text, size_t len, json_obje
         position(text, end, where, sizeof(where));
         ret = kiln_fail(c->errmsg, EINVAL, "%s: invalid JSON at %s: %s", c->file, where,
                         json_tokener_error_desc(jerr));
-    } else if (end + strspn(text + end, " \t\r\n") < len) {
+    } else if (end < len && end + strspn(text + end, " \t\r\n") < len) {
         position(text, end + strspn(text + end, " \t\r\n"), where, sizeof(where));
         ret = kiln_fail(c->errmsg, EINVAL, "%s: invalid JSON at %s: text after the end", c->file,
                         where);
