@@ -52,9 +52,11 @@ static int apply_member(struct cfg_ctx *c, const char *jpath, json_object *v,
     if (s->on) {
         bool b;
         int ret = cfg_get_bool(c, jpath, v, &b);
-        const char *text = b ? s->on : s->off;
-        if (ret < 0 || !text)
+        if (ret < 0)
             return ret;
+        const char *text = b ? s->on : s->off;
+        if (!text)
+            return 0;
         char buf[32];
         snprintf(buf, sizeof(buf), "%s", text);
         return apply_field(c, jpath, flag, fn, entry, buf);
