@@ -49,7 +49,12 @@ int cfg_fail(struct cfg_ctx *c, const char *jpath, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    return kiln_fail(c->errmsg, EINVAL, "%s: %s: %s", c->file, jpath, why);
+    kiln_fail(c->errmsg, EINVAL, "%s: %s: %s", c->file, jpath, why);
+    /* Keys and values from the file may hold any character: the message stays one line. */
+    for (char *p = c->errmsg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return -EINVAL;
 }
 
 /*
