@@ -338,23 +338,43 @@ static int run_cli(const struct cli_options *o)
     return code;
 }
 
+/* kiln config --print: the effective configuration as JSON on stdout. */
+static int print_config(struct cli_options *o)
+{
+    char *json = cli_config_print(o);
+    cli_options_free(o);
+    if (!json)
+        return fail("config --print: out of memory");
+    int bad = printf("%s\n", json) < 0 || fflush(stdout) != 0;
+    free(json);
+    return bad ? fail("config --print: cannot write to stdout") : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cli_options o;
     char errmsg[KILN_ERRMSG_MAX];
-    if (cli_parse(argc, argv, host_ram_bytes(), &o, errmsg) < 0)
+    if (cli_parse(argc, argv, host_ram_bytes(), &o, errmsg) < 0) {
+        cli_options_free(&o);
         return fail(errmsg);
-    if (o.command == CLI_HELP) {
-        fputs(cli_usage, stdout);
+    }
+    if (o.command == CLI_HELP || o.command == CLI_VERSION) {
+        cli_options_free(&o);
+        if (o.command == CLI_HELP)
+            fputs(cli_usage, stdout);
+        else
+            printf("kiln %s\n", kiln_version());
         return 0;
     }
-    if (o.command == CLI_VERSION) {
-        printf("kiln %s\n", kiln_version());
-        return 0;
-    }
-    if (o.rootfs_host && cli_rootfs_prepare(&o, errmsg) < 0)
+    if (o.command == CLI_CONFIG_PRINT)
+        return print_config(&o);
+    if (o.rootfs_host && cli_rootfs_prepare(&o, errmsg) < 0) {
+        cli_options_free(&o);
         return fail(errmsg);
+    }
     install_signals();
     atexit(restore_terminal);
-    return run_cli(&o);
+    int code = run_cli(&o);
+    cli_options_free(&o);
+    return code;
 }
