@@ -27,6 +27,14 @@ static void add_bool(struct json_object *o, const char *key, bool v)
     json_object_object_add(o, key, json_object_new_boolean(v));
 }
 
+/* Seconds with millisecond precision, written as such (not 0.50640235899999997). */
+static void add_seconds(struct json_object *o, const char *key, uint64_t ms)
+{
+    char s[32];
+    snprintf(s, sizeof(s), "%llu.%03u", (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
+    json_object_object_add(o, key, json_object_new_double_s((double)ms / 1000, s));
+}
+
 static const char *const state_names[] = {"created", "running", "paused", "stopping", "ended"};
 static const char *const format_names[] = {"auto", "raw", "qcow2"};
 
@@ -117,7 +125,7 @@ static int cmd_info(void *ctx, struct json_object *req, struct json_object *repl
     struct kiln_vm_info info;
     kiln_vm_info(vm, &info);
     add_str(reply, "state", state_names[info.state % 5]);
-    json_object_object_add(reply, "uptime_s", json_object_new_double(info.uptime_ns / 1e9));
+    add_seconds(reply, "uptime_s", info.uptime_ns / 1000000);
     add_u64(reply, "power_button_presses", info.power_button_presses);
     json_object_object_add(reply, "config", config_json(kiln_vm_config(vm)));
     return 0;
@@ -164,7 +172,7 @@ static int cmd_stop(void *ctx, struct json_object *req, struct json_object *repl
         snprintf(err, API_ERR_MAX, "stop: the VM has ended");
         return -1;
     }
-    json_object_object_add(reply, "timeout_s", json_object_new_double(ms / 1000.0));
+    add_seconds(reply, "timeout_s", ms);
     return 0;
 }
 

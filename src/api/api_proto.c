@@ -11,7 +11,8 @@
 static char *to_line(struct json_object *obj)
 {
     size_t n;
-    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &n);
+    const char *s = json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
     char *line = s ? malloc(n + 2) : NULL;
     if (line) {
         memcpy(line, s, n);

@@ -23,6 +23,7 @@
 static struct kiln_vm *volatile g_vm;
 static volatile pid_t g_child; /* in the parent: the process running the VM, 0 if none */
 static volatile sig_atomic_t g_stop_signal;
+static uint64_t g_stop_timeout_ms; /* --stop-timeout: SIGTERM's grace time */
 static struct termios g_saved_termios;
 static volatile sig_atomic_t g_termios_saved;
 /* In the parent of the boots: the terminal before the first one, for a boot killed outright. */
@@ -52,11 +53,21 @@ static void make_terminal_raw(void)
     tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 }
 
+/* SIGTERM is a graceful stop (the power button, then a stop after --stop-timeout); the others
+ * stop at once. Async-signal-safe, like both calls. */
+static void stop_vm(struct kiln_vm *vm, int sig)
+{
+    if (sig == SIGTERM)
+        kiln_vm_shutdown(vm, g_stop_timeout_ms);
+    else
+        kiln_vm_stop(vm);
+}
+
 static void stop_handler(int sig)
 {
     g_stop_signal = sig;
     if (g_vm)
-        kiln_vm_stop(g_vm);
+        stop_vm(g_vm, sig);
     if (g_child > 0)
         kill(g_child, sig); /* the VM's process stops its VM the same way */
 }
@@ -113,6 +124,9 @@ static int drop_privileges(void)
     return capng_apply(bounds ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS) < 0 ? -EPERM : 0;
 }
 
+/* The --api-socket listening socket, made once for all boots (-1: none). */
+static int g_api_fd = -1;
+
 /* Fill the library config from the options; serial_fd is the open --serial file=PATH. */
 static void build_config(const struct cli_options *o, int serial_fd, uint64_t timeout_ms,
                          struct kiln_config *cfg)
@@ -137,6 +151,8 @@ static void build_config(const struct cli_options *o, int serial_fd, uint64_t ti
     cfg->seccomp = o->seccomp;
     cfg->debug_exit_port = o->debug_exit_port;
     cfg->debug_exit_size = o->debug_exit_size;
+    cfg->api_fd = g_api_fd;
+    cfg->stop_timeout_ms = o->stop_timeout_ms;
     switch (o->serial) {
     case CLI_SERIAL_STDIO:
         cfg->serial_in_fd = STDIN_FILENO;
@@ -217,7 +233,7 @@ static int run(const struct cli_options *o, int serial_fd, int reboot_fd, uint64
     }
     g_vm = vm;
     if (g_stop_signal) /* a signal that arrived before g_vm was set */
-        kiln_vm_stop(vm);
+        stop_vm(vm, g_stop_signal);
     if (cfg.serial_escape) {
         fprintf(stderr, "kiln: console on this terminal; Ctrl-A x stops the VM\n");
         make_terminal_raw();
@@ -323,13 +339,41 @@ static int run_boots(const struct cli_options *o, int serial_fd)
     }
 }
 
+/*
+ * --no-reboot: one boot in this process, which its seccomp filter cannot let remove the API
+ * socket afterwards; a helper process does (also if kiln is killed).
+ */
+static int run_in_process(const struct cli_options *o, int serial_fd)
+{
+    char errmsg[KILN_ERRMSG_MAX];
+    int done_fd = -1, ack_fd = -1;
+    if (o->api_socket && cli_api_reaper(o->api_socket, g_api_fd, &done_fd, &ack_fd, errmsg) < 0) {
+        unlink(o->api_socket);
+        return fail(errmsg);
+    }
+    int code = run(o, serial_fd, -1, o->timeout_ms);
+    if (o->api_socket)
+        cli_api_reaped(done_fd, ack_fd);
+    return code;
+}
+
 static int run_cli(const struct cli_options *o)
 {
     char errmsg[KILN_ERRMSG_MAX];
     int serial_fd;
     if (open_serial_file(o, &serial_fd, errmsg) < 0)
         return fail(errmsg);
-    int code = o->no_reboot ? run(o, serial_fd, -1, o->timeout_ms) : run_boots(o, serial_fd);
+    /* The socket outlives every boot: each boot's process serves it, this one removes it. */
+    if (o->api_socket && cli_api_listen(o->api_socket, &g_api_fd, errmsg) < 0) {
+        if (serial_fd >= 0)
+            close(serial_fd);
+        return fail(errmsg);
+    }
+    int code = o->no_reboot ? run_in_process(o, serial_fd) : run_boots(o, serial_fd);
+    if (o->api_socket && !o->no_reboot)
+        unlink(o->api_socket);
+    if (g_api_fd >= 0)
+        close(g_api_fd);
     if (serial_fd >= 0)
         close(serial_fd);
     return code;
@@ -349,6 +393,9 @@ int main(int argc, char **argv)
         printf("kiln %s\n", kiln_version());
         return 0;
     }
+    if (o.command == CLI_CTL)
+        return cli_ctl(&o);
+    g_stop_timeout_ms = o.stop_timeout_ms;
     if (o.rootfs_host && cli_rootfs_prepare(&o, errmsg) < 0)
         return fail(errmsg);
     install_signals();
