@@ -50,6 +50,7 @@ void kiln_config_init(struct kiln_config *cfg)
     cfg->serial_in_fd = -1;
     cfg->serial_out_fd = -1;
     cfg->log_level = KILN_LOG_WARN;
+    cfg->api_fd = -1;
 }
 
 const char *kiln_version(void)
@@ -66,6 +67,43 @@ static bool copy_string(const char *s, char **out)
     return !s || *out;
 }
 
+/* Point *field at a copy the VM owns (NULL stays NULL). */
+static bool own(struct kiln_vm *vm, const char **field)
+{
+    if (!*field)
+        return true;
+    char **grown = realloc(vm->owned, (vm->nowned + 1) * sizeof(*grown));
+    if (!grown)
+        return false;
+    vm->owned = grown;
+    char *copy = strdup(*field);
+    if (!copy)
+        return false;
+    vm->owned[vm->nowned++] = copy;
+    *field = copy;
+    return true;
+}
+
+/* The devices' strings, so that the configuration the VM keeps stands on its own. */
+static bool copy_device_strings(struct kiln_vm *vm)
+{
+    struct kiln_config *c = &vm->cfg;
+    bool ok = true;
+    for (unsigned i = 0; i < c->ndisks && i < KILN_MAX_DISKS; i++)
+        ok = ok && own(vm, &c->disks[i].path) && own(vm, &c->disks[i].serial);
+    for (unsigned i = 0; i < c->nnets && i < KILN_MAX_NETS; i++) {
+        ok = ok && own(vm, &c->nets[i].tap_name);
+        for (unsigned j = 0; j < c->nets[i].nhostfwd && j < KILN_MAX_HOSTFWD; j++)
+            ok = ok && own(vm, &c->nets[i].hostfwd[j].host_addr) &&
+                 own(vm, &c->nets[i].hostfwd[j].guest_addr);
+    }
+    for (unsigned i = 0; i < c->nports && i < KILN_MAX_PORTS; i++)
+        ok = ok && own(vm, &c->ports[i].name) && own(vm, &c->ports[i].path);
+    for (unsigned i = 0; i < c->nshares && i < KILN_MAX_SHARES; i++)
+        ok = ok && own(vm, &c->shares[i].path) && own(vm, &c->shares[i].tag);
+    return ok;
+}
+
 static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char *errmsg)
 {
     bool firmware = boot_via_firmware(cfg);
@@ -74,7 +112,7 @@ static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char 
         !copy_string(firmware ? fw : NULL, &vm->firmware_path) ||
         !copy_string(cfg->initrd_path, &vm->initrd_path) ||
         !copy_string(cfg->cmdline ? cfg->cmdline : "", &vm->cmdline) ||
-        !copy_string(cfg->restore_dir, &vm->restore_dir))
+        !copy_string(cfg->restore_dir, &vm->restore_dir) || !copy_device_strings(vm))
         return kiln_fail(errmsg, ENOMEM, "out of memory");
     vm->cfg.restore_dir = vm->restore_dir;
     vm->cfg.kernel_path = vm->kernel_path;
@@ -256,6 +294,7 @@ static int build_sandbox(struct kiln_vm *vm, char *errmsg)
         spec.user_net |= c->nets[i].kind == KILN_NET_USER;
     spec.disks = c->ndisks > 0;
     spec.shares = c->nshares > 0;
+    spec.api = c->api_fd >= 0;
     return sandbox_build(&vm->sandbox, &spec, errmsg);
 }
 
@@ -331,6 +370,8 @@ static int add_devices(struct kiln_vm *vm, const struct device_class *const *cla
             int ret = classes[c]->create(&env, i, prepared, &d, errmsg);
             if (ret == 0)
                 ret = vm_add_device(vm, d, errmsg);
+            if (ret == 0 && classes[c] == &acpi_pm_class)
+                vm->power = d; /* the power button */
             if (ret < 0)
                 return ret;
         }
@@ -439,7 +480,7 @@ struct kiln_vm *vm_alloc(const struct kiln_config *cfg)
         return NULL;
     vm->cfg = *cfg;
     vm->log = (struct kiln_log){cfg->log_fn, cfg->log_ctx, cfg->log_level};
-    vm->kvm_fd = vm->vm_fd = -1;
+    vm->kvm_fd = vm->vm_fd = vm->statm_fd = -1;
     pthread_mutex_init(&vm->lock, NULL);
     pthread_cond_init(&vm->call_cond, NULL);
     bus_init(&vm->pio);
@@ -526,6 +567,12 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     free(vm->cmdline);
     free(vm->restore_dir);
     pthread_cond_destroy(&vm->call_cond);
+    for (unsigned i = 0; i < vm->nowned; i++)
+        free(vm->owned[i]);
+    free(vm->owned);
+    api_server_free(vm->api);
+    if (vm->statm_fd >= 0)
+        close(vm->statm_fd);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "api/api_server.h"
 #include "boot/firmware.h"
 #include "boot/loader.h"
 #include "bus.h"
@@ -38,6 +39,10 @@ struct kiln_vm {
     struct boot_entry boot;
     struct firmware firmware; /* the BIOS image, when booting through firmware */
     struct fw_cfg *fw_cfg;    /* its configuration device (one of devices[]), or NULL */
+    struct device *power;     /* the ACPI power device (one of devices[]): the power button */
+    /* Strings of cfg's disks, nets, ports and shares, copied (kiln_vm_config hands them out). */
+    char **owned;
+    unsigned nowned;
     struct bus pio;
     struct bus mmio;
     struct irq_routing *irq_routing; /* owns KVM's GSI routing table */
@@ -61,6 +66,10 @@ struct kiln_vm {
     bool loop_ready;
     uv_async_t wake; /* any thread -> loop: something ended or was requested */
     uv_timer_t timeout;
+    uv_timer_t grace;       /* kiln_vm_shutdown's deadline */
+    struct api_server *api; /* cfg.api_fd served on the loop, or NULL */
+    int statm_fd;           /* /proc/self/statm for the API's stats (-1: not open) */
+    uint64_t start_ns;      /* CLOCK_MONOTONIC when kiln_vm_run started (under lock) */
     /* One job per threadpool thread, each confining its thread (vm_run.c, confine_pool). */
     uv_work_t *pool_works;
     unsigned npool;
@@ -72,8 +81,12 @@ struct kiln_vm {
     struct loop_call *call;
     pthread_cond_t call_cond;
 
-    /* Run state. stop_req is set from signal handlers; the rest under lock. */
+    /* Run state. stop_req, button_req and shutdown_req are set from signal handlers (the last
+     * holds timeout_ms + 1, 0: none); shutting_down on the loop; the rest under lock. */
     atomic_bool stop_req;
+    atomic_bool button_req;
+    atomic_uint_fast64_t shutdown_req;
+    atomic_bool shutting_down;
     pthread_mutex_t lock;
     enum vm_state state;
     bool ended;
@@ -114,5 +127,9 @@ void vm_finish(struct kiln_vm *vm, enum kiln_exit_reason reason, int status, int
                const char *fmt, ...) KILN_PRINTF(5, 6);
 /* The same, as the struct end_vm callback the vCPUs and devices get (ctx: the VM). */
 void vm_end(void *ctx, enum kiln_exit_reason reason, int status, int error, const char *msg);
+
+/* vm_api.c: serve cfg.api_fd on the loop (before the loop thread is confined), and stop. */
+int vm_api_start(struct kiln_vm *vm);
+void vm_api_stop(struct kiln_vm *vm);
 
 #endif

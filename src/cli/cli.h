@@ -15,8 +15,15 @@
 #define EXIT_CODE_CRASH 126
 /* The guest rebooted, with --no-reboot (without it, kiln starts the guest again). */
 #define EXIT_CODE_REBOOT 128
+/* The API socket's kill: as if by SIGKILL. */
+#define EXIT_CODE_KILLED 137
+/* kiln ctl: the VM answered with an error. */
+#define EXIT_CODE_CTL_ERROR 1
 
-enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION, CLI_CONFIG_PRINT };
+/* --stop-timeout's default: what a graceful stop (SIGTERM, ctl stop) gives the guest. */
+#define CLI_DEFAULT_STOP_TIMEOUT_MS 30000
+
+enum cli_command { CLI_RUN, CLI_CTL, CLI_HELP, CLI_VERSION, CLI_CONFIG_PRINT };
 enum cli_serial { CLI_SERIAL_STDIO, CLI_SERIAL_FILE, CLI_SERIAL_NONE };
 
 struct cli_options {
@@ -50,8 +57,12 @@ struct cli_options {
     bool rootfs_host;
     char **command_argv; /* after "--"; ncommand 0: an interactive shell */
     int ncommand;
-    int rootfs_fd;          /* the initramfs kiln built (a memfd), -1 if none */
-    char rootfs_initrd[32]; /* its path for the loader: /proc/self/fd/N */
+    int rootfs_fd;            /* the initramfs kiln built (a memfd), -1 if none */
+    char rootfs_initrd[32];   /* its path for the loader: /proc/self/fd/N */
+    const char *api_socket;   /* --api-socket PATH, or NULL */
+    uint64_t stop_timeout_ms; /* --stop-timeout */
+    /* kiln ctl PATH COMMAND [ARG] */
+    const char *ctl_path, *ctl_cmd, *ctl_arg;
     /* --config FILE (cli_config.c), NULL if none; the strings taken from it, owned here. */
     const char *config_path;
     struct cli_owned *owned;
@@ -139,6 +150,18 @@ void cli_seccomp_install(void (*on_fatal)(void));
  * the share of /. Returns 0 or -errno with a one-line message in errmsg.
  */
 int cli_rootfs_prepare(struct cli_options *o, char *errmsg);
+/*
+ * --api-socket PATH: a new listening unix socket at PATH (mode 0600) in *fd. An existing socket
+ * nobody serves is replaced; anything else at PATH is refused. Returns 0 or -errno with a one-line
+ * message in errmsg.
+ */
+int cli_api_listen(const char *path, int *fd, char *errmsg);
+
+/* kiln ctl: send one request to the API socket, print the reply; the process exit code. */
+int cli_ctl(const struct cli_options *o);
+/* The request line kiln ctl sends for COMMAND [ARG] (malloc'd), or NULL with errmsg. */
+char *cli_ctl_request(const char *cmd, const char *arg, char *errmsg);
+
 /* Usage text for --help. */
 extern const char cli_usage[];
 

@@ -17,6 +17,7 @@ const char cli_usage[] =
     "       kiln run --restore DIR [options]   (a snapshot kiln_vm_snapshot wrote)\n"
     "       kiln run --config FILE [options]       (FILE: JSON; the options override it)\n"
     "       kiln config --print [--config FILE] [options]\n"
+    "       kiln ctl SOCKET COMMAND [ARG]   (info, pause, resume, stop [SECONDS], kill, stats)\n"
     "       kiln --help | --version\n"
     "\n"
     "Boot a virtual machine on KVM with a serial console.\n"
@@ -62,10 +63,15 @@ const char cli_usage[] =
     "  --no-reboot          a guest reboot ends kiln with exit status 128 (default: the\n"
     "                       guest starts again, as from power-on)\n"
     "  --stats              print VM statistics on stderr at exit\n"
+    "  --api-socket PATH    serve the JSON API (kiln ctl) on a unix socket at PATH (0600)\n"
+    "  --stop-timeout SECONDS\n"
+    "                       how long SIGTERM or ctl stop waits for the guest to power off\n"
+    "                       after the ACPI power button before stopping it (default 30)\n"
     "\n"
     "Exit status: 0 guest powered off; 1-123 status the guest wrote to the exit device\n"
     "(port 0x5f0); 124 timeout; 125 kiln failed; 126 guest crashed; 128 guest rebooted\n"
-    "with --no-reboot; any odd code from --debug-exit.\n"
+    "with --no-reboot; 137 killed through the API; 143 SIGTERM or ctl stop and the guest\n"
+    "did not power off in time; any odd code from --debug-exit.\n"
     "On a terminal, Ctrl-A x stops the VM.\n";
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
@@ -201,6 +207,17 @@ static int parse_timeout(const char *s, uint64_t *ms, char *errmsg)
         return kiln_fail(errmsg, EINVAL, "--timeout %s: must be above 0 and at most a year", s);
     if (ret < 0)
         return kiln_fail(errmsg, EINVAL, "--timeout '%s': not a number of seconds", s);
+    return 0;
+}
+
+static int parse_stop_timeout(const char *s, uint64_t *ms, char *errmsg)
+{
+    int ret = parse_seconds(s, ms);
+    if (ret == -ERANGE)
+        return kiln_fail(errmsg, EINVAL, "--stop-timeout %s: must be above 0 and at most a year",
+                         s);
+    if (ret < 0)
+        return kiln_fail(errmsg, EINVAL, "--stop-timeout '%s': not a number of seconds", s);
     return 0;
 }
 
@@ -407,10 +424,11 @@ static int add_entry(const char *flag, const char *value, struct cli_options *o,
     return ret < 0 ? ret : cli_list_commit(flag, o, errmsg);
 }
 
-static const char *const value_flags[] = {
-    "--kernel",  "--firmware",   "--initrd",  "--cmdline", "--restore",   "--cpus",
-    "--memory",  "--serial",     "--timeout", "--disk",    "--transport", "--net",
-    "--seccomp", "--debug-exit", "--port",    "--share",   "--config"};
+static const char *const value_flags[] = {"--kernel",  "--firmware",   "--initrd",      "--cmdline",
+                                          "--restore", "--cpus",       "--memory",      "--serial",
+                                          "--timeout", "--disk",       "--transport",   "--net",
+                                          "--seccomp", "--debug-exit", "--port",        "--share",
+                                          "--config",  "--api-socket", "--stop-timeout"};
 
 static bool takes_value(const char *flag)
 {
@@ -529,6 +547,10 @@ int cli_apply_option(const char *flag, const char *value, uint64_t host_ram, str
         return parse_debug_exit(value, o, errmsg);
     if (strcmp(flag, "--config") == 0)
         return 0; /* loaded before the other flags (see parse_run) */
+    if (strcmp(flag, "--api-socket") == 0)
+        return set_path(flag, value, &o->api_socket, errmsg);
+    if (strcmp(flag, "--stop-timeout") == 0)
+        return parse_stop_timeout(value, &o->stop_timeout_ms, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 
@@ -542,6 +564,7 @@ static void defaults(struct cli_options *o)
     o->serial = CLI_SERIAL_STDIO;
     o->seccomp = KILN_SECCOMP_ALL;
     o->rootfs_fd = -1;
+    o->stop_timeout_ms = CLI_DEFAULT_STOP_TIMEOUT_MS;
 }
 
 /* A kernel, or firmware and a disk for it to boot; options only one of the two takes. */
@@ -716,6 +739,22 @@ static int parse_run(int argc, char **argv, int start, uint64_t host_ram, struct
     return ret < 0 ? ret : check_rootfs_host(o, errmsg);
 }
 
+/* kiln ctl SOCKET COMMAND [ARG]: the request is checked as it is made (cli_ctl_request). */
+static int parse_ctl(int argc, char **argv, struct cli_options *o, char *errmsg)
+{
+    o->command = CLI_CTL;
+    if (argc < 4 || argc > 5)
+        return kiln_fail(errmsg, EINVAL, "ctl: expected SOCKET COMMAND [ARG] (see kiln --help)");
+    if (argv[2][0] == '\0')
+        return kiln_fail(errmsg, EINVAL, "ctl: empty socket path");
+    o->ctl_path = argv[2];
+    o->ctl_cmd = argv[3];
+    o->ctl_arg = argc == 5 ? argv[4] : NULL;
+    char *req = cli_ctl_request(o->ctl_cmd, o->ctl_arg, errmsg);
+    free(req);
+    return req ? 0 : -EINVAL;
+}
+
 int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)
 {
     defaults(o);
@@ -736,6 +775,8 @@ int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, c
         o->command = CLI_CONFIG_PRINT;
         return parse_run(argc, argv, 3, host_ram, o, errmsg);
     }
+    if (strcmp(cmd, "ctl") == 0)
+        return parse_ctl(argc, argv, o, errmsg);
     if (strcmp(cmd, "run") != 0)
         return kiln_fail(errmsg, EINVAL, "unknown command '%s' (try kiln --help)", cmd);
     return parse_run(argc, argv, 2, host_ram, o, errmsg);

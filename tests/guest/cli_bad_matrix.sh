@@ -381,6 +381,32 @@ check config_twice "--config" "more than once" -- run --config "$f" --config "$f
 f=$(cfg print.json '{"kernel": "@K@", "memory": "x"}')
 check config_print_bad "$f: .memory" "not a size" -- config --print --config "$f"
 
+# ---- The API socket (--api-socket, --stop-timeout) and its client (kiln ctl)
+new_case a
+mkdir -p "$D/dir"
+echo data >"$D/file"
+python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$D/dead.sock"
+LONG=$D/$(printf 'x%.0s' $(seq 1 120)).sock
+check api_socket_is_file "$D/file" "exists and is not a socket" -- \
+    run --kernel "$HELLO" --api-socket "$D/file"
+check api_socket_is_directory "$D/dir" "exists and is not a socket" -- \
+    run --kernel "$HELLO" --api-socket "$D/dir"
+check api_socket_no_folder "$D/nosuch/api.sock" "No such file" -- \
+    run --kernel "$HELLO" --api-socket "$D/nosuch/api.sock"
+check api_socket_too_long "--api-socket" "longer than" -- run --kernel "$HELLO" --api-socket "$LONG"
+check api_socket_empty "--api-socket" "empty path" -- run --kernel "$HELLO" --api-socket=
+check stop_timeout_not_a_number "soon" "number of seconds" -- \
+    run --kernel "$HELLO" --stop-timeout soon
+check stop_timeout_zero "--stop-timeout 0" "above 0" -- run --kernel "$HELLO" --stop-timeout 0
+check stop_timeout_negative "-1" "number of seconds" -- run --kernel "$HELLO" --stop-timeout -1
+check ctl_missing_socket "$D/nosuch.sock" "cannot connect.*No such file" -- \
+    ctl "$D/nosuch.sock" info
+check ctl_not_a_socket "$D/file" "cannot connect.*refused" -- ctl "$D/file" info
+check ctl_nobody_listens "$D/dead.sock" "cannot connect.*refused" -- ctl "$D/dead.sock" info
+check ctl_no_command "ctl" "SOCKET COMMAND" -- ctl "$D/dead.sock"
+check ctl_bad_stop_timeout "soon" "number of seconds" -- ctl "$D/dead.sock" stop soon
+check ctl_argument_for_info "extra" "takes no argument" -- ctl "$D/dead.sock" info extra
+
 echo "$CASES cases"
 [ "$CASES" -ge 40 ] || fail "only $CASES cases (the matrix promises at least 40)"
 finish
