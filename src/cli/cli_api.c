@@ -40,13 +40,21 @@ static int clear_path(const char *path, const struct sockaddr_un *a, char *errms
     return 0;
 }
 
+/* PATH.PID beside path: where the socket is bound and set listening before it takes its name. */
+static int temp_name(const char *path, struct sockaddr_un *t)
+{
+    *t = (struct sockaddr_un){.sun_family = AF_UNIX};
+    int n = snprintf(t->sun_path, sizeof(t->sun_path), "%s.%d", path, (int)getpid());
+    return n > 0 && (size_t)n < sizeof(t->sun_path) ? 0 : -ENAMETOOLONG;
+}
+
 int cli_api_listen(const char *path, int *fd, char *errmsg)
 {
     *fd = -1;
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(a.sun_path))
+    struct sockaddr_un a = {.sun_family = AF_UNIX}, t;
+    if (strlen(path) >= sizeof(a.sun_path) || temp_name(path, &t) < 0)
         return kiln_fail(errmsg, ENAMETOOLONG, "--api-socket %s: path longer than %zu bytes", path,
-                         sizeof(a.sun_path) - 1);
+                         sizeof(a.sun_path) - 12);
     memcpy(a.sun_path, path, strlen(path) + 1);
     int ret = clear_path(path, &a, errmsg);
     if (ret < 0)
@@ -54,14 +62,18 @@ int cli_api_listen(const char *path, int *fd, char *errmsg)
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return kiln_fail(errmsg, errno, "--api-socket %s: %s", path, strerror(errno));
-    /* The socket is born 0600: only its owner may drive the VM. */
+    /*
+     * Born 0600 (only its owner may drive the VM) under a temporary name, and renamed to PATH
+     * once it listens: whoever sees PATH can connect at once.
+     */
+    unlink(t.sun_path);
     mode_t old = umask(0177);
-    ret = bind(s, (struct sockaddr *)&a, sizeof(a));
+    ret = bind(s, (struct sockaddr *)&t, sizeof(t));
     int err = errno;
     umask(old);
-    if (ret == 0 && listen(s, 16) < 0) {
+    if (ret == 0 && (listen(s, 16) < 0 || rename(t.sun_path, path) < 0)) {
         err = errno;
-        unlink(path);
+        unlink(t.sun_path);
         ret = -1;
     }
     if (ret < 0) {
