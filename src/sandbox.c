@@ -89,6 +89,18 @@ static const int share_calls[] = {
     SCMP_SYS(fsync),     SCMP_SYS(fdatasync),
 };
 
+/*
+ * virtio-vsock on the loop: host programs connect to its listening socket (accept4), guest
+ * connections go out to unix sockets (socket() is limited to AF_UNIX below), writes half-close
+ * (shutdown); at teardown the listening socket's path is removed (unlink).
+ */
+static const int vsock_calls[] = {
+    SCMP_SYS(accept4),
+    SCMP_SYS(connect),
+    SCMP_SYS(shutdown),
+    SCMP_SYS(unlink),
+};
+
 /* A disk request on a threadpool thread. */
 static const int worker_calls[] = {
     SCMP_SYS(preadv),    SCMP_SYS(pwritev), SCMP_SYS(pread64),   SCMP_SYS(pwrite64),
@@ -191,6 +203,14 @@ static int allow_user_net(scmp_filter_ctx ctx)
     return ret;
 }
 
+static int allow_vsock(scmp_filter_ctx ctx)
+{
+    int ret = allow_all(ctx, vsock_calls, ARRAY_SIZE(vsock_calls));
+    return ret < 0 ? ret
+                   : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                                      arg_eq(0, (scmp_datum_t)AF_UNIX));
+}
+
 static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
                           const struct sandbox_spec *spec)
 {
@@ -222,6 +242,8 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
             ret = allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));
         if (ret == 0 && spec->shares)
             ret = allow_all(ctx, share_calls, ARRAY_SIZE(share_calls));
+        if (ret == 0 && spec->vsock)
+            ret = allow_vsock(ctx);
         return ret == 0 && spec->user_net ? allow_user_net(ctx) : ret;
     case SANDBOX_WORKER:
         return allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));

@@ -19,6 +19,7 @@ struct sandbox_spec {
     bool user_net;             /* libslirp: sockets, and reading /etc/resolv.conf */
     bool disks;                /* the loop closes disk images: metadata write-back and flush */
     bool shares;               /* the loop serves 9P: opens, reads and lists beneath a share */
+    bool vsock;                /* the loop accepts and makes unix sockets, removes its own */
 };
 
 /* The compiled filters of one VM (BPF programs, read-only once built). */

@@ -44,6 +44,10 @@ const char cli_usage[] =
     "                       a host directory the guest mounts over virtio-9p, read-write\n"
     "                       or (ro) read-only: mount -t 9p -o trans=virtio,version=9p2000.L\n"
     "                       TAG DIR (repeatable)\n"
+    "  --vsock cid=N,socket=PATH\n"
+    "                       a virtio-vsock device for guest CID N (3 or more): host\n"
+    "                       programs connect to PATH and send \"CONNECT <port>\\n\"; guest\n"
+    "                       connections to host port P reach the unix socket PATH_P\n"
     "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
     "  --seccomp on|off     system call filters on every kiln thread (default on)\n"
     "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
@@ -374,10 +378,51 @@ static int add_share(const char *value, struct cli_options *o, char *errmsg)
     return ret;
 }
 
+int parse_vsock(char *s, struct kiln_vsock *vs, char *errmsg)
+{
+    char orig[160];
+    snprintf(orig, sizeof(orig), "%s", s);
+    memset(vs, 0, sizeof(*vs));
+    bool cid_set = false;
+    for (char *f = s, *next; f; f = next) {
+        next = strchr(f, ',');
+        if (next)
+            *next++ = '\0';
+        unsigned long long cid;
+        char *end;
+        if (strncmp(f, "cid=", 4) == 0) {
+            errno = 0;
+            cid = f[4] >= '0' && f[4] <= '9' ? strtoull(f + 4, &end, 0) : 0;
+            if (f[4] < '0' || f[4] > '9' || errno || *end || cid < 3 || cid >= 0xffffffffULL)
+                return kiln_fail(errmsg, EINVAL, "--vsock '%s': cid must be 3 to 4294967294", orig);
+            vs->cid = cid;
+            cid_set = true;
+        } else if (strncmp(f, "socket=", 7) == 0) {
+            vs->uds_path = f + 7;
+        } else {
+            return kiln_fail(errmsg, EINVAL,
+                             "--vsock '%s': unknown option '%s' (expected cid=N, socket=PATH)",
+                             orig, f);
+        }
+    }
+    if (!cid_set)
+        return kiln_fail(errmsg, EINVAL, "--vsock '%s': cid=N is required", orig);
+    if (!vs->uds_path || !vs->uds_path[0])
+        return kiln_fail(errmsg, EINVAL, "--vsock '%s': socket=PATH is required", orig);
+    return 0;
+}
+
+static int add_vsock(const char *value, struct cli_options *o, char *errmsg)
+{
+    if (o->vsock.uds_path)
+        return kiln_fail(errmsg, EINVAL, "--vsock: given twice (one device at most)");
+    return parse_vsock((char *)value, &o->vsock, errmsg);
+}
+
 static const char *const value_flags[] = {"--kernel",     "--firmware",  "--initrd", "--cmdline",
                                           "--cpus",       "--memory",    "--serial", "--timeout",
                                           "--disk",       "--transport", "--net",    "--seccomp",
-                                          "--debug-exit", "--port",      "--share"};
+                                          "--debug-exit", "--port",      "--share",  "--vsock"};
 
 static bool takes_value(const char *flag)
 {
@@ -498,6 +543,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return add_port(value, o, errmsg);
     if (strcmp(flag, "--share") == 0)
         return add_share(value, o, errmsg);
+    if (strcmp(flag, "--vsock") == 0)
+        return add_vsock(value, o, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 
