@@ -12,11 +12,11 @@
 
 #include "virtio/virtio_attach.h"
 
-#define CMD_MAX 32       /* longest "CONNECT <port>" line a host program may send */
-#define RST_RING 256     /* resets waiting for receive buffers; more are dropped */
-#define RX_BURST 16      /* reads from one host socket per wakeup: connections take turns */
-#define RX_CHUNK 65536   /* most payload in one packet to the guest */
-#define ACCEPT_BURST 16  /* host connections accepted per wakeup */
+#define CMD_MAX 32      /* longest "CONNECT <port>" line a host program may send */
+#define RST_RING 256    /* resets waiting for receive buffers; more are dropped */
+#define RX_BURST 16     /* reads from one host socket per wakeup: connections take turns */
+#define RX_CHUNK 65536  /* most payload in one packet to the guest */
+#define ACCEPT_BURST 16 /* host connections accepted per wakeup */
 /* Longest socket path: PATH_4294967295 must fit sun_path (108 bytes with its NUL). */
 #define PATH_MAX_LEN (108 - sizeof("_4294967295") + 1)
 
@@ -654,20 +654,20 @@ static void conn_packet(struct vconn *c, const struct vsock_hdr *h, const struct
     switch (h->op) {
     case VSOCK_OP_REQUEST: /* a second request for the same ports */
         conn_reset(c);
-        return;
+        break;
     case VSOCK_OP_RESPONSE:
         if (c->state == CONN_CONNECTING && !(c->pend & PEND_REQUEST))
             host_established(c);
         else
             conn_reset(c);
-        return;
+        break;
     case VSOCK_OP_RST:
         conn_close(c);
-        return;
+        break;
     case VSOCK_OP_SHUTDOWN:
         if (!open) {
             conn_reset(c);
-            return;
+            break;
         }
         c->guest_no_rcv |= (h->flags & VSOCK_SHUTDOWN_RCV) != 0;
         c->guest_no_send |= (h->flags & VSOCK_SHUTDOWN_SEND) != 0;
@@ -676,7 +676,7 @@ static void conn_packet(struct vconn *c, const struct vsock_hdr *h, const struct
     case VSOCK_OP_RW:
         if (!open || c->guest_no_send) {
             conn_reset(c);
-            return;
+            break;
         }
         conn_take(c, ch, h->len);
         break;
