@@ -586,6 +586,59 @@ START_TEST(test_connection_limit)
 }
 END_TEST
 
+/* 64 host programs at once, each with its own host port, bytes relayed both ways by port. */
+START_TEST(test_many_host_connections)
+{
+    struct t t;
+    setup(&t);
+    post_rx(&t, 200);
+    enum { N = 64 };
+    int fds[N];
+    uint32_t hports[N];
+    for (unsigned i = 0; i < N; i++) {
+        fds[i] = open_from_host(&t, 1234, &hports[i], 65536);
+        for (unsigned j = 0; j < i; j++)
+            ck_assert_uint_ne(hports[i], hports[j]);
+    }
+    ck_assert_uint_eq(virtio_vsock_conns(t.vs), N);
+    char msg[32], data[RXBUF];
+    for (unsigned i = 0; i < N; i++) {
+        int n = snprintf(msg, sizeof(msg), "host %u", i);
+        ck_assert_int_eq(write(fds[i], msg, (size_t)n), n);
+    }
+    spin(&t);
+    struct vsock_hdr h;
+    unsigned seen = 0;
+    while (recv_pkt(&t, &h, data)) {
+        ck_assert_uint_eq(h.op, VSOCK_OP_RW);
+        unsigned i = 0;
+        while (i < N && hports[i] != h.src_port)
+            i++;
+        ck_assert_uint_lt(i, N);
+        int n = snprintf(msg, sizeof(msg), "host %u", i);
+        ck_assert_uint_eq(h.len, (uint32_t)n);
+        ck_assert(memcmp(data, msg, (size_t)n) == 0);
+        seen++;
+    }
+    ck_assert_uint_eq(seen, N);
+    for (unsigned i = 0; i < N; i++) {
+        struct vsock_hdr w = guest_hdr(1234, hports[i], VSOCK_OP_RW);
+        int n = snprintf(msg, sizeof(msg), "guest %u", i);
+        w.len = (uint32_t)n;
+        send_pkt(&t, &w, msg);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        char in[32] = "";
+        int n = snprintf(msg, sizeof(msg), "guest %u", i);
+        ck_assert_int_eq(host_read(fds[i], in, sizeof(in)), n);
+        ck_assert_str_eq(in, msg);
+        close(fds[i]);
+    }
+    spin(&t);
+    teardown(&t);
+}
+END_TEST
+
 /* A driver reset drops every connection; the device works again after it. */
 START_TEST(test_reset)
 {
@@ -644,6 +697,7 @@ int main(void)
     tcase_add_test(tc, test_guest_to_host_backpressure);
     tcase_add_test(tc, test_hostile_headers);
     tcase_add_test(tc, test_connection_limit);
+    tcase_add_test(tc, test_many_host_connections);
     tcase_add_test(tc, test_reset);
     tcase_add_test(tc, test_listen_refusals);
     suite_add_tcase(s, tc);
