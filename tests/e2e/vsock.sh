@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # vsock.sh: virtio-vsock (--vsock cid=N,socket=PATH): 16 host programs at once connect through
-# PATH ("CONNECT 1234") to a guest echo server and get their data back intact; a guest
-# connection to host port 5000 reaches the host program listening on PATH_5000; one to a port
-# nobody listens on is reset; PATH is gone after kiln exits.
+# PATH ("CONNECT 1234") to a guest echo server and get their data back intact, then 64 open at
+# once echo 64 KiB each; a guest connection to host port 5000 reaches the host program listening
+# on PATH_5000; one to a port nobody listens on is reset; PATH is gone after kiln exits.
 # Usage (from the host): tests/e2e/run-vsock.sh BUILD_DIR. Runs where /dev/kvm is real.
 # KILN_E2E_VSOCK_BYTES: bytes each host connection sends (default 1 MiB).
 set -euo pipefail
@@ -91,6 +91,45 @@ for r in results:
 note("h2g", "time: %.2f s for 16 x %d bytes each way: %.2f MiB/s each way"
      % (dt, size, 16 * size / dt / 1048576))
 
+# 64 connections open at once (all connected before any data moves), 64 KiB each way on each.
+socks, errors = [], []
+for i in range(64):
+    try:
+        socks.append(connect_guest(1234))
+    except OSError as e:
+        errors.append(repr(e))
+note("many", "open: %d of 64 %s" % (len(socks), " ".join(errors[:3])))
+same = [0]
+lock = threading.Lock()
+def pump(s):
+    try:
+        data = os.urandom(65536)
+        rx = bytearray()
+        def reader():
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                rx.extend(b)
+        t = threading.Thread(target=reader)
+        t.start()
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        t.join()
+        s.close()
+        if bytes(rx) == data:
+            with lock:
+                same[0] += 1
+    except OSError:
+        pass
+t0 = time.time()
+threads = [threading.Thread(target=pump, args=(s,)) for s, _ in socks]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+note("many", "same: %d in %.2f s" % (same[0], time.time() - t0))
+
 ls = socket.socket(socket.AF_UNIX)
 ls.bind(path + "_5000")
 ls.listen(4)
@@ -128,6 +167,12 @@ if [[ $same -eq 16 && $ports -eq 16 ]]; then
     ok "$name: 16 parallel host connections, each its own host port, $bytes bytes echoed intact"
 else
     fail "$name: $same of 16 host connections echoed intact ($ports host ports)"
+fi
+sed 's/^/  many | /' "$E2E_TMP/many" 2>/dev/null || true
+if grep -q '^open: 64 of 64' "$E2E_TMP/many" 2>/dev/null && grep -q '^same: 64 ' "$E2E_TMP/many"; then
+    ok "$name: 64 host connections open at once, 64 KiB echoed intact on each"
+else
+    fail "$name: 64 connections at once: $(tr '\n' ' ' <"$E2E_TMP/many" 2>/dev/null)"
 fi
 expect_console $name '^VSOCK no listener: rc=1 connect: Connection reset by peer' \
     "a guest connection to a host port nobody listens on is reset"

@@ -61,7 +61,7 @@ static int listen_port(unsigned port)
     if (s < 0)
         return die("socket");
     struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
-    if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 64) < 0)
+    if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 256) < 0)
         return die("listen");
     signal(SIGCHLD, SIG_IGN); /* children reaped by the kernel */
     printf("listening on %u\n", port);
