@@ -72,12 +72,14 @@ static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char 
     if (!copy_string(firmware ? NULL : cfg->kernel_path, &vm->kernel_path) ||
         !copy_string(firmware ? fw : NULL, &vm->firmware_path) ||
         !copy_string(cfg->initrd_path, &vm->initrd_path) ||
-        !copy_string(cfg->cmdline ? cfg->cmdline : "", &vm->cmdline))
+        !copy_string(cfg->cmdline ? cfg->cmdline : "", &vm->cmdline) ||
+        !copy_string(cfg->vsock.uds_path, &vm->vsock_path))
         return kiln_fail(errmsg, ENOMEM, "out of memory");
     vm->cfg.kernel_path = vm->kernel_path;
     vm->cfg.firmware_path = vm->firmware_path;
     vm->cfg.initrd_path = vm->initrd_path;
     vm->cfg.cmdline = vm->cmdline;
+    vm->cfg.vsock.uds_path = vm->vsock_path;
     return 0;
 }
 
@@ -249,7 +251,7 @@ static int build_sandbox(struct kiln_vm *vm, char *errmsg)
         spec.user_net |= c->nets[i].kind == KILN_NET_USER;
     spec.disks = c->ndisks > 0;
     spec.shares = c->nshares > 0;
-    spec.vsock = c->vsock.uds_path != NULL;
+    spec.vsock_path = c->vsock.uds_path;
     return sandbox_build(&vm->sandbox, &spec, errmsg);
 }
 
@@ -508,6 +510,7 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     free(vm->firmware_path);
     free(vm->initrd_path);
     free(vm->cmdline);
+    free(vm->vsock_path);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
 }

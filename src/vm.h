@@ -30,6 +30,7 @@ struct kiln_vm {
     struct kiln_log log;
     struct kiln_config cfg;                                    /* copy; strings below are owned */
     char *kernel_path, *firmware_path, *initrd_path, *cmdline; /* one of the first two */
+    char *vsock_path; /* kept for the device, which removes it at the end (see sandbox.c) */
 
     int kvm_fd;
     int vm_fd;

@@ -62,7 +62,7 @@ struct virtio_vsock {
     uint8_t config[VSOCK_CONFIG_LEN]; /* immutable after creation */
     uint64_t cid;
     char path[PATH_MAX_LEN]; /* with its NUL */
-    bool unlink_path;
+    const char *unlink_path; /* removed at destroy; NULL: nothing to remove */
     int listen_fd;
     uv_poll_t listen_poll;
     bool listen_open, listen_polling;
@@ -879,7 +879,7 @@ int virtio_vsock_listen(const char *path, int *fd, char *errmsg)
     return 0;
 }
 
-int virtio_vsock_create(uint64_t cid, const char *path, int listen_fd, bool unlink_path,
+int virtio_vsock_create(uint64_t cid, const char *path, int listen_fd, const char *unlink_path,
                         uv_loop_t *loop, const struct guest_mem *mem, const struct kiln_log *log,
                         struct virtio_vsock **out, char *errmsg)
 {
@@ -953,7 +953,7 @@ void virtio_vsock_destroy(struct virtio_vsock *v)
     if (v->listen_fd >= 0)
         close(v->listen_fd);
     if (v->unlink_path)
-        unlink(v->path);
+        unlink(v->unlink_path); /* this very pointer: the loop's seccomp filter checks it */
     virtio_device_destroy(&v->vd);
     free(v);
 }
@@ -989,8 +989,8 @@ static int vsock_prepare(const struct device_env *env, unsigned index, void **pr
     if (ret < 0)
         return ret;
     struct virtio_vsock *v;
-    ret = virtio_vsock_create(vs->cid, vs->uds_path, fd, true, env->loop, env->mem, env->log, &v,
-                              errmsg);
+    ret = virtio_vsock_create(vs->cid, vs->uds_path, fd, vs->uds_path, env->loop, env->mem,
+                              env->log, &v, errmsg);
     if (ret == 0)
         *prepared = v;
     else

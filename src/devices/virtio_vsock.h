@@ -67,9 +67,10 @@ int virtio_vsock_listen(const char *path, int *fd, char *errmsg);
 /*
  * A vsock device for guest cid, whose host programs connect through listen_fd (the device owns
  * it, even on failure; -1: none) and whose guest connections to host port P go to the unix
- * socket "PATH_P". unlink_path: remove path when destroyed. Returns 0 or -errno with errmsg.
+ * socket "PATH_P". unlink_path (NULL: none): removed when destroyed, so it must live as long as
+ * the device. Returns 0 or -errno with errmsg.
  */
-int virtio_vsock_create(uint64_t cid, const char *path, int listen_fd, bool unlink_path,
+int virtio_vsock_create(uint64_t cid, const char *path, int listen_fd, const char *unlink_path,
                         uv_loop_t *loop, const struct guest_mem *mem, const struct kiln_log *log,
                         struct virtio_vsock **out, char *errmsg);
 struct virtio_device *virtio_vsock_device(struct virtio_vsock *v);

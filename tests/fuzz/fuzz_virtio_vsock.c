@@ -337,7 +337,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[KILN_ERRMSG_MAX];
     int lfd;
     FZ_CHECK(virtio_vsock_listen(path, &lfd, err) == 0);
-    FZ_CHECK(virtio_vsock_create(CID, path, lfd, true, &t.loop, &ram.gm, fz_log(), &t.vs, err) ==
+    FZ_CHECK(virtio_vsock_create(CID, path, lfd, path, &t.loop, &ram.gm, fz_log(), &t.vs, err) ==
              0);
     t.vd = virtio_vsock_device(t.vs);
     t.features = features & t.vd->device_features;

@@ -61,7 +61,7 @@ static void setup(struct t *t)
     int fd;
     ck_assert_msg(virtio_vsock_listen(t->path, &fd, err) == 0, "%s", err);
     ck_assert_msg(
-        virtio_vsock_create(CID, t->path, fd, true, &t->loop, &t->gm, &t->log, &t->vs, err) == 0,
+        virtio_vsock_create(CID, t->path, fd, t->path, &t->loop, &t->gm, &t->log, &t->vs, err) == 0,
         "%s", err);
     t->vd = virtio_vsock_device(t->vs);
     vfx_attach_transport(t->vd, &t->rec, VSOCK_NQ);
