@@ -17,6 +17,7 @@
 #define RX_BURST 16     /* reads from one host socket per wakeup: connections take turns */
 #define RX_CHUNK 65536  /* most payload in one packet to the guest */
 #define ACCEPT_BURST 16 /* host connections accepted per wakeup */
+#define SWEEP_MS 1000   /* how often connections that wait too long are looked for */
 /* Longest socket path: PATH_4294967295 must fit sun_path (108 bytes with its NUL). */
 #define PATH_MAX_LEN (108 - sizeof("_4294967295") + 1)
 
@@ -40,6 +41,7 @@ struct vconn {
     char cmd[CMD_MAX];
     unsigned cmd_len;
     unsigned pend;
+    uint64_t deadline; /* CMD, CONNECTING: closed at this loop time (ms) unless open by then */
     /* Host -> guest: the guest's buffer and how much of it kiln has filled (credit). */
     uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
     /* Guest -> host: bytes written to the host socket, and the count the guest was last told. */
@@ -66,6 +68,9 @@ struct virtio_vsock {
     int listen_fd;
     uv_poll_t listen_poll;
     bool listen_open, listen_polling;
+    uv_timer_t sweep; /* closes connections that wait too long for a line or the guest */
+    bool sweep_open;
+    uint64_t connect_timeout_ms;
     bool running;    /* activated, no reset or driver error since (loop thread) */
     bool rx_wait;    /* no receive buffers: waiting for a kick on the receive queue */
     bool rx_pushed;  /* receive buffers used since the last signal */
@@ -220,7 +225,10 @@ static struct vconn *conn_new(struct virtio_vsock *v, int fd)
         struct vconn *c = &v->conns[i];
         if (c->state != CONN_FREE)
             continue;
-        *c = (struct vconn){.v = v, .state = CONN_CMD, .fd = fd};
+        *c = (struct vconn){.v = v,
+                            .state = CONN_CMD,
+                            .fd = fd,
+                            .deadline = uv_now(v->loop) + v->connect_timeout_ms};
         if (uv_poll_init(v->loop, &c->poll, fd) < 0) {
             *c = (struct vconn){.v = v, .fd = -1};
             break;
@@ -554,6 +562,7 @@ static void conn_read_cmd(struct vconn *c)
     c->host_port = alloc_port(c->v, port);
     c->state = CONN_CONNECTING;
     c->pend |= PEND_REQUEST;
+    c->deadline = uv_now(c->v->loop) + c->v->connect_timeout_ms;
     conn_update_poll(c);
 }
 
@@ -567,6 +576,26 @@ static void host_established(struct vconn *c)
     c->state = CONN_OPEN;
     if (sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
         conn_reset(c); /* a fresh socket has room for a line: the program is gone */
+}
+
+/*
+ * A host program that sends no CONNECT line, or whose guest never answers the REQUEST (no
+ * RESPONSE, no RST), is closed after the timeout instead of waiting, and holding a slot, forever.
+ */
+static void sweep_cb(uv_timer_t *h)
+{
+    struct virtio_vsock *v = h->data;
+    uint64_t now = uv_now(v->loop);
+    for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+        struct vconn *c = &v->conns[i];
+        if ((c->state == CONN_CMD || c->state == CONN_CONNECTING) && now >= c->deadline) {
+            klog(v->vd.log, KILN_LOG_INFO, "virtio-vsock: %s to guest port %u timed out",
+                 c->state == CONN_CMD ? "a host program's CONNECT line" : "a connection",
+                 c->guest_port);
+            conn_reset(c);
+        }
+    }
+    rx_flush(v);
 }
 
 static void listen_cb(uv_poll_t *h, int status, int events)
@@ -895,6 +924,7 @@ int virtio_vsock_create(uint64_t cid, const char *path, int listen_fd, const cha
     v->unlink_path = unlink_path;
     v->listen_fd = listen_fd;
     v->next_port = VSOCK_HOST_PORT_FIRST;
+    v->connect_timeout_ms = VSOCK_CONNECT_TIMEOUT_MS;
     for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
         v->conns[i] = (struct vconn){.v = v, .fd = -1};
     le_put(v->config, 8, cid);
@@ -918,11 +948,23 @@ unsigned virtio_vsock_conns(const struct virtio_vsock *v)
     return n;
 }
 
+void virtio_vsock_set_connect_timeout(struct virtio_vsock *v, uint64_t ms)
+{
+    v->connect_timeout_ms = ms;
+}
+
 int virtio_vsock_start(struct virtio_vsock *v)
 {
-    if (v->listen_fd < 0)
-        return 0;
-    int ret = uv_poll_init(v->loop, &v->listen_poll, v->listen_fd);
+    int ret = uv_timer_init(v->loop, &v->sweep);
+    if (ret < 0)
+        return ret;
+    v->sweep_open = true;
+    v->sweep.data = v;
+    uint64_t every = v->connect_timeout_ms < SWEEP_MS ? v->connect_timeout_ms : SWEEP_MS;
+    ret = uv_timer_start(&v->sweep, sweep_cb, every, every ? every : 1);
+    if (ret < 0 || v->listen_fd < 0)
+        return ret;
+    ret = uv_poll_init(v->loop, &v->listen_poll, v->listen_fd);
     if (ret < 0)
         return ret;
     v->listen_open = true;
@@ -939,6 +981,9 @@ void virtio_vsock_stop(struct virtio_vsock *v)
     if (v->listen_open)
         uv_close((uv_handle_t *)&v->listen_poll, NULL);
     v->listen_open = false;
+    if (v->sweep_open)
+        uv_close((uv_handle_t *)&v->sweep, NULL);
+    v->sweep_open = false;
 }
 
 void virtio_vsock_destroy(struct virtio_vsock *v)

@@ -27,6 +27,8 @@
  * whose host program is slow to read: the buf_alloc it advertises. */
 #define VSOCK_MAX_CONNS 128
 #define VSOCK_CONN_BUF (128u * 1024)
+/* A host program that sends no CONNECT line, or whose guest does not answer, is closed after: */
+#define VSOCK_CONNECT_TIMEOUT_MS 10000
 /* Host ports kiln hands out to host-initiated connections start here. */
 #define VSOCK_HOST_PORT_FIRST 0x40000000u
 
@@ -77,6 +79,8 @@ struct virtio_device *virtio_vsock_device(struct virtio_vsock *v);
 int virtio_vsock_start(struct virtio_vsock *v);
 void virtio_vsock_stop(struct virtio_vsock *v);
 void virtio_vsock_destroy(struct virtio_vsock *v);
+/* Change VSOCK_CONNECT_TIMEOUT_MS, before start (for tests). */
+void virtio_vsock_set_connect_timeout(struct virtio_vsock *v, uint64_t ms);
 /* Connections open now (for tests). */
 unsigned virtio_vsock_conns(const struct virtio_vsock *v);
 

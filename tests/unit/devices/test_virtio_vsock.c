@@ -38,6 +38,8 @@ struct t {
     uint16_t rx_seen; /* receive buffers the device used that the test has read */
 };
 
+static uint64_t g_timeout_ms; /* setup's connect timeout; 0: the device's own */
+
 static uint64_t new_buf(struct t *t, uint32_t len)
 {
     if (t->next_gpa + len > RAM)
@@ -65,6 +67,8 @@ static void setup(struct t *t)
         "%s", err);
     t->vd = virtio_vsock_device(t->vs);
     vfx_attach_transport(t->vd, &t->rec, VSOCK_NQ);
+    if (g_timeout_ms)
+        virtio_vsock_set_connect_timeout(t->vs, g_timeout_ms);
     ck_assert_int_eq(virtio_vsock_start(t->vs), 0);
     struct vqb *rings[VSOCK_NQ];
     for (unsigned i = 0; i < VSOCK_NQ; i++) {
@@ -639,6 +643,42 @@ START_TEST(test_many_host_connections)
 }
 END_TEST
 
+/* A host program that sends no line, or whose guest never answers, is closed after the timeout;
+ * the guest gets a RST for the REQUEST it ignored. */
+START_TEST(test_connect_timeout)
+{
+    struct t t;
+    g_timeout_ms = 50;
+    setup(&t);
+    g_timeout_ms = 0;
+    post_rx(&t, 8);
+    int quiet = host_connect(t.path);
+    int ignored = host_connect(t.path);
+    ck_assert_int_eq(write(ignored, "CONNECT 9\n", 10), 10);
+    spin(&t);
+    struct vsock_hdr h;
+    ck_assert(recv_pkt(&t, &h, NULL));
+    ck_assert_uint_eq(h.op, VSOCK_OP_REQUEST);
+    ck_assert_uint_eq(virtio_vsock_conns(t.vs), 2);
+    char buf[8];
+    ck_assert_int_eq(host_read(quiet, buf, sizeof(buf)), 0); /* still waiting */
+    for (int i = 0; i < 40 && virtio_vsock_conns(t.vs); i++) {
+        usleep(10000);
+        uv_run(&t.loop, UV_RUN_NOWAIT);
+    }
+    spin(&t);
+    ck_assert_uint_eq(virtio_vsock_conns(t.vs), 0);
+    ck_assert_int_eq(host_read(quiet, buf, sizeof(buf)), -1);
+    ck_assert_int_eq(host_read(ignored, buf, sizeof(buf)), -1);
+    ck_assert(recv_pkt(&t, &h, NULL));
+    ck_assert_uint_eq(h.op, VSOCK_OP_RST);
+    ck_assert_uint_eq(h.dst_port, 9);
+    close(quiet);
+    close(ignored);
+    teardown(&t);
+}
+END_TEST
+
 /* A driver reset drops every connection; the device works again after it. */
 START_TEST(test_reset)
 {
@@ -699,6 +739,7 @@ int main(void)
     tcase_add_test(tc, test_connection_limit);
     tcase_add_test(tc, test_many_host_connections);
     tcase_add_test(tc, test_reset);
+    tcase_add_test(tc, test_connect_timeout);
     tcase_add_test(tc, test_listen_refusals);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
