@@ -484,7 +484,9 @@ static bool conn_rx_once(struct vconn *c)
     struct virtio_vsock *v = c->v;
     uint32_t credit = peer_credit(c);
     unsigned first;
-    if (!credit || c->host_eof || c->guest_no_rcv || rx_pop(v, &first) <= 0)
+    /* Data never overtakes the RESPONSE that opens the connection for the guest. */
+    if (!credit || c->host_eof || c->guest_no_rcv || (c->pend & PEND_RESPONSE) ||
+        rx_pop(v, &first) <= 0)
         return false;
     const struct virtq_chain *ch = &v->chain;
     uint32_t room = ch->writable_len - VSOCK_HDR_LEN;
