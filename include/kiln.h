@@ -230,7 +230,28 @@ struct kiln_config {
      */
     uint16_t debug_exit_port;
     uint8_t debug_exit_size; /* 0: no such device (the default); else 1, 2 or 4 */
+
+    /*
+     * Restore instead of boot: the directory kiln_vm_snapshot() wrote. The rest of the config
+     * must describe the same machine (cpus, memory, devices; checked); kernel, initrd and
+     * command line are not used. Guest RAM is mapped copy-on-write from the snapshot, not read.
+     */
+    const char *restore_dir;
+
+    /*
+     * The API socket: a listening unix stream socket (bound and listening; -1: none, the
+     * default). While the VM runs, kiln accepts clients on it on the VM's event loop and serves
+     * the line-delimited JSON protocol of the README ("API socket"): info, pause, resume, stop,
+     * kill, stats. kiln neither closes nor unlinks it (it works on a duplicate), so the caller
+     * can serve it again from the next VM, after a guest reboot say.
+     */
+    int api_fd;
+    /* The API's stop: how long the guest has to power off after the power button before kiln
+     * stops it (kiln_vm_shutdown). 0: KILN_DEFAULT_STOP_TIMEOUT_MS. */
+    uint64_t stop_timeout_ms;
 };
+
+#define KILN_DEFAULT_STOP_TIMEOUT_MS 30000
 
 /* Why kiln_vm_run() returned. */
 enum kiln_exit_reason {
@@ -240,14 +261,24 @@ enum kiln_exit_reason {
     KILN_EXIT_STATUS,  /* the guest wrote a status byte to the exit device; see status */
     KILN_EXIT_TIMEOUT, /* config.timeout_ms elapsed; the VM was stopped */
     KILN_EXIT_CRASH,   /* the guest crashed (triple fault, KVM shutdown or crash event) */
-    KILN_EXIT_STOPPED, /* kiln_vm_stop() was called, or the serial escape was typed */
-    KILN_EXIT_ERROR,   /* kiln or KVM failed while running; see error and message */
-    KILN_EXIT_DEBUG,   /* the guest wrote to the debug exit device; see status */
+    /* kiln_vm_stop() or kiln_vm_shutdown() stopped it, or the serial escape was typed; status
+     * says which (enum kiln_stop_cause) */
+    KILN_EXIT_STOPPED,
+    KILN_EXIT_ERROR, /* kiln or KVM failed while running; see error and message */
+    KILN_EXIT_DEBUG, /* the guest wrote to the debug exit device; see status */
+};
+
+/* Why a VM ended with KILN_EXIT_STOPPED (in struct kiln_exit.status). */
+enum kiln_stop_cause {
+    KILN_STOP_REQUESTED = 0,     /* kiln_vm_stop(), or the serial escape */
+    KILN_STOP_GRACE_EXPIRED = 1, /* kiln_vm_shutdown(): the guest had not powered off in time */
+    KILN_STOP_KILLED = 2,        /* the API socket's kill command */
 };
 
 struct kiln_exit {
     enum kiln_exit_reason reason;
-    /* KILN_EXIT_STATUS: the byte written (0-255); KILN_EXIT_DEBUG: the value (low 31 bits) */
+    /* KILN_EXIT_STATUS: the byte written (0-255); KILN_EXIT_DEBUG: the value (low 31 bits);
+     * KILN_EXIT_STOPPED: an enum kiln_stop_cause */
     int status;
     int error;                     /* KILN_EXIT_ERROR: a positive errno-style code */
     char message[KILN_ERRMSG_MAX]; /* human-readable detail, "" if none */
@@ -258,6 +289,8 @@ struct kiln_stats {
     uint64_t first_run_cpu_ns;     /* process CPU time at the first KVM_RUN (0 if never ran) */
     uint64_t guest_resident_bytes; /* guest RAM pages the VM touched */
     uint64_t vcpu_exits;           /* exits to userspace over all vCPUs */
+    /* The same by kind: port I/O, MMIO, interrupted by a signal (kicks), anything else. */
+    uint64_t exits_io, exits_mmio, exits_intr, exits_other;
     /* Frames over all network devices; dropped: malformed, oversized, or no room anywhere. */
     uint64_t net_rx_frames, net_tx_frames; /* to the guest, from the guest */
     uint64_t net_rx_dropped, net_tx_dropped;
@@ -298,8 +331,61 @@ KILN_API void kiln_vm_stop(struct kiln_vm *vm);
 KILN_API int kiln_vm_pause(struct kiln_vm *vm);
 KILN_API int kiln_vm_resume(struct kiln_vm *vm);
 
+/*
+ * Press the VM's ACPI power button: a guest that handles it (systemd-logind, acpid) shuts down
+ * and powers off, and kiln_vm_run() returns KILN_EXIT_POWEROFF. Nothing else happens: see
+ * kiln_vm_shutdown for a deadline. Direct kernel boot has hardware-reduced ACPI: the button is a
+ * PNP0C0C device behind a Generic Event Device (ACPI0013) on IRQ 12; firmware boot has the fixed
+ * power button of the PM1 registers, raised through the SCI (IRQ 9). Callable from any thread and
+ * from a signal handler, also before kiln_vm_run (the press comes once the VM runs). Returns 0, or
+ * -EINVAL if the VM has ended.
+ */
+KILN_API int kiln_vm_power_button(struct kiln_vm *vm);
+
+/*
+ * Graceful stop: resume the VM if paused, press the power button, and if the guest has not
+ * powered off timeout_ms later, stop it (KILN_EXIT_STOPPED, status KILN_STOP_GRACE_EXPIRED).
+ * timeout_ms 0 stops at once. A second call while one is pending presses again and keeps the
+ * earlier deadline. Callable like kiln_vm_power_button. Returns 0, or -EINVAL if the VM has ended.
+ */
+KILN_API int kiln_vm_shutdown(struct kiln_vm *vm, uint64_t timeout_ms);
+
+/* What a VM is doing. */
+enum kiln_vm_state {
+    KILN_VM_CREATED = 0, /* not run yet */
+    KILN_VM_RUNNING,
+    KILN_VM_PAUSED,   /* kiln_vm_pause() */
+    KILN_VM_STOPPING, /* kiln_vm_shutdown(): the button was pressed, the deadline is pending */
+    KILN_VM_ENDED,    /* the guest ended or was stopped (kiln_vm_run has returned or will) */
+};
+
+struct kiln_vm_info {
+    enum kiln_vm_state state;
+    uint64_t uptime_ns;            /* since kiln_vm_run() started it (0 before) */
+    uint32_t power_button_presses; /* since the VM was made */
+};
+
+/* Fill *info. Any thread (not a signal handler). */
+KILN_API void kiln_vm_info(struct kiln_vm *vm, struct kiln_vm_info *info);
+
+/*
+ * The configuration the VM runs with: what kiln_vm_create got, with the defaults filled in, the
+ * command line as the guest gets it, and every string owned by the VM (valid until
+ * kiln_vm_destroy).
+ */
+KILN_API const struct kiln_config *kiln_vm_config(const struct kiln_vm *vm);
+
 /* Copy the VM's statistics into *stats. */
 KILN_API void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats);
+
+/*
+ * Write the whole state of a paused VM (kiln_vm_pause) into directory dir (made if missing;
+ * its "state" and "memory" files are replaced): every vCPU's registers, FPU, MSRs, LAPIC and
+ * events, the in-kernel interrupt controllers, PIT and clock, each device's state, and guest
+ * RAM. kiln_config.restore_dir then starts an equal VM from it. The VM stays paused. Returns 0,
+ * or -errno with a one-line message; -ENOTSUP if a device cannot be saved yet (named).
+ */
+KILN_API int kiln_vm_snapshot(struct kiln_vm *vm, const char *dir, char errmsg[KILN_ERRMSG_MAX]);
 
 /* Release every resource of the VM. It must not be running. NULL is accepted. */
 KILN_API void kiln_vm_destroy(struct kiln_vm *vm);

@@ -33,7 +33,7 @@ struct device_range {
 typedef struct uv_loop_s uv_loop_t;
 
 struct device;
-/* Saved device state for snapshots: its format comes with the snapshot work (not yet used). */
+/* Saved device state for snapshots (state.h). */
 struct device_state;
 /* The DSDT being written (platform/aml.h). */
 struct aml;
@@ -52,9 +52,14 @@ struct device_ops {
      * nothing to reset.
      */
     int (*reset)(struct device *d);
-    /* Snapshot: write the guest-visible state out, and take it back. NULL until snapshots. */
+    /*
+     * Snapshot (vm_snapshot.c): append the guest-visible state to st, with the VM paused and the
+     * back end idle; restore reads it back, in the same order, into a device made from the same
+     * configuration, before anything runs. Return 0 or -errno. A device without save cannot be
+     * snapshotted: kiln refuses, naming it. A device with no state has a save that writes none.
+     */
     int (*save)(const struct device *d, struct device_state *st);
-    int (*restore)(struct device *d, const struct device_state *st);
+    int (*restore)(struct device *d, struct device_state *st);
     /* Start and stop the back end on the VM's loop (the loop thread). NULL: none. */
     int (*start)(struct device *d, uv_loop_t *loop);
     void (*stop)(struct device *d);
@@ -65,6 +70,20 @@ struct device_ops {
     /* Add the device's counters to st. NULL: none. Any thread. */
     void (*stats)(const struct device *d, struct kiln_stats *st);
 };
+
+/* save and restore of a device with no state of its own (its registers are constants). */
+static inline int device_save_none(const struct device *d, struct device_state *st)
+{
+    (void)d;
+    (void)st;
+    return 0;
+}
+static inline int device_restore_none(struct device *d, struct device_state *st)
+{
+    (void)d;
+    (void)st;
+    return 0;
+}
 
 struct device {
     const char *name; /* for messages: "COM1", "virtio-blk" */

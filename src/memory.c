@@ -2,6 +2,7 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,10 +11,30 @@
 
 #define HUGE_PAGE (2ULL << 20)
 
+/* The regions of ram_size bytes of RAM at base: below the PCI hole, and the rest above 4 GiB. */
+static void layout(struct guest_mem *gm, uint8_t *base, uint64_t ram_size)
+{
+    gm->base = base;
+    gm->size = ram_size;
+    uint64_t low = ram_size < GUEST_MEM_HOLE_START ? ram_size : GUEST_MEM_HOLE_START;
+    gm->regions[0] = (struct guest_region){.gpa = 0, .size = low, .host = gm->base};
+    gm->nregions = 1;
+    if (ram_size > low) {
+        gm->regions[1] = (struct guest_region){
+            .gpa = GUEST_MEM_HIGH_START, .size = ram_size - low, .host = gm->base + low};
+        gm->nregions = 2;
+    }
+}
+
+static bool size_ok(uint64_t ram_size)
+{
+    return ram_size != 0 && ram_size % 4096 == 0 && ram_size <= (1ULL << 46);
+}
+
 int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
 {
     memset(gm, 0, sizeof(*gm));
-    if (ram_size == 0 || ram_size % 4096 != 0 || ram_size > (1ULL << 46))
+    if (!size_ok(ram_size))
         return -EINVAL;
     /*
      * Reserve 2 MiB more than needed and trim, so guest RAM starts on a huge-page boundary:
@@ -32,16 +53,22 @@ int guest_mem_init(struct guest_mem *gm, uint64_t ram_size)
     madvise(base, ram_size, MADV_HUGEPAGE);
     /* Guest RAM never belongs in a core dump of kiln. */
     madvise(base, ram_size, MADV_DONTDUMP);
-    gm->base = base;
-    gm->size = ram_size;
-    uint64_t low = ram_size < GUEST_MEM_HOLE_START ? ram_size : GUEST_MEM_HOLE_START;
-    gm->regions[0] = (struct guest_region){.gpa = 0, .size = low, .host = gm->base};
-    gm->nregions = 1;
-    if (ram_size > low) {
-        gm->regions[1] = (struct guest_region){
-            .gpa = GUEST_MEM_HIGH_START, .size = ram_size - low, .host = gm->base + low};
-        gm->nregions = 2;
-    }
+    layout(gm, base, ram_size);
+    return 0;
+}
+
+int guest_mem_map_file(struct guest_mem *gm, uint64_t ram_size, int fd)
+{
+    memset(gm, 0, sizeof(*gm));
+    if (!size_ok(ram_size))
+        return -EINVAL;
+    /* Private: the guest's writes stay in this process; pages are read from the file on use. */
+    uint8_t *base =
+        mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+    if (base == MAP_FAILED)
+        return -errno;
+    madvise(base, ram_size, MADV_DONTDUMP);
+    layout(gm, base, ram_size);
     return 0;
 }
 

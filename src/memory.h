@@ -31,6 +31,11 @@ struct guest_mem {
  * Returns 0 or -errno.
  */
 int guest_mem_init(struct guest_mem *gm, uint64_t ram_size);
+/*
+ * The same layout, with RAM mapped copy-on-write from the first ram_size bytes of file fd (a
+ * snapshot's memory): nothing is copied up front, and the file is never written.
+ */
+int guest_mem_map_file(struct guest_mem *gm, uint64_t ram_size, int fd);
 void guest_mem_free(struct guest_mem *gm);
 
 /*

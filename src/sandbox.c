@@ -101,6 +101,10 @@ static const int vsock_calls[] = {
     SCMP_SYS(connect),
     SCMP_SYS(shutdown),
 };
+/* The API socket on the loop: accepting clients on the listening socket kiln was given (no
+ * socket of its own: socket() stays refused), and the process's RSS, pread from /proc/self/statm
+ * opened before the filter. */
+static const int api_calls[] = {SCMP_SYS(accept4), SCMP_SYS(accept), SCMP_SYS(pread64)};
 
 /* A disk request on a threadpool thread. */
 static const int worker_calls[] = {
@@ -248,6 +252,8 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
             ret = allow_all(ctx, share_calls, ARRAY_SIZE(share_calls));
         if (ret == 0 && spec->vsock_path)
             ret = allow_vsock(ctx, spec->vsock_path);
+        if (ret == 0 && spec->api)
+            ret = allow_all(ctx, api_calls, ARRAY_SIZE(api_calls));
         return ret == 0 && spec->user_net ? allow_user_net(ctx) : ret;
     case SANDBOX_WORKER:
         return allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));

@@ -22,6 +22,7 @@ struct sandbox_spec {
     /* vsock: the loop accepts and makes unix sockets, and unlinks this path at teardown, passed
      * as this very pointer (the filter compares the address); NULL: no vsock. */
     const char *vsock_path;
+    bool api; /* the loop serves the API socket: accepts clients */
 };
 
 /* The compiled filters of one VM (BPF programs, read-only once built). */

@@ -49,6 +49,7 @@ void kiln_config_init(struct kiln_config *cfg)
     cfg->serial_in_fd = -1;
     cfg->serial_out_fd = -1;
     cfg->log_level = KILN_LOG_WARN;
+    cfg->api_fd = -1;
 }
 
 const char *kiln_version(void)
@@ -65,6 +66,44 @@ static bool copy_string(const char *s, char **out)
     return !s || *out;
 }
 
+/* Point *field at a copy the VM owns (NULL stays NULL). */
+static bool own(struct kiln_vm *vm, const char **field)
+{
+    if (!*field)
+        return true;
+    char **grown = realloc(vm->owned, (vm->nowned + 1) * sizeof(*grown));
+    if (!grown)
+        return false;
+    vm->owned = grown;
+    char *copy = strdup(*field);
+    if (!copy)
+        return false;
+    vm->owned[vm->nowned++] = copy;
+    *field = copy;
+    return true;
+}
+
+/* The devices' strings, so that the configuration the VM keeps stands on its own. */
+static bool copy_device_strings(struct kiln_vm *vm)
+{
+    struct kiln_config *c = &vm->cfg;
+    bool ok = true;
+    for (unsigned i = 0; i < c->ndisks && i < KILN_MAX_DISKS; i++)
+        ok = ok && own(vm, &c->disks[i].path) && own(vm, &c->disks[i].serial);
+    for (unsigned i = 0; i < c->nnets && i < KILN_MAX_NETS; i++) {
+        ok = ok && own(vm, &c->nets[i].tap_name);
+        for (unsigned j = 0; j < c->nets[i].nhostfwd && j < KILN_MAX_HOSTFWD; j++)
+            ok = ok && own(vm, &c->nets[i].hostfwd[j].host_addr) &&
+                 own(vm, &c->nets[i].hostfwd[j].guest_addr);
+    }
+    for (unsigned i = 0; i < c->nports && i < KILN_MAX_PORTS; i++)
+        ok = ok && own(vm, &c->ports[i].name) && own(vm, &c->ports[i].path);
+    for (unsigned i = 0; i < c->nshares && i < KILN_MAX_SHARES; i++)
+        ok = ok && own(vm, &c->shares[i].path) && own(vm, &c->shares[i].tag);
+    /* Also the vsock device's path, which it removes at the end (see sandbox.c). */
+    return ok && own(vm, &c->vsock.uds_path);
+}
+
 static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char *errmsg)
 {
     bool firmware = boot_via_firmware(cfg);
@@ -73,13 +112,13 @@ static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char 
         !copy_string(firmware ? fw : NULL, &vm->firmware_path) ||
         !copy_string(cfg->initrd_path, &vm->initrd_path) ||
         !copy_string(cfg->cmdline ? cfg->cmdline : "", &vm->cmdline) ||
-        !copy_string(cfg->vsock.uds_path, &vm->vsock_path))
+        !copy_string(cfg->restore_dir, &vm->restore_dir) || !copy_device_strings(vm))
         return kiln_fail(errmsg, ENOMEM, "out of memory");
+    vm->cfg.restore_dir = vm->restore_dir;
     vm->cfg.kernel_path = vm->kernel_path;
     vm->cfg.firmware_path = vm->firmware_path;
     vm->cfg.initrd_path = vm->initrd_path;
     vm->cfg.cmdline = vm->cmdline;
-    vm->cfg.vsock.uds_path = vm->vsock_path;
     return 0;
 }
 
@@ -177,6 +216,8 @@ static int add_mmio_cmdline(struct kiln_vm *vm, char *errmsg)
 
 static int create_memory(struct kiln_vm *vm, char *errmsg)
 {
+    if (vm->restore_dir)
+        return vm_restore_memory(vm, errmsg);
     int ret = guest_mem_init(&vm->mem, vm->cfg.memory_bytes);
     if (ret < 0)
         return kiln_fail(errmsg, -ret, "memory %llu MiB: cannot allocate guest RAM: %s",
@@ -188,6 +229,8 @@ static int create_memory(struct kiln_vm *vm, char *errmsg)
 /* The kernel (and initrd, and boot parameters), or the firmware that will boot a disk. */
 static int load_guest(struct kiln_vm *vm, char *errmsg)
 {
+    if (vm->restore_dir)
+        return 0; /* RAM holds the guest already */
     if (vm->firmware_path)
         return firmware_load(&vm->mem, vm->firmware_path, &vm->firmware, &vm->boot, errmsg);
     const struct boot_request req = {
@@ -252,6 +295,7 @@ static int build_sandbox(struct kiln_vm *vm, char *errmsg)
     spec.disks = c->ndisks > 0;
     spec.shares = c->nshares > 0;
     spec.vsock_path = c->vsock.uds_path;
+    spec.api = c->api_fd >= 0;
     return sandbox_build(&vm->sandbox, &spec, errmsg);
 }
 
@@ -327,6 +371,8 @@ static int add_devices(struct kiln_vm *vm, const struct device_class *const *cla
             int ret = classes[c]->create(&env, i, prepared, &d, errmsg);
             if (ret == 0)
                 ret = vm_add_device(vm, d, errmsg);
+            if (ret == 0 && classes[c] == &acpi_pm_class)
+                vm->power = d; /* the power button */
             if (ret < 0)
                 return ret;
         }
@@ -387,6 +433,8 @@ static int add_fw_cfg(struct kiln_vm *vm, char *errmsg)
  */
 static int write_tables(struct kiln_vm *vm, char *errmsg)
 {
+    if (vm->restore_dir)
+        return 0; /* in the snapshot's RAM */
     unsigned n = vm->cfg.transport == KILN_TRANSPORT_MMIO ? virtio_count(&vm->cfg) : 0;
     bool full = vm->firmware_path != NULL;
     const struct acpi_config ac = {
@@ -418,6 +466,12 @@ static int create_vcpus(struct kiln_vm *vm, char *errmsg)
     return vcpus_create(&vm->cpus, vm->cfg.cpus, errmsg);
 }
 
+/* A snapshot's state over what the steps before made: vCPUs, interrupt controllers, devices. */
+static int restore_state(struct kiln_vm *vm, char *errmsg)
+{
+    return vm->restore_dir ? vm_restore_state(vm, errmsg) : 0;
+}
+
 /* ---- The builder. */
 
 struct kiln_vm *vm_alloc(const struct kiln_config *cfg)
@@ -427,8 +481,9 @@ struct kiln_vm *vm_alloc(const struct kiln_config *cfg)
         return NULL;
     vm->cfg = *cfg;
     vm->log = (struct kiln_log){cfg->log_fn, cfg->log_ctx, cfg->log_level};
-    vm->kvm_fd = vm->vm_fd = -1;
+    vm->kvm_fd = vm->vm_fd = vm->statm_fd = -1;
     pthread_mutex_init(&vm->lock, NULL);
+    pthread_cond_init(&vm->call_cond, NULL);
     bus_init(&vm->pio);
     bus_init(&vm->mmio);
     vm->virtio = (struct virtio_env){.transport = cfg->transport, .log = &vm->log};
@@ -474,7 +529,8 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
         (ret = add_virtio_devices(vm, errmsg)) < 0 ||   /* disks, then networks */
         (ret = add_fw_cfg(vm, errmsg)) < 0 ||           /* firmware's configuration device */
         (ret = write_tables(vm, errmsg)) < 0 ||         /* ACPI and the rest the guest reads */
-        (ret = create_vcpus(vm, errmsg)) < 0) {         /* CPUID, registers; vCPU 0 boots */
+        (ret = create_vcpus(vm, errmsg)) < 0 ||         /* CPUID, registers; vCPU 0 boots */
+        (ret = restore_state(vm, errmsg)) < 0) {        /* or a snapshot's state instead */
         kiln_vm_destroy(vm);
         return ret;
     }
@@ -510,7 +566,14 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     free(vm->firmware_path);
     free(vm->initrd_path);
     free(vm->cmdline);
-    free(vm->vsock_path);
+    free(vm->restore_dir);
+    pthread_cond_destroy(&vm->call_cond);
+    for (unsigned i = 0; i < vm->nowned; i++)
+        free(vm->owned[i]);
+    free(vm->owned);
+    api_server_free(vm->api);
+    if (vm->statm_fd >= 0)
+        close(vm->statm_fd);
     pthread_mutex_destroy(&vm->lock);
     free(vm);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "api/api_server.h"
 #include "boot/firmware.h"
 #include "boot/loader.h"
 #include "bus.h"
@@ -30,7 +31,7 @@ struct kiln_vm {
     struct kiln_log log;
     struct kiln_config cfg;                                    /* copy; strings below are owned */
     char *kernel_path, *firmware_path, *initrd_path, *cmdline; /* one of the first two */
-    char *vsock_path; /* kept for the device, which removes it at the end (see sandbox.c) */
+    char *restore_dir; /* restoring a snapshot instead of booting, else NULL */
 
     int kvm_fd;
     int vm_fd;
@@ -38,6 +39,10 @@ struct kiln_vm {
     struct boot_entry boot;
     struct firmware firmware; /* the BIOS image, when booting through firmware */
     struct fw_cfg *fw_cfg;    /* its configuration device (one of devices[]), or NULL */
+    struct device *power;     /* the ACPI power device (one of devices[]): the power button */
+    /* Strings of cfg's disks, nets, ports and shares, copied (kiln_vm_config hands them out). */
+    char **owned;
+    unsigned nowned;
     struct bus pio;
     struct bus mmio;
     struct irq_routing *irq_routing; /* owns KVM's GSI routing table */
@@ -61,6 +66,10 @@ struct kiln_vm {
     bool loop_ready;
     uv_async_t wake; /* any thread -> loop: something ended or was requested */
     uv_timer_t timeout;
+    uv_timer_t grace;       /* kiln_vm_shutdown's deadline */
+    struct api_server *api; /* cfg.api_fd served on the loop, or NULL */
+    int statm_fd;           /* /proc/self/statm for the API's stats (-1: not open) */
+    uint64_t start_ns;      /* CLOCK_MONOTONIC when kiln_vm_run started (under lock) */
     /* One job per threadpool thread, each confining its thread (vm_run.c, confine_pool). */
     uv_work_t *pool_works;
     unsigned npool;
@@ -68,8 +77,16 @@ struct kiln_vm {
     atomic_int pool_error;
     atomic_bool wake_ready;
 
-    /* Run state. stop_req is set from signal handlers; the rest under lock. */
+    /* A function another thread asked the loop to run (vm_call_on_loop); under lock. */
+    struct loop_call *call;
+    pthread_cond_t call_cond;
+
+    /* Run state. stop_req, button_req and shutdown_req are set from signal handlers (the last
+     * holds timeout_ms + 1, 0: none); shutting_down on the loop; the rest under lock. */
     atomic_bool stop_req;
+    atomic_bool button_req;
+    atomic_uint_fast64_t shutdown_req;
+    atomic_bool shutting_down;
     pthread_mutex_t lock;
     enum vm_state state;
     bool ended;
@@ -91,11 +108,28 @@ int vm_map_firmware(struct kiln_vm *vm, char *errmsg);
 int vm_add_fw_cfg(struct kiln_vm *vm, char *errmsg);
 int vm_write_fw_cfg(struct kiln_vm *vm, const struct acpi_config *ac, char *errmsg);
 
+/* vm_snapshot.c, when restoring: guest RAM mapped from the snapshot (instead of fresh RAM), and
+ * after the devices and vCPUs exist, their state, the irqchip's, PIT's and clock's. */
+int vm_restore_memory(struct kiln_vm *vm, char *errmsg);
+int vm_restore_state(struct kiln_vm *vm, char *errmsg);
+
+/*
+ * vm_run.c: run fn(arg) on the loop thread of a running VM and return what it returned: the
+ * loop is the only thread that touches the virtqueues and back ends, so their state is read
+ * there. -ESHUTDOWN if the VM ends first, -EBUSY if another call is pending.
+ */
+struct loop_call;
+int vm_call_on_loop(struct kiln_vm *vm, int (*fn)(void *arg), void *arg);
+
 /* vm_run.c: record why the VM ends (the first reason wins) and stop every vCPU and the loop.
  * Any thread. */
 void vm_finish(struct kiln_vm *vm, enum kiln_exit_reason reason, int status, int error,
                const char *fmt, ...) KILN_PRINTF(5, 6);
 /* The same, as the struct end_vm callback the vCPUs and devices get (ctx: the VM). */
 void vm_end(void *ctx, enum kiln_exit_reason reason, int status, int error, const char *msg);
+
+/* vm_api.c: serve cfg.api_fd on the loop (before the loop thread is confined), and stop. */
+int vm_api_start(struct kiln_vm *vm);
+void vm_api_stop(struct kiln_vm *vm);
 
 #endif

@@ -1,6 +1,8 @@
 /* vm_run.c: a built VM's life: the event loop, run, stop, pause and resume, and its figures. */
 #include "vm.h"
 
+#include "devices/acpi_pm.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,9 +35,107 @@ void vm_finish(struct kiln_vm *vm, enum kiln_exit_reason reason, int status, int
     vm_end(vm, reason, status, error, msg);
 }
 
+struct loop_call {
+    int (*fn)(void *arg);
+    void *arg;
+    int ret;
+    bool taken, done;
+};
+
+/* On the loop: the call another thread is waiting for, if any. */
+static void run_call(struct kiln_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    struct loop_call *c = vm->call;
+    vm->call = NULL;
+    if (c)
+        c->taken = true;
+    pthread_mutex_unlock(&vm->lock);
+    if (!c)
+        return;
+    int ret = c->fn(c->arg);
+    pthread_mutex_lock(&vm->lock);
+    c->ret = ret;
+    c->done = true;
+    pthread_cond_broadcast(&vm->call_cond);
+    pthread_mutex_unlock(&vm->lock);
+}
+
+int vm_call_on_loop(struct kiln_vm *vm, int (*fn)(void *arg), void *arg)
+{
+    struct loop_call c = {.fn = fn, .arg = arg};
+    pthread_mutex_lock(&vm->lock);
+    if (vm->call || vm->state != VM_RUNNING || vm->ended || !atomic_load(&vm->wake_ready)) {
+        int busy = vm->call != NULL;
+        pthread_mutex_unlock(&vm->lock);
+        return busy ? -EBUSY : -ESHUTDOWN;
+    }
+    vm->call = &c;
+    pthread_mutex_unlock(&vm->lock);
+    uv_async_send(&vm->wake);
+    pthread_mutex_lock(&vm->lock);
+    while (!c.done) {
+        if (!c.taken && vm->ended) { /* the loop may be gone: take the call back */
+            vm->call = NULL;
+            c.ret = -ESHUTDOWN;
+            break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 10000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&vm->call_cond, &vm->lock, &until);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return c.ret;
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void grace_cb(uv_timer_t *h)
+{
+    struct kiln_vm *vm = h->data;
+    vm_finish(vm, KILN_EXIT_STOPPED, KILN_STOP_GRACE_EXPIRED, 0,
+              "the guest did not power off after the power button; stopped");
+}
+
+static void press_button(struct kiln_vm *vm)
+{
+    if (vm->power)
+        acpi_pm_power_button(vm->power);
+}
+
+/* kiln_vm_shutdown on the loop: a paused guest could not answer, so it runs again first. */
+static void begin_shutdown(struct kiln_vm *vm, uint64_t timeout_ms)
+{
+    if (timeout_ms == 0) {
+        vm_finish(vm, KILN_EXIT_STOPPED, KILN_STOP_GRACE_EXPIRED, 0, "stopped (no grace time)");
+        return;
+    }
+    if (atomic_load(&vm->cpus.pause_req))
+        vcpus_resume(&vm->cpus);
+    press_button(vm);
+    if (!atomic_exchange(&vm->shutting_down, true))
+        uv_timer_start(&vm->grace, grace_cb, timeout_ms, 0);
+}
+
 static void wake_cb(uv_async_t *h)
 {
     struct kiln_vm *vm = h->data;
+    run_call(vm);
+    uint64_t shutdown = atomic_exchange(&vm->shutdown_req, 0);
+    if (shutdown)
+        begin_shutdown(vm, shutdown - 1);
+    if (atomic_exchange(&vm->button_req, false))
+        press_button(vm);
     if (atomic_load(&vm->stop_req))
         vm_finish(vm, KILN_EXIT_STOPPED, 0, 0, "stop requested");
     if (atomic_load(&vm->cpus.stopping))
@@ -63,6 +163,11 @@ static int start_loop_handles(struct kiln_vm *vm)
     vm->timeout.data = vm;
     if (vm->cfg.timeout_ms)
         uv_timer_start(&vm->timeout, timeout_cb, vm->cfg.timeout_ms, 0);
+    if ((ret = uv_timer_init(&vm->loop, &vm->grace)) < 0)
+        return ret;
+    vm->grace.data = vm;
+    if ((ret = vm_api_start(vm)) < 0)
+        return ret;
     for (unsigned i = 0; i < vm->ndevices && ret == 0; i++) {
         struct device *d = vm->devices[i];
         if (d->ops->start)
@@ -143,7 +248,10 @@ static void close_loop_handles(struct kiln_vm *vm)
         if (d->ops->stop)
             d->ops->stop(d);
     }
+    vm_api_stop(vm);
     uv_close((uv_handle_t *)&vm->timeout, NULL);
+    if (vm->grace.data) /* set once initialised */
+        uv_close((uv_handle_t *)&vm->grace, NULL);
     uv_close((uv_handle_t *)&vm->wake, NULL);
     uv_run(&vm->loop, UV_RUN_DEFAULT); /* let the close callbacks run */
 }
@@ -152,8 +260,10 @@ int kiln_vm_run(struct kiln_vm *vm, struct kiln_exit *exit)
 {
     pthread_mutex_lock(&vm->lock);
     bool created = vm->state == VM_CREATED;
-    if (created)
+    if (created) {
         vm->state = VM_RUNNING;
+        vm->start_ns = monotonic_ns();
+    }
     pthread_mutex_unlock(&vm->lock);
     if (!created)
         return -EINVAL;
@@ -164,8 +274,9 @@ int kiln_vm_run(struct kiln_vm *vm, struct kiln_exit *exit)
         vcpus_start(&vm->cpus); /* before confine_loop: the filter forbids new threads */
         if ((ret = confine_loop(vm)) < 0)
             vm_finish(vm, KILN_EXIT_ERROR, 0, -ret, "seccomp filters: %s", strerror(-ret));
-        /* A stop requested before the loop existed only set stop_req. */
-        if (atomic_load(&vm->stop_req))
+        /* A request made before the loop existed only set its flag. */
+        if (atomic_load(&vm->stop_req) || atomic_load(&vm->button_req) ||
+            atomic_load(&vm->shutdown_req))
             uv_async_send(&vm->wake);
         if (!atomic_load(&vm->cpus.stopping))
             uv_run(&vm->loop, UV_RUN_DEFAULT);
@@ -186,6 +297,61 @@ void kiln_vm_stop(struct kiln_vm *vm)
     atomic_store(&vm->stop_req, true);
     if (atomic_load(&vm->wake_ready))
         uv_async_send(&vm->wake);
+}
+
+/* The VM has ended (or is ending): requests are too late. Async-signal-safe. */
+static bool ended(struct kiln_vm *vm)
+{
+    return atomic_load(&vm->cpus.stopping);
+}
+
+int kiln_vm_power_button(struct kiln_vm *vm)
+{
+    if (ended(vm))
+        return -EINVAL;
+    atomic_store(&vm->button_req, true);
+    if (atomic_load(&vm->wake_ready))
+        uv_async_send(&vm->wake);
+    return 0;
+}
+
+int kiln_vm_shutdown(struct kiln_vm *vm, uint64_t timeout_ms)
+{
+    if (ended(vm))
+        return -EINVAL;
+    if (timeout_ms == UINT64_MAX)
+        timeout_ms--; /* stored plus one */
+    atomic_store(&vm->shutdown_req, timeout_ms + 1);
+    if (atomic_load(&vm->wake_ready))
+        uv_async_send(&vm->wake);
+    return 0;
+}
+
+void kiln_vm_info(struct kiln_vm *vm, struct kiln_vm_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    pthread_mutex_lock(&vm->lock);
+    enum vm_state st = vm->state;
+    bool done = vm->ended;
+    uint64_t start = vm->start_ns;
+    pthread_mutex_unlock(&vm->lock);
+    if (st == VM_CREATED)
+        info->state = KILN_VM_CREATED;
+    else if (st == VM_DONE || done)
+        info->state = KILN_VM_ENDED;
+    else if (atomic_load(&vm->shutting_down))
+        info->state = KILN_VM_STOPPING;
+    else if (atomic_load(&vm->cpus.pause_req))
+        info->state = KILN_VM_PAUSED;
+    else
+        info->state = KILN_VM_RUNNING;
+    info->uptime_ns = start ? monotonic_ns() - start : 0;
+    info->power_button_presses = vm->power ? acpi_pm_presses(vm->power) : 0;
+}
+
+const struct kiln_config *kiln_vm_config(const struct kiln_vm *vm)
+{
+    return &vm->cfg;
 }
 
 int kiln_vm_pause(struct kiln_vm *vm)
@@ -210,6 +376,12 @@ void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats)
     stats->first_run_cpu_ns = atomic_load(&vm->cpus.first_run_cpu_ns);
     stats->guest_resident_bytes = guest_resident_bytes(&vm->mem);
     stats->vcpu_exits = vcpus_exits(&vm->cpus);
+    uint64_t kinds[4];
+    vcpus_exit_kinds(&vm->cpus, kinds);
+    stats->exits_io = kinds[VCPU_EXIT_IO];
+    stats->exits_mmio = kinds[VCPU_EXIT_MMIO];
+    stats->exits_intr = kinds[VCPU_EXIT_INTR];
+    stats->exits_other = kinds[VCPU_EXIT_OTHER];
     for (unsigned i = 0; i < vm->ndevices; i++) {
         const struct device *d = vm->devices[i];
         if (d->ops->stats)

@@ -22,10 +22,10 @@ struct boot_entry {
     uint64_t boot_info; /* zero page (LONG64) or hvm_start_info (PVH32) address */
 };
 
-/* A configuration without a kernel boots through firmware. */
+/* A configuration without a kernel boots through firmware (a restored VM boots nothing). */
 static inline bool boot_via_firmware(const struct kiln_config *cfg)
 {
-    return !cfg->kernel_path || !cfg->kernel_path[0];
+    return !cfg->restore_dir && (!cfg->kernel_path || !cfg->kernel_path[0]);
 }
 
 /* What to boot. */

@@ -15,8 +15,15 @@
 #define EXIT_CODE_CRASH 126
 /* The guest rebooted, with --no-reboot (without it, kiln starts the guest again). */
 #define EXIT_CODE_REBOOT 128
+/* The API socket's kill: as if by SIGKILL. */
+#define EXIT_CODE_KILLED 137
+/* kiln ctl: the VM answered with an error. */
+#define EXIT_CODE_CTL_ERROR 1
 
-enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION };
+/* --stop-timeout's default: what a graceful stop (SIGTERM, ctl stop) gives the guest. */
+#define CLI_DEFAULT_STOP_TIMEOUT_MS 30000
+
+enum cli_command { CLI_RUN, CLI_CTL, CLI_HELP, CLI_VERSION, CLI_CONFIG_PRINT };
 enum cli_serial { CLI_SERIAL_STDIO, CLI_SERIAL_FILE, CLI_SERIAL_NONE };
 
 struct cli_options {
@@ -24,6 +31,7 @@ struct cli_options {
     const char *kernel;
     const char *firmware; /* without kernel; NULL: KILN_DEFAULT_FIRMWARE */
     const char *initrd;
+    const char *restore; /* --restore DIR: a snapshot to start from instead of booting */
     const char *cmdline;
     bool cmdline_given;
     unsigned cpus;
@@ -50,15 +58,61 @@ struct cli_options {
     bool rootfs_host;
     char **command_argv; /* after "--"; ncommand 0: an interactive shell */
     int ncommand;
-    int rootfs_fd;          /* the initramfs kiln built (a memfd), -1 if none */
-    char rootfs_initrd[32]; /* its path for the loader: /proc/self/fd/N */
+    int rootfs_fd;            /* the initramfs kiln built (a memfd), -1 if none */
+    char rootfs_initrd[32];   /* its path for the loader: /proc/self/fd/N */
+    const char *api_socket;   /* --api-socket PATH, or NULL */
+    uint64_t stop_timeout_ms; /* --stop-timeout */
+    /* kiln ctl PATH COMMAND [ARG] */
+    const char *ctl_path, *ctl_cmd, *ctl_arg;
+    /* --config FILE (cli_config.c), NULL if none; the strings taken from it, owned here. */
+    const char *config_path;
+    struct cli_owned *owned;
 };
 
 /* Parse one --disk value "path=FILE[,ro][,serial=ID]" into *d (pointing into s). */
 int parse_disk(char *s, struct kiln_disk *d, char *errmsg);
+/*
+ * One field of a --disk ("path=", "ro", "serial=", "format="; first: a bare path allowed), into
+ * *d, pointing into field; orig is the whole value for the message. The config file uses it too.
+ */
+int cli_disk_field(char *field, bool first, struct kiln_disk *d, const char *orig, char *errmsg);
+/* One field of a --share ("path=", "tag=", "ro"), and the check of the whole once all are in. */
+int cli_share_field(char *f, bool first, struct kiln_share *sh, const char *orig, char *errmsg);
+int cli_share_check(const struct kiln_share *sh, const char *orig, char *errmsg);
+/* The first field of a --net ("user" or "tap=NAME"), then any other ("mac=", "hostfwd=", ...). */
+int cli_net_kind(char *field, struct kiln_net *n, const char *orig, char *errmsg);
+int cli_net_field(char *field, struct kiln_net *n, const char *orig, char *errmsg);
+
+/*
+ * Lists (flag "--disk", "--net", "--port", "--share"): room checks there is a free entry; the
+ * caller fills the next one (o->disks[o->ndisks], ...), then commit checks it against the others
+ * (a port name, a share tag given twice) and counts it.
+ */
+int cli_list_room(const char *flag, const struct cli_options *o, char *errmsg);
+int cli_list_commit(const char *flag, struct cli_options *o, char *errmsg);
+
+/*
+ * Apply one "--flag value" pair of 'run' as the command line does; o keeps pointers into value.
+ * The config file applies its scalar fields through it, so both are validated alike.
+ */
+int cli_apply_option(const char *flag, const char *value, uint64_t host_ram, struct cli_options *o,
+                     char *errmsg);
+
+/*
+ * --config FILE: load the JSON description of a run into o, over its defaults (cli_config.c).
+ * Returns 0, or -EINVAL with one line "FILE: .json.path: reason" in errmsg. The strings o gets
+ * are copies o owns (cli_options_free).
+ */
+int cli_config_load(const char *path, uint64_t host_ram, struct cli_options *o, char *errmsg);
+/* The effective configuration of o as pretty JSON that cli_config_load reads back; malloc'd. */
+char *cli_config_print(const struct cli_options *o);
+/* Free what o owns (the config file's strings); o's pointers into them go stale. */
+void cli_options_free(struct cli_options *o);
 
 /* Parse one --port value "NAME,path=FILE" or "NAME,socket=PATH" into *p (pointing into s). */
 int parse_vport(char *s, struct kiln_port *p, char *errmsg);
+/* A port's NAME: 1..KILN_PORT_NAME_MAX of A-Z a-z 0-9 . _ -; orig is for the message. */
+int cli_port_name_check(const char *name, const char *orig, char *errmsg);
 
 /* Parse one --share value "PATH,tag=TAG[,ro]" into *sh (pointing into s). */
 int parse_share(char *s, struct kiln_share *sh, char *errmsg);
@@ -100,6 +154,18 @@ void cli_seccomp_install(void (*on_fatal)(void));
  * the share of /. Returns 0 or -errno with a one-line message in errmsg.
  */
 int cli_rootfs_prepare(struct cli_options *o, char *errmsg);
+/*
+ * --api-socket PATH: a new listening unix socket at PATH (mode 0600) in *fd. An existing socket
+ * nobody serves is replaced; anything else at PATH is refused. Returns 0 or -errno with a one-line
+ * message in errmsg.
+ */
+int cli_api_listen(const char *path, int *fd, char *errmsg);
+
+/* kiln ctl: send one request to the API socket, print the reply; the process exit code. */
+int cli_ctl(const struct cli_options *o);
+/* The request line kiln ctl sends for COMMAND [ARG] (malloc'd), or NULL with errmsg. */
+char *cli_ctl_request(const char *cmd, const char *arg, char *errmsg);
+
 /* Usage text for --help. */
 extern const char cli_usage[];
 

@@ -14,6 +14,10 @@ const char cli_usage[] =
     "Usage: kiln run --kernel PATH [options]\n"
     "       kiln run --disk path=IMAGE [options]   (boots the disk through BIOS firmware)\n"
     "       kiln run --kernel PATH --rootfs-host [options] [-- COMMAND [ARG...]]\n"
+    "       kiln run --restore DIR [options]   (a snapshot kiln_vm_snapshot wrote)\n"
+    "       kiln run --config FILE [options]       (FILE: JSON; the options override it)\n"
+    "       kiln config --print [--config FILE] [options]\n"
+    "       kiln ctl SOCKET COMMAND [ARG]   (info, pause, resume, stop [SECONDS], kill, stats)\n"
     "       kiln --help | --version\n"
     "\n"
     "Boot a virtual machine on KVM with a serial console.\n"
@@ -23,6 +27,8 @@ const char cli_usage[] =
     "  --firmware PATH      without --kernel: the BIOS to boot the first disk with\n"
     "                       (default " KILN_DEFAULT_FIRMWARE ")\n"
     "  --initrd PATH        initial ramdisk\n"
+    "  --restore DIR        start from a snapshot instead of booting; give the same\n"
+    "                       --cpus, --memory and devices as the snapshotted VM had\n"
     "  --cmdline STR        kernel command line (default: \"console=ttyS0 reboot=k\")\n"
     "  --cpus N             number of vCPUs (default 1)\n"
     "  --memory SIZE        guest RAM, bytes or with K/M/G suffix (default 256M)\n"
@@ -53,16 +59,23 @@ const char cli_usage[] =
     "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
     "                       QEMU's isa-debug-exit: a guest write of V to PORT exits\n"
     "                       kiln with (V << 1) | 1 (defaults: iobase=0x501, iosize=2)\n"
+    "  --config FILE        the run described in a JSON file (see the README); flags given\n"
+    "                       too override it, and a list flag replaces the file's list\n"
     "  --rootfs-host        boot --kernel with the host's / as the guest's root (read-only,\n"
     "                       changes go to a tmpfs overlay) and run the command given after\n"
     "                       --, or a shell; kiln exits with the command's status\n"
     "  --no-reboot          a guest reboot ends kiln with exit status 128 (default: the\n"
     "                       guest starts again, as from power-on)\n"
     "  --stats              print VM statistics on stderr at exit\n"
+    "  --api-socket PATH    serve the JSON API (kiln ctl) on a unix socket at PATH (0600)\n"
+    "  --stop-timeout SECONDS\n"
+    "                       how long SIGTERM or ctl stop waits for the guest to power off\n"
+    "                       after the ACPI power button before stopping it (default 30)\n"
     "\n"
     "Exit status: 0 guest powered off; 1-123 status the guest wrote to the exit device\n"
     "(port 0x5f0); 124 timeout; 125 kiln failed; 126 guest crashed; 128 guest rebooted\n"
-    "with --no-reboot; any odd code from --debug-exit.\n"
+    "with --no-reboot; 137 killed through the API; 143 SIGTERM or ctl stop and the guest\n"
+    "did not power off in time; any odd code from --debug-exit.\n"
     "On a terminal, Ctrl-A x stops the VM.\n";
 
 #define DEFAULT_CMDLINE "console=ttyS0 reboot=k"
@@ -201,6 +214,17 @@ static int parse_timeout(const char *s, uint64_t *ms, char *errmsg)
     return 0;
 }
 
+static int parse_stop_timeout(const char *s, uint64_t *ms, char *errmsg)
+{
+    int ret = parse_seconds(s, ms);
+    if (ret == -ERANGE)
+        return kiln_fail(errmsg, EINVAL, "--stop-timeout %s: must be above 0 and at most a year",
+                         s);
+    if (ret < 0)
+        return kiln_fail(errmsg, EINVAL, "--stop-timeout '%s': not a number of seconds", s);
+    return 0;
+}
+
 /* A serial is what GET_ID returns: printable ASCII, no separators kiln's syntax uses. */
 static bool serial_ok(const char *s)
 {
@@ -213,8 +237,7 @@ static bool serial_ok(const char *s)
     return true;
 }
 
-/* Apply one comma-separated field of a --disk value. */
-static int disk_field(char *field, bool first, struct kiln_disk *d, const char *orig, char *errmsg)
+int cli_disk_field(char *field, bool first, struct kiln_disk *d, const char *orig, char *errmsg)
 {
     if (strncmp(field, "path=", 5) == 0 || (first && !strchr(field, '=') && strcmp(field, "ro"))) {
         if (d->path)
@@ -257,7 +280,7 @@ int parse_disk(char *s, struct kiln_disk *d, char *errmsg)
         next = strchr(field, ',');
         if (next)
             *next++ = '\0';
-        int ret = disk_field(field, first, d, orig, errmsg);
+        int ret = cli_disk_field(field, first, d, orig, errmsg);
         if (ret < 0)
             return ret;
     }
@@ -266,25 +289,15 @@ int parse_disk(char *s, struct kiln_disk *d, char *errmsg)
     return 0;
 }
 
-static int add_disk(const char *value, struct cli_options *o, char *errmsg)
+int cli_port_name_check(const char *name, const char *orig, char *errmsg)
 {
-    if (o->ndisks == KILN_MAX_DISKS)
-        return kiln_fail(errmsg, EINVAL, "--disk: at most %d disks", KILN_MAX_DISKS);
-    /* argv strings are writable (C11 5.1.2.2.1); the fields are split in place. */
-    int ret = parse_disk((char *)value, &o->disks[o->ndisks], errmsg);
-    if (ret == 0)
-        o->ndisks++;
-    return ret;
-}
-
-static int add_net(const char *value, struct cli_options *o, char *errmsg)
-{
-    if (o->nnets == KILN_MAX_NETS)
-        return kiln_fail(errmsg, EINVAL, "--net: at most %d network devices", KILN_MAX_NETS);
-    int ret = parse_net((char *)value, &o->nets[o->nnets], errmsg);
-    if (ret == 0)
-        o->nnets++;
-    return ret;
+    size_t n = strlen(name);
+    if (n == 0 || n > KILN_PORT_NAME_MAX ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+        return kiln_fail(errmsg, EINVAL,
+                         "--port '%s': a name is 1-%d letters, digits, '.', '_' or '-'", orig,
+                         KILN_PORT_NAME_MAX);
+    return 0;
 }
 
 int parse_vport(char *s, struct kiln_port *p, char *errmsg)
@@ -298,12 +311,9 @@ int parse_vport(char *s, struct kiln_port *p, char *errmsg)
                          orig);
     *comma = '\0';
     p->name = s;
-    for (const char *c = s; *c; c++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *c) ||
-            c - s >= KILN_PORT_NAME_MAX)
-            return kiln_fail(errmsg, EINVAL,
-                             "--port '%s': a name is 1-%d letters, digits, '.', '_' or '-'", orig,
-                             KILN_PORT_NAME_MAX);
+    int ret = cli_port_name_check(s, orig, errmsg);
+    if (ret < 0)
+        return ret;
     char *f = comma + 1;
     if (strncmp(f, "path=", 5) == 0) {
         p->kind = KILN_PORT_FILE;
@@ -320,17 +330,31 @@ int parse_vport(char *s, struct kiln_port *p, char *errmsg)
     return 0;
 }
 
-static int add_port(const char *value, struct cli_options *o, char *errmsg)
+int cli_share_field(char *f, bool first, struct kiln_share *sh, const char *orig, char *errmsg)
 {
-    if (o->nports == KILN_MAX_PORTS)
-        return kiln_fail(errmsg, EINVAL, "--port: at most %d ports", KILN_MAX_PORTS);
-    int ret = parse_vport((char *)value, &o->ports[o->nports], errmsg);
-    for (unsigned i = 0; ret == 0 && i < o->nports; i++)
-        if (strcmp(o->ports[i].name, o->ports[o->nports].name) == 0)
-            ret = kiln_fail(errmsg, EINVAL, "--port %s: the name is given twice", o->ports[i].name);
-    if (ret == 0)
-        o->nports++;
-    return ret;
+    if (first && !strchr(f, '='))
+        sh->path = f;
+    else if (strncmp(f, "path=", 5) == 0)
+        sh->path = f + 5;
+    else if (strncmp(f, "tag=", 4) == 0)
+        sh->tag = f + 4;
+    else if (strcmp(f, "ro") == 0)
+        sh->read_only = true;
+    else
+        return kiln_fail(errmsg, EINVAL,
+                         "--share '%s': unknown option '%s' (expected PATH, tag=TAG, ro)", orig, f);
+    return 0;
+}
+
+int cli_share_check(const struct kiln_share *sh, const char *orig, char *errmsg)
+{
+    if (!sh->path || !sh->path[0])
+        return kiln_fail(errmsg, EINVAL, "--share '%s': a directory path is required", orig);
+    if (!sh->tag || !sh->tag[0] || strlen(sh->tag) > KILN_SHARE_TAG_MAX || strpbrk(sh->tag, " \t"))
+        return kiln_fail(errmsg, EINVAL,
+                         "--share '%s': tag=TAG is required, 1-%d characters without spaces", orig,
+                         KILN_SHARE_TAG_MAX);
+    return 0;
 }
 
 int parse_share(char *s, struct kiln_share *sh, char *errmsg)
@@ -343,39 +367,46 @@ int parse_share(char *s, struct kiln_share *sh, char *errmsg)
         next = strchr(f, ',');
         if (next)
             *next++ = '\0';
-        if (first && !strchr(f, '='))
-            sh->path = f;
-        else if (strncmp(f, "path=", 5) == 0)
-            sh->path = f + 5;
-        else if (strncmp(f, "tag=", 4) == 0)
-            sh->tag = f + 4;
-        else if (strcmp(f, "ro") == 0)
-            sh->read_only = true;
-        else
-            return kiln_fail(errmsg, EINVAL,
-                             "--share '%s': unknown option '%s' (expected PATH, tag=TAG, ro)", orig,
-                             f);
+        int ret = cli_share_field(f, first, sh, orig, errmsg);
+        if (ret < 0)
+            return ret;
     }
-    if (!sh->path || !sh->path[0])
-        return kiln_fail(errmsg, EINVAL, "--share '%s': a directory path is required", orig);
-    if (!sh->tag || !sh->tag[0] || strlen(sh->tag) > KILN_SHARE_TAG_MAX || strpbrk(sh->tag, " \t"))
-        return kiln_fail(errmsg, EINVAL,
-                         "--share '%s': tag=TAG is required, 1-%d characters without spaces", orig,
-                         KILN_SHARE_TAG_MAX);
+    return cli_share_check(sh, orig, errmsg);
+}
+
+int cli_list_room(const char *flag, const struct cli_options *o, char *errmsg)
+{
+    if (strcmp(flag, "--disk") == 0 && o->ndisks == KILN_MAX_DISKS)
+        return kiln_fail(errmsg, EINVAL, "--disk: at most %d disks", KILN_MAX_DISKS);
+    if (strcmp(flag, "--net") == 0 && o->nnets == KILN_MAX_NETS)
+        return kiln_fail(errmsg, EINVAL, "--net: at most %d network devices", KILN_MAX_NETS);
+    if (strcmp(flag, "--port") == 0 && o->nports == KILN_MAX_PORTS)
+        return kiln_fail(errmsg, EINVAL, "--port: at most %d ports", KILN_MAX_PORTS);
+    if (strcmp(flag, "--share") == 0 && o->nshares == KILN_MAX_SHARES)
+        return kiln_fail(errmsg, EINVAL, "--share: at most %d shares", KILN_MAX_SHARES);
     return 0;
 }
 
-static int add_share(const char *value, struct cli_options *o, char *errmsg)
+int cli_list_commit(const char *flag, struct cli_options *o, char *errmsg)
 {
-    if (o->nshares == KILN_MAX_SHARES)
-        return kiln_fail(errmsg, EINVAL, "--share: at most %d shares", KILN_MAX_SHARES);
-    int ret = parse_share((char *)value, &o->shares[o->nshares], errmsg);
-    for (unsigned i = 0; ret == 0 && i < o->nshares; i++)
-        if (strcmp(o->shares[i].tag, o->shares[o->nshares].tag) == 0)
-            ret = kiln_fail(errmsg, EINVAL, "--share: tag %s is given twice", o->shares[i].tag);
-    if (ret == 0)
+    if (strcmp(flag, "--disk") == 0) {
+        o->ndisks++;
+    } else if (strcmp(flag, "--net") == 0) {
+        o->nnets++;
+    } else if (strcmp(flag, "--port") == 0) {
+        for (unsigned i = 0; i < o->nports; i++)
+            if (strcmp(o->ports[i].name, o->ports[o->nports].name) == 0)
+                return kiln_fail(errmsg, EINVAL, "--port %s: the name is given twice",
+                                 o->ports[i].name);
+        o->nports++;
+    } else {
+        for (unsigned i = 0; i < o->nshares; i++)
+            if (strcmp(o->shares[i].tag, o->shares[o->nshares].tag) == 0)
+                return kiln_fail(errmsg, EINVAL, "--share: tag %s is given twice",
+                                 o->shares[i].tag);
         o->nshares++;
-    return ret;
+    }
+    return 0;
 }
 
 int parse_vsock(char *s, struct kiln_vsock *vs, char *errmsg)
@@ -419,10 +450,30 @@ static int add_vsock(const char *value, struct cli_options *o, char *errmsg)
     return parse_vsock((char *)value, &o->vsock, errmsg);
 }
 
-static const char *const value_flags[] = {"--kernel",     "--firmware",  "--initrd", "--cmdline",
-                                          "--cpus",       "--memory",    "--serial", "--timeout",
-                                          "--disk",       "--transport", "--net",    "--seccomp",
-                                          "--debug-exit", "--port",      "--share",  "--vsock"};
+/* One --disk, --net, --port or --share value, parsed into the next free entry of its list. */
+static int add_entry(const char *flag, const char *value, struct cli_options *o, char *errmsg)
+{
+    int ret = cli_list_room(flag, o, errmsg);
+    if (ret < 0)
+        return ret;
+    /* argv strings are writable (C11 5.1.2.2.1); the fields are split in place. */
+    char *s = (char *)value;
+    if (strcmp(flag, "--disk") == 0)
+        ret = parse_disk(s, &o->disks[o->ndisks], errmsg);
+    else if (strcmp(flag, "--net") == 0)
+        ret = parse_net(s, &o->nets[o->nnets], errmsg);
+    else if (strcmp(flag, "--port") == 0)
+        ret = parse_vport(s, &o->ports[o->nports], errmsg);
+    else
+        ret = parse_share(s, &o->shares[o->nshares], errmsg);
+    return ret < 0 ? ret : cli_list_commit(flag, o, errmsg);
+}
+
+static const char *const value_flags[] = {
+    "--kernel",    "--firmware", "--initrd",     "--cmdline",      "--restore",
+    "--cpus",      "--memory",   "--serial",     "--timeout",      "--disk",
+    "--transport", "--net",      "--seccomp",    "--debug-exit",   "--port",
+    "--share",     "--config",   "--api-socket", "--stop-timeout", "--vsock"};
 
 static bool takes_value(const char *flag)
 {
@@ -508,9 +559,8 @@ int parse_debug_exit(const char *s, struct cli_options *o, char *errmsg)
     return 0;
 }
 
-/* Apply one "--flag value" pair. */
-static int apply_option(const char *flag, const char *value, uint64_t host_ram,
-                        struct cli_options *o, char *errmsg)
+int cli_apply_option(const char *flag, const char *value, uint64_t host_ram, struct cli_options *o,
+                     char *errmsg)
 {
     if (strcmp(flag, "--kernel") == 0)
         return set_path(flag, value, &o->kernel, errmsg);
@@ -518,6 +568,8 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return set_path(flag, value, &o->firmware, errmsg);
     if (strcmp(flag, "--initrd") == 0)
         return set_path(flag, value, &o->initrd, errmsg);
+    if (strcmp(flag, "--restore") == 0)
+        return set_path(flag, value, &o->restore, errmsg);
     if (strcmp(flag, "--cmdline") == 0) {
         o->cmdline = value;
         o->cmdline_given = true;
@@ -529,20 +581,21 @@ static int apply_option(const char *flag, const char *value, uint64_t host_ram,
         return parse_memory(value, host_ram, &o->memory, errmsg);
     if (strcmp(flag, "--serial") == 0)
         return parse_serial(value, o, errmsg);
-    if (strcmp(flag, "--disk") == 0)
-        return add_disk(value, o, errmsg);
+    if (strcmp(flag, "--disk") == 0 || strcmp(flag, "--net") == 0 || strcmp(flag, "--port") == 0 ||
+        strcmp(flag, "--share") == 0)
+        return add_entry(flag, value, o, errmsg);
     if (strcmp(flag, "--transport") == 0)
         return parse_transport(value, &o->transport, errmsg);
-    if (strcmp(flag, "--net") == 0)
-        return add_net(value, o, errmsg);
     if (strcmp(flag, "--seccomp") == 0)
         return parse_seccomp(value, &o->seccomp, errmsg);
     if (strcmp(flag, "--debug-exit") == 0)
         return parse_debug_exit(value, o, errmsg);
-    if (strcmp(flag, "--port") == 0)
-        return add_port(value, o, errmsg);
-    if (strcmp(flag, "--share") == 0)
-        return add_share(value, o, errmsg);
+    if (strcmp(flag, "--config") == 0)
+        return 0; /* loaded before the other flags (see parse_run) */
+    if (strcmp(flag, "--api-socket") == 0)
+        return set_path(flag, value, &o->api_socket, errmsg);
+    if (strcmp(flag, "--stop-timeout") == 0)
+        return parse_stop_timeout(value, &o->stop_timeout_ms, errmsg);
     if (strcmp(flag, "--vsock") == 0)
         return add_vsock(value, o, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
@@ -558,11 +611,29 @@ static void defaults(struct cli_options *o)
     o->serial = CLI_SERIAL_STDIO;
     o->seccomp = KILN_SECCOMP_ALL;
     o->rootfs_fd = -1;
+    o->stop_timeout_ms = CLI_DEFAULT_STOP_TIMEOUT_MS;
 }
 
 /* A kernel, or firmware and a disk for it to boot; options only one of the two takes. */
+/* A snapshot holds the guest: nothing to boot, and the same machine around it. */
+static int check_restore(const struct cli_options *o, char *errmsg)
+{
+    const char *boot = o->kernel          ? "--kernel"
+                       : o->firmware      ? "--firmware"
+                       : o->initrd        ? "--initrd"
+                       : o->cmdline_given ? "--cmdline"
+                       : o->rootfs_host   ? "--rootfs-host"
+                                          : NULL;
+    if (boot)
+        return kiln_fail(errmsg, EINVAL, "%s: not with --restore (the snapshot holds the guest)",
+                         boot);
+    return 0;
+}
+
 static int check_boot_source(const struct cli_options *o, char *errmsg)
 {
+    if (o->restore)
+        return check_restore(o, errmsg);
     if (o->kernel && o->firmware)
         return kiln_fail(errmsg, EINVAL, "--firmware: only without --kernel (it boots a disk)");
     if (o->kernel)
@@ -602,54 +673,133 @@ static int check_rootfs_host(const struct cli_options *o, char *errmsg)
     return 0;
 }
 
-static int parse_run(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)
+/* One argument of "run": the flag (before any "="), and its value if it has one. */
+struct arg {
+    char flag[32];
+    const char *value;
+    bool has_value;
+};
+
+static void split_arg(const char *arg, struct arg *a)
 {
-    for (int i = 2; i < argc; i++) {
-        char flag[32];
+    const char *eq = strchr(arg, '=');
+    a->value = NULL;
+    if (strncmp(arg, "--", 2) == 0 && eq && (size_t)(eq - arg) < sizeof(a->flag)) {
+        memcpy(a->flag, arg, (size_t)(eq - arg));
+        a->flag[eq - arg] = '\0';
+        a->value = eq + 1;
+    } else {
+        snprintf(a->flag, sizeof(a->flag), "%s", arg);
+    }
+    a->has_value = takes_value(a->flag);
+}
+
+/*
+ * --config FILE is loaded before any other flag, wherever it stands, so that every flag overrides
+ * the file. Only the first pass over the arguments, which skips the values of other flags.
+ */
+static int load_config_flag(int argc, char **argv, int start, uint64_t host_ram,
+                            struct cli_options *o, char *errmsg)
+{
+    const char *path = NULL;
+    for (int i = start; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        struct arg a;
+        split_arg(argv[i], &a);
+        if (a.has_value && !a.value && i + 1 < argc)
+            a.value = argv[++i];
+        if (strcmp(a.flag, "--config") != 0 || !a.value)
+            continue;
+        if (path)
+            return kiln_fail(errmsg, EINVAL, "--config: given more than once");
+        if (!a.value[0])
+            return kiln_fail(errmsg, EINVAL, "--config: empty path");
+        path = a.value;
+    }
+    return path ? cli_config_load(path, host_ram, o, errmsg) : 0;
+}
+
+/*
+ * A list flag (--disk, --net, --port, --share) replaces the config file's whole list of its kind:
+ * its first use empties that list. replaced: a bit per kind already emptied.
+ */
+static void replace_file_list(const char *flag, struct cli_options *o, unsigned *replaced)
+{
+    static const char *const lists[] = {"--disk", "--net", "--port", "--share"};
+    unsigned *counts[] = {&o->ndisks, &o->nnets, &o->nports, &o->nshares};
+    for (size_t k = 0; k < ARRAY_SIZE(lists); k++) {
+        if (strcmp(flag, lists[k]) != 0 || (*replaced & (1u << k)))
+            continue;
+        *replaced |= 1u << k;
+        *counts[k] = 0;
+    }
+}
+
+/* A flag without a value; returns true when arg was one. */
+static bool apply_switch(const char *arg, struct cli_options *o)
+{
+    if (strcmp(arg, "--stats") == 0)
+        o->stats = true;
+    else if (strcmp(arg, "--no-reboot") == 0)
+        o->no_reboot = true;
+    else if (strcmp(arg, "--rootfs-host") == 0)
+        o->rootfs_host = true;
+    else
+        return false;
+    return true;
+}
+
+static int parse_run(int argc, char **argv, int start, uint64_t host_ram, struct cli_options *o,
+                     char *errmsg)
+{
+    int ret = load_config_flag(argc, argv, start, host_ram, o, errmsg);
+    if (ret < 0)
+        return ret;
+    unsigned replaced = 0;
+    for (int i = start; i < argc; i++) {
         const char *arg = argv[i];
-        const char *value = NULL;
-        const char *eq = strchr(arg, '=');
-        if (strncmp(arg, "--", 2) == 0 && eq && (size_t)(eq - arg) < sizeof(flag)) {
-            memcpy(flag, arg, (size_t)(eq - arg));
-            flag[eq - arg] = '\0';
-            value = eq + 1;
-        } else {
-            snprintf(flag, sizeof(flag), "%s", arg);
-        }
+        struct arg a;
+        split_arg(arg, &a);
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             o->command = CLI_HELP;
             return 0;
         }
-        if (strcmp(arg, "--stats") == 0) {
-            o->stats = true;
+        if (apply_switch(arg, o))
             continue;
-        }
-        if (strcmp(arg, "--no-reboot") == 0) {
-            o->no_reboot = true;
-            continue;
-        }
-        if (strcmp(arg, "--rootfs-host") == 0) {
-            o->rootfs_host = true;
-            continue;
-        }
         if (strcmp(arg, "--") == 0) {
             o->command_argv = argv + i + 1;
             o->ncommand = argc - i - 1;
             break;
         }
-        if (!takes_value(flag))
+        if (!a.has_value)
             return kiln_fail(errmsg, EINVAL, "run: unknown option '%s' (see kiln --help)", arg);
-        if (!value) {
+        if (!a.value) {
             if (i + 1 >= argc)
-                return kiln_fail(errmsg, EINVAL, "%s: missing value", flag);
-            value = argv[++i];
+                return kiln_fail(errmsg, EINVAL, "%s: missing value", a.flag);
+            a.value = argv[++i];
         }
-        int ret = apply_option(flag, value, host_ram, o, errmsg);
+        replace_file_list(a.flag, o, &replaced);
+        ret = cli_apply_option(a.flag, a.value, host_ram, o, errmsg);
         if (ret < 0)
             return ret;
     }
-    int ret = check_boot_source(o, errmsg);
+    ret = check_boot_source(o, errmsg);
     return ret < 0 ? ret : check_rootfs_host(o, errmsg);
+}
+
+/* kiln ctl SOCKET COMMAND [ARG]: the request is checked as it is made (cli_ctl_request). */
+static int parse_ctl(int argc, char **argv, struct cli_options *o, char *errmsg)
+{
+    o->command = CLI_CTL;
+    if (argc < 4 || argc > 5)
+        return kiln_fail(errmsg, EINVAL, "ctl: expected SOCKET COMMAND [ARG] (see kiln --help)");
+    if (argv[2][0] == '\0')
+        return kiln_fail(errmsg, EINVAL, "ctl: empty socket path");
+    o->ctl_path = argv[2];
+    o->ctl_cmd = argv[3];
+    o->ctl_arg = argc == 5 ? argv[4] : NULL;
+    char *req = cli_ctl_request(o->ctl_cmd, o->ctl_arg, errmsg);
+    free(req);
+    return req ? 0 : -EINVAL;
 }
 
 int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, char *errmsg)
@@ -666,7 +816,15 @@ int cli_parse(int argc, char **argv, uint64_t host_ram, struct cli_options *o, c
         o->command = CLI_VERSION;
         return 0;
     }
+    if (strcmp(cmd, "config") == 0) {
+        if (argc < 3 || strcmp(argv[2], "--print") != 0)
+            return kiln_fail(errmsg, EINVAL, "config: expected --print (try kiln --help)");
+        o->command = CLI_CONFIG_PRINT;
+        return parse_run(argc, argv, 3, host_ram, o, errmsg);
+    }
+    if (strcmp(cmd, "ctl") == 0)
+        return parse_ctl(argc, argv, o, errmsg);
     if (strcmp(cmd, "run") != 0)
         return kiln_fail(errmsg, EINVAL, "unknown command '%s' (try kiln --help)", cmd);
-    return parse_run(argc, argv, host_ram, o, errmsg);
+    return parse_run(argc, argv, 2, host_ram, o, errmsg);
 }

@@ -28,7 +28,13 @@ int cli_exit_code(const struct kiln_exit *e, int stop_signal, char *warn)
     case KILN_EXIT_CRASH:
         return EXIT_CODE_CRASH;
     case KILN_EXIT_STOPPED:
-        /* Stopped by the user: the shell convention for death by that signal. */
+        /* Stopped by the user: the shell convention for death by that signal. A graceful stop
+         * (SIGTERM, ctl stop) the guest did not finish in time counts as SIGTERM, ctl kill as
+         * SIGKILL, and the serial escape as SIGINT. */
+        if (e->status == KILN_STOP_KILLED)
+            return EXIT_CODE_KILLED;
+        if (e->status == KILN_STOP_GRACE_EXPIRED)
+            return 128 + (stop_signal ? stop_signal : SIGTERM);
         return 128 + (stop_signal ? stop_signal : SIGINT);
     case KILN_EXIT_ERROR:
     default:

@@ -23,6 +23,7 @@
 static struct kiln_vm *volatile g_vm;
 static volatile pid_t g_child; /* in the parent: the process running the VM, 0 if none */
 static volatile sig_atomic_t g_stop_signal;
+static uint64_t g_stop_timeout_ms; /* --stop-timeout: SIGTERM's grace time */
 static struct termios g_saved_termios;
 static volatile sig_atomic_t g_termios_saved;
 /* In the parent of the boots: the terminal before the first one, for a boot killed outright. */
@@ -52,11 +53,21 @@ static void make_terminal_raw(void)
     tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 }
 
+/* SIGTERM is a graceful stop (the power button, then a stop after --stop-timeout); the others
+ * stop at once. Async-signal-safe, like both calls. */
+static void stop_vm(struct kiln_vm *vm, int sig)
+{
+    if (sig == SIGTERM)
+        kiln_vm_shutdown(vm, g_stop_timeout_ms);
+    else
+        kiln_vm_stop(vm);
+}
+
 static void stop_handler(int sig)
 {
     g_stop_signal = sig;
     if (g_vm)
-        kiln_vm_stop(g_vm);
+        stop_vm(g_vm, sig);
     if (g_child > 0)
         kill(g_child, sig); /* the VM's process stops its VM the same way */
 }
@@ -113,6 +124,9 @@ static int drop_privileges(void)
     return capng_apply(bounds ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS) < 0 ? -EPERM : 0;
 }
 
+/* The --api-socket listening socket, made once for all boots (-1: none). */
+static int g_api_fd = -1;
+
 /* Fill the library config from the options; serial_fd is the open --serial file=PATH. */
 static void build_config(const struct cli_options *o, int serial_fd, uint64_t timeout_ms,
                          struct kiln_config *cfg)
@@ -121,6 +135,7 @@ static void build_config(const struct cli_options *o, int serial_fd, uint64_t ti
     cfg->kernel_path = o->kernel;
     cfg->firmware_path = o->firmware;
     cfg->initrd_path = o->initrd;
+    cfg->restore_dir = o->restore;
     cfg->cmdline = o->cmdline;
     cfg->cpus = o->cpus;
     cfg->memory_bytes = o->memory;
@@ -138,6 +153,8 @@ static void build_config(const struct cli_options *o, int serial_fd, uint64_t ti
     cfg->seccomp = o->seccomp;
     cfg->debug_exit_port = o->debug_exit_port;
     cfg->debug_exit_size = o->debug_exit_size;
+    cfg->api_fd = g_api_fd;
+    cfg->stop_timeout_ms = o->stop_timeout_ms;
     switch (o->serial) {
     case CLI_SERIAL_STDIO:
         cfg->serial_in_fd = STDIN_FILENO;
@@ -218,7 +235,7 @@ static int run(const struct cli_options *o, int serial_fd, int reboot_fd, uint64
     }
     g_vm = vm;
     if (g_stop_signal) /* a signal that arrived before g_vm was set */
-        kiln_vm_stop(vm);
+        stop_vm(vm, g_stop_signal);
     if (cfg.serial_escape) {
         fprintf(stderr, "kiln: console on this terminal; Ctrl-A x stops the VM\n");
         make_terminal_raw();
@@ -330,29 +347,76 @@ static int run_cli(const struct cli_options *o)
     int serial_fd;
     if (open_serial_file(o, &serial_fd, errmsg) < 0)
         return fail(errmsg);
-    int code = o->no_reboot ? run(o, serial_fd, -1, o->timeout_ms) : run_boots(o, serial_fd);
+    /* The socket outlives every boot: each boot's process serves it, this one removes it. */
+    if (o->api_socket && cli_api_listen(o->api_socket, &g_api_fd, errmsg) < 0) {
+        if (serial_fd >= 0)
+            close(serial_fd);
+        return fail(errmsg);
+    }
+    /* A restored guest has nothing to boot again from: its reboot ends kiln, as --no-reboot. */
+    bool once = o->no_reboot || o->restore;
+    int code;
+    if (once && o->api_socket) {
+        /* One boot, in a child all the same: the boot's process is confined and could not
+         * remove the socket; this one does, once the child is gone. */
+        bool reboot;
+        g_start_saved = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &g_start_termios) == 0;
+        code = boot_in_child(o, serial_fd, o->timeout_ms, &reboot);
+    } else {
+        code = once ? run(o, serial_fd, -1, o->timeout_ms) : run_boots(o, serial_fd);
+    }
+    if (o->api_socket)
+        unlink(o->api_socket);
+    if (g_api_fd >= 0)
+        close(g_api_fd);
     if (serial_fd >= 0)
         close(serial_fd);
     return code;
+}
+
+/* kiln config --print: the effective configuration as JSON on stdout. */
+static int print_config(struct cli_options *o)
+{
+    char *json = cli_config_print(o);
+    cli_options_free(o);
+    if (!json)
+        return fail("config --print: out of memory");
+    int bad = printf("%s\n", json) < 0 || fflush(stdout) != 0;
+    free(json);
+    return bad ? fail("config --print: cannot write to stdout") : 0;
 }
 
 int main(int argc, char **argv)
 {
     struct cli_options o;
     char errmsg[KILN_ERRMSG_MAX];
-    if (cli_parse(argc, argv, host_ram_bytes(), &o, errmsg) < 0)
+    if (cli_parse(argc, argv, host_ram_bytes(), &o, errmsg) < 0) {
+        cli_options_free(&o);
         return fail(errmsg);
-    if (o.command == CLI_HELP) {
-        fputs(cli_usage, stdout);
+    }
+    if (o.command == CLI_HELP || o.command == CLI_VERSION) {
+        cli_options_free(&o);
+        if (o.command == CLI_HELP)
+            fputs(cli_usage, stdout);
+        else
+            printf("kiln %s\n", kiln_version());
         return 0;
     }
-    if (o.command == CLI_VERSION) {
-        printf("kiln %s\n", kiln_version());
-        return 0;
+    if (o.command == CLI_CONFIG_PRINT)
+        return print_config(&o);
+    if (o.command == CLI_CTL) {
+        int code = cli_ctl(&o);
+        cli_options_free(&o);
+        return code;
     }
-    if (o.rootfs_host && cli_rootfs_prepare(&o, errmsg) < 0)
+    g_stop_timeout_ms = o.stop_timeout_ms;
+    if (o.rootfs_host && cli_rootfs_prepare(&o, errmsg) < 0) {
+        cli_options_free(&o);
         return fail(errmsg);
+    }
     install_signals();
     atexit(restore_terminal);
-    return run_cli(&o);
+    int code = run_cli(&o);
+    cli_options_free(&o);
+    return code;
 }

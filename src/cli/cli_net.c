@@ -77,7 +77,7 @@ static int net_fail(char *errmsg, const char *orig, const char *why)
 }
 
 /* The first field says the kind: "user" or "tap=NAME". */
-static int net_kind(char *field, struct kiln_net *n, const char *orig, char *errmsg)
+int cli_net_kind(char *field, struct kiln_net *n, const char *orig, char *errmsg)
 {
     if (strcmp(field, "user") == 0) {
         n->kind = KILN_NET_USER;
@@ -91,7 +91,7 @@ static int net_kind(char *field, struct kiln_net *n, const char *orig, char *err
     return net_fail(errmsg, orig, "expected user or tap=NAME first");
 }
 
-static int net_field(char *field, struct kiln_net *n, const char *orig, char *errmsg)
+int cli_net_field(char *field, struct kiln_net *n, const char *orig, char *errmsg)
 {
     if (strncmp(field, "mac=", 4) == 0) {
         if (parse_mac(field + 4, n->mac) < 0)
@@ -135,7 +135,8 @@ int parse_net(char *s, struct kiln_net *n, char *errmsg)
         next = strchr(field, ',');
         if (next)
             *next++ = '\0';
-        int ret = first ? net_kind(field, n, orig, errmsg) : net_field(field, n, orig, errmsg);
+        int ret =
+            first ? cli_net_kind(field, n, orig, errmsg) : cli_net_field(field, n, orig, errmsg);
         if (ret < 0)
             return ret;
     }

@@ -1,15 +1,20 @@
-/* acpi_pm.c: ACPI power registers: sleep and reset, and for firmware boot PM1 and the PM timer. */
+/* acpi_pm.c: ACPI power registers (sleep, reset, PM1, PM timer) and the power button. */
 #include "devices/acpi_pm.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "boot/loader.h"
 #include "platform/acpi.h"
+#include "platform/aml.h"
 #include "platform/layout.h"
+#include "state.h"
 
 /* Region 0: the hardware-reduced registers, one port each from PORT_ACPI_SLEEP_CONTROL. */
 #define REG_SLEEP_CONTROL 0
@@ -28,15 +33,31 @@ enum { REGION_REDUCED, REGION_PM1_EVT, REGION_PM1_CNT, REGION_PM_TMR };
 #define PM1_SLP_TYP_SHIFT 10
 #define PM1_SLP_EN (1u << 13)
 #define PM1_WAK_STS (1u << 15)
+/* PM1 status and enable: the fixed power button (PWRBTN_STS, PWRBTN_EN). */
+#define PM1_PWRBTN (1u << 8)
 #define PM_TIMER_HZ 3579545ULL
 
 struct acpi_pm {
     struct device dev;
     struct end_vm end;
+    bool full_hardware;
     pthread_mutex_t lock;
     uint16_t pm1_sts, pm1_en, pm1_cnt;
+    uint32_t presses;      /* power button presses so far */
     struct timespec start; /* the PM timer counts from here */
+    /* Full hardware: the SCI, a level line (fd -1: none); its resample fd watched on the loop. */
+    struct irq_level sci;
+    uv_poll_t resample;
+    bool resample_open;
+    int ged_fd; /* hardware-reduced: the GED's edge line (-1: none) */
 };
+
+/* Raise the SCI while an enabled PM1 event is pending (lock held). */
+static void sci_update(struct acpi_pm *pm)
+{
+    if ((pm->pm1_sts & pm->pm1_en) && pm->sci.fd >= 0)
+        irq_level_assert(&pm->sci);
+}
 
 static void sleep_request(struct acpi_pm *pm, unsigned slp_typ)
 {
@@ -88,6 +109,7 @@ static void write_pm1_evt(struct acpi_pm *pm, uint64_t off, uint32_t v, uint32_t
     pm->pm1_sts &= (uint16_t) ~(v & mask & 0xffff);
     uint32_t en_mask = (mask >> 16) & 0xffff;
     pm->pm1_en = (uint16_t)((pm->pm1_en & ~en_mask) | ((v >> 16) & en_mask));
+    sci_update(pm); /* enabling an event that is already pending raises it */
 }
 
 static void write_pm1_cnt(struct acpi_pm *pm, uint64_t off, uint32_t v, uint32_t len)
@@ -128,19 +150,152 @@ static int acpi_pm_reset(struct device *d)
     return 0;
 }
 
+/* The guest took the SCI (EOI): raise it again if an enabled event is still pending. */
+static void resample_cb(uv_poll_t *h, int status, int events)
+{
+    struct acpi_pm *pm = h->data;
+    (void)events;
+    if (status < 0 || !irq_level_resampled(&pm->sci))
+        return;
+    pthread_mutex_lock(&pm->lock);
+    sci_update(pm);
+    pthread_mutex_unlock(&pm->lock);
+}
+
+static int acpi_pm_start(struct device *d, uv_loop_t *loop)
+{
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    if (pm->sci.resample_fd < 0)
+        return 0;
+    int ret = uv_poll_init(loop, &pm->resample, pm->sci.resample_fd);
+    if (ret < 0)
+        return ret;
+    pm->resample.data = pm;
+    pm->resample_open = true;
+    return uv_poll_start(&pm->resample, UV_READABLE, resample_cb);
+}
+
+static void acpi_pm_stop(struct device *d)
+{
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    if (pm->resample_open)
+        uv_close((uv_handle_t *)&pm->resample, NULL);
+    pm->resample_open = false;
+}
+
 static void acpi_pm_destroy(struct device *d)
 {
     struct acpi_pm *pm = (struct acpi_pm *)d;
+    irq_level_release(&pm->sci);
+    if (pm->ged_fd >= 0)
+        close(pm->ged_fd);
     pthread_mutex_destroy(&pm->lock);
     free(pm);
+}
+
+/* PM1 status, enable and control (the PM timer counts host time and needs nothing). */
+static int acpi_pm_save(const struct device *d, struct device_state *st)
+{
+    const struct acpi_pm *pm = (const struct acpi_pm *)d;
+    const uint16_t regs[3] = {pm->pm1_sts, pm->pm1_en, pm->pm1_cnt};
+    state_put(st, regs, sizeof(regs));
+    return st->err ? -st->err : 0;
+}
+
+static int acpi_pm_restore(struct device *d, struct device_state *st)
+{
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    uint16_t regs[3];
+    state_get(st, regs, sizeof(regs));
+    if (st->err)
+        return -EINVAL;
+    pm->pm1_sts = regs[0];
+    pm->pm1_en = regs[1];
+    pm->pm1_cnt = regs[2];
+    return 0;
+}
+
+/* \_SB.PWRB as an AML NameString: root, two segments. */
+static void aml_pwrb_path(struct aml *a)
+{
+    aml_byte(a, '\\');
+    aml_byte(a, 0x2f); /* MultiNamePrefix */
+    aml_byte(a, 2);
+    aml_nameseg(a, "_SB_");
+    aml_nameseg(a, "PWRB");
+}
+
+/*
+ * Hardware-reduced ACPI has no fixed power button: a Generic Event Device (ACPI0013) whose
+ * interrupt runs _EVT, which notifies the control-method power button PNP0C0C (Linux's button
+ * driver turns the notification into a KEY_POWER input event). kiln's GED has one event only.
+ */
+static void acpi_pm_describe(const struct device *d, struct aml *a)
+{
+    const struct acpi_pm *pm = (const struct acpi_pm *)d;
+    if (pm->full_hardware)
+        return; /* the FADT's fixed power button: PWRBTN_STS in PM1, raised through the SCI */
+    size_t dev = aml_device_open(a, "GED0");
+    aml_name(a, "_HID");
+    aml_string(a, "ACPI0013");
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_crs_ext_irq(a, ACPI_GED_IRQ, true);
+    aml_byte(a, 0x14); /* MethodOp _EVT, one argument (the GSI) */
+    size_t method = aml_open(a);
+    aml_nameseg(a, "_EVT");
+    aml_byte(a, 0x01);
+    aml_byte(a, 0x86); /* Notify(\_SB.PWRB, 0x80): the button was pressed */
+    aml_pwrb_path(a);
+    aml_integer(a, 0x80);
+    aml_close(a, method);
+    aml_close(a, dev);
+    dev = aml_device_open(a, "PWRB");
+    aml_name(a, "_HID");
+    aml_byte(a, 0x0c); /* DWordPrefix: an EISA ID */
+    aml_le(a, acpi_eisaid("PNP0C0C"), 4);
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_close(a, dev);
 }
 
 static const struct device_ops acpi_pm_ops = {
     .read = acpi_pm_read,
     .write = acpi_pm_write,
+    .save = acpi_pm_save,
+    .restore = acpi_pm_restore,
     .reset = acpi_pm_reset,
+    .start = acpi_pm_start,
+    .stop = acpi_pm_stop,
     .destroy = acpi_pm_destroy,
+    .describe = acpi_pm_describe,
 };
+
+void acpi_pm_power_button(struct device *d)
+{
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    pthread_mutex_lock(&pm->lock);
+    pm->presses++;
+    if (pm->full_hardware) {
+        pm->pm1_sts |= PM1_PWRBTN;
+        sci_update(pm);
+    } else if (pm->ged_fd >= 0) {
+        uint64_t one = 1;
+        /* A failure (a full eventfd counter) means an interrupt is already on its way. */
+        ssize_t n = write(pm->ged_fd, &one, sizeof(one));
+        (void)n;
+    }
+    pthread_mutex_unlock(&pm->lock);
+}
+
+uint32_t acpi_pm_presses(const struct device *d)
+{
+    struct acpi_pm *pm = (struct acpi_pm *)d;
+    pthread_mutex_lock(&pm->lock);
+    uint32_t n = pm->presses;
+    pthread_mutex_unlock(&pm->lock);
+    return n;
+}
 
 int acpi_pm_create(const struct end_vm *end, bool full_hardware, struct device **out)
 {
@@ -148,6 +303,9 @@ int acpi_pm_create(const struct end_vm *end, bool full_hardware, struct device *
     if (!pm)
         return -ENOMEM;
     pm->dev = (struct device){.name = "ACPI power", .ops = &acpi_pm_ops};
+    pm->full_hardware = full_hardware;
+    pm->sci = (struct irq_level){.fd = -1, .resample_fd = -1};
+    pm->ged_fd = -1;
     device_add_range(&pm->dev, DEVICE_PIO, PORT_ACPI_SLEEP_CONTROL, ACPI_PM_LEN);
     if (full_hardware) {
         device_add_range(&pm->dev, DEVICE_PIO, PORT_ACPI_PM1A_EVT, 4);
@@ -166,8 +324,19 @@ static int create(const struct device_env *env, unsigned index, void *prepared, 
 {
     (void)index;
     (void)prepared;
-    int ret = acpi_pm_create(&env->end, boot_via_firmware(env->cfg), out);
-    return ret < 0 ? kiln_fail(errmsg, -ret, "ACPI power registers: %s", strerror(-ret)) : 0;
+    bool full = boot_via_firmware(env->cfg);
+    int ret = acpi_pm_create(&env->end, full, out);
+    if (ret < 0)
+        return kiln_fail(errmsg, -ret, "ACPI power registers: %s", strerror(-ret));
+    struct acpi_pm *pm = (struct acpi_pm *)*out;
+    ret = full ? irq_level_init(env->irqs, ACPI_SCI_IRQ, &pm->sci)
+               : irq_edge_init(env->irqs, ACPI_GED_IRQ, &pm->ged_fd);
+    if (ret < 0) {
+        acpi_pm_destroy(*out);
+        *out = NULL;
+        return kiln_fail(errmsg, -ret, "ACPI power button interrupt: %s", strerror(-ret));
+    }
+    return 0;
 }
 
 const struct device_class acpi_pm_class = {.name = "ACPI power", .create = create};

@@ -21,4 +21,14 @@ extern const struct device_class acpi_pm_class;
  */
 int acpi_pm_create(const struct end_vm *end, bool full_hardware, struct device **out);
 
+/*
+ * Press the power button (any thread). Full hardware: PWRBTN_STS in PM1 status, and the SCI when
+ * the guest enabled PWRBTN_EN. Hardware-reduced: the Generic Event Device's interrupt, whose _EVT
+ * notifies the PNP0C0C power button. A device made by acpi_pm_create alone has no interrupt line
+ * (unit tests): the registers change, nothing is raised.
+ */
+void acpi_pm_power_button(struct device *d);
+/* Presses so far. */
+uint32_t acpi_pm_presses(const struct device *d);
+
 #endif

@@ -39,6 +39,8 @@ static void debug_exit_destroy(struct device *d)
 static const struct device_ops debug_exit_ops = {
     .read = debug_exit_read,
     .write = debug_exit_write,
+    .save = device_save_none,
+    .restore = device_restore_none,
     .destroy = debug_exit_destroy,
 };
 

@@ -38,6 +38,8 @@ static void exitdev_destroy(struct device *d)
 static const struct device_ops exitdev_ops = {
     .read = exitdev_read,
     .write = exitdev_write,
+    .save = device_save_none,
+    .restore = device_restore_none,
     .destroy = exitdev_destroy,
 };
 

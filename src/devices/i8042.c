@@ -1,5 +1,6 @@
 /* i8042.c: a PS/2 controller with no keyboard attached; command 0xFE resets (ends) the VM. */
 #include "devices/i8042.h"
+#include "state.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -154,9 +155,34 @@ static void i8042_destroy(struct device *d)
     free(k);
 }
 
+/* The controller's registers (the VM is paused: no vCPU holds the lock). */
+static int i8042_save(const struct device *d, struct device_state *st)
+{
+    const struct i8042 *k = (const struct i8042 *)d;
+    const uint8_t regs[4] = {k->ctr, k->out, k->out_full, k->pending};
+    state_put(st, regs, sizeof(regs));
+    return st->err ? -st->err : 0;
+}
+
+static int i8042_restore(struct device *d, struct device_state *st)
+{
+    struct i8042 *k = (struct i8042 *)d;
+    uint8_t regs[4];
+    state_get(st, regs, sizeof(regs));
+    if (st->err || regs[2] > 1)
+        return -EINVAL;
+    k->ctr = regs[0];
+    k->out = regs[1];
+    k->out_full = regs[2];
+    k->pending = regs[3];
+    return 0;
+}
+
 static const struct device_ops i8042_ops = {
     .read = i8042_read,
     .write = i8042_write,
+    .save = i8042_save,
+    .restore = i8042_restore,
     .reset = i8042_reset,
     .destroy = i8042_destroy,
 };

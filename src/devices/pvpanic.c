@@ -59,6 +59,8 @@ static void pvpanic_destroy(struct device *d)
 static const struct device_ops pvpanic_ops = {
     .read = pvpanic_read,
     .write = pvpanic_write,
+    .save = device_save_none,
+    .restore = device_restore_none,
     .destroy = pvpanic_destroy,
     .describe = pvpanic_describe,
 };

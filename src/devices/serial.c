@@ -14,6 +14,7 @@
 #include "platform/acpi.h"
 #include "platform/aml.h"
 #include "platform/irq_routing.h"
+#include "state.h"
 
 /* Output waiting for the host fd. Bounded: when full, the UART stops draining (THRE stays 0). */
 #define SERIAL_OUT_RING 65536
@@ -71,6 +72,44 @@ int serial_create(const struct serial_config *cfg, struct serial **out)
 struct device *serial_device(struct serial *s)
 {
     return &s->dev;
+}
+
+/* The UART's registers and FIFOs, and the output the host has not taken yet (sent after restore).
+ */
+static int serial_save(const struct device *d, struct device_state *st)
+{
+    struct serial *s = (struct serial *)d;
+    pthread_mutex_lock(&s->lock);
+    state_put(st, &s->uart, sizeof(s->uart));
+    state_put_u32(st, s->irq_level);
+    state_put_u64(st, s->ring_len);
+    size_t first =
+        SERIAL_OUT_RING - s->ring_head < s->ring_len ? SERIAL_OUT_RING - s->ring_head : s->ring_len;
+    state_put(st, s->ring + s->ring_head, first);
+    state_put(st, s->ring, s->ring_len - first);
+    pthread_mutex_unlock(&s->lock);
+    return st->err ? -st->err : 0;
+}
+
+static int serial_restore(struct device *d, struct device_state *st)
+{
+    struct serial *s = (struct serial *)d;
+    struct uart16550 uart;
+    state_get(st, &uart, sizeof(uart));
+    uint32_t level = state_get_u32(st);
+    uint64_t len = state_get_u64(st);
+    if (st->err || len > SERIAL_OUT_RING || level > 1 || uart.rx.count > UART_FIFO_SIZE ||
+        uart.tx.count > UART_FIFO_SIZE || uart.rx.head >= UART_FIFO_SIZE ||
+        uart.tx.head >= UART_FIFO_SIZE)
+        return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    state_get(st, s->ring, (size_t)len);
+    s->ring_head = 0;
+    s->ring_len = st->err ? 0 : (size_t)len;
+    s->uart = uart;
+    s->irq_level = level;
+    pthread_mutex_unlock(&s->lock);
+    return st->err ? -st->err : 0;
 }
 
 static void serial_destroy(struct device *d)
@@ -447,6 +486,8 @@ static void serial_describe(const struct device *d, struct aml *a)
 static const struct device_ops serial_ops = {
     .read = serial_read,
     .write = serial_write,
+    .save = serial_save,
+    .restore = serial_restore,
     .start = serial_start,
     .stop = serial_stop,
     .destroy = serial_destroy,

@@ -464,12 +464,26 @@ static void blk_destroy(struct device *d)
     virtio_blk_destroy(virtio_device_of(d)->priv);
 }
 
+/*
+ * Snapshot (loop thread): nothing of its own beyond the core's queues, once no request is in
+ * flight (-EBUSY until then: a request half done has no state a new process could finish).
+ * The image is re-opened by path on restore; what the guest wrote is in it already.
+ */
+static int blk_save(const struct device *d, struct device_state *st)
+{
+    (void)st;
+    const struct virtio_blk *b = virtio_device_of((struct device *)d)->priv;
+    return b->inflight ? -EBUSY : 0;
+}
+
 static const struct virtio_device_ops blk_ops = {
     .dev =
         {
             .read = virtio_config_read_bytes,
             .write = virtio_config_write_ignored, /* CONFIG_WCE is not offered */
             .reset = blk_reset,
+            .save = blk_save,
+            .restore = device_restore_none,
             .destroy = blk_destroy,
         },
     .name = "virtio-blk",

@@ -454,12 +454,26 @@ static void net_stats(const struct device *d, struct kiln_stats *st)
     st->net_tx_dropped += ns.tx_dropped;
 }
 
+/*
+ * Snapshot (loop thread): nothing of its own beyond the core's queues, once no frame is half
+ * sent (-EBUSY until the back end took it). The back end is opened anew on restore: a TAP by
+ * name; a user network starts empty, so the guest's connections through it are gone.
+ */
+static int net_save(const struct device *d, struct device_state *st)
+{
+    (void)st;
+    const struct virtio_net *n = virtio_device_of((struct device *)d)->priv;
+    return n->tx_held ? -EBUSY : 0;
+}
+
 static const struct virtio_device_ops net_ops = {
     .dev =
         {
             .read = virtio_config_read_bytes,
             .write = virtio_config_write_ignored, /* the MAC is not writable in virtio 1.x */
             .reset = net_reset,
+            .save = net_save,
+            .restore = device_restore_none,
             .start = net_start,
             .stop = net_stop,
             .destroy = net_destroy,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state.h"
+
 int msix_init(struct msix *m, unsigned nvec, msix_deliver_fn deliver, void *ctx,
               const struct kiln_log *log)
 {
@@ -214,4 +216,23 @@ void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, 
         uint32_t dw = (uint32_t)(off / 4) + i;
         put_le32(data + 4 * i, (uint32_t)(m->pba[dw / 2] >> (32 * (dw % 2))));
     }
+}
+
+void msix_save(const struct msix *m, struct device_state *st)
+{
+    state_put_u32(st, m->nvec | (uint32_t)m->enabled << 16 | (uint32_t)m->masked << 17);
+    state_put(st, m->table, m->nvec * sizeof(*m->table));
+    state_put(st, m->pba, ((m->nvec + 63) / 64) * sizeof(*m->pba));
+}
+
+int msix_restore(struct msix *m, struct device_state *st)
+{
+    uint32_t v = state_get_u32(st);
+    if (st->err || (v & 0xffff) != m->nvec || v >> 18)
+        return -EINVAL;
+    state_get(st, m->table, m->nvec * sizeof(*m->table));
+    state_get(st, m->pba, ((m->nvec + 63) / 64) * sizeof(*m->pba));
+    m->enabled = v >> 16 & 1;
+    m->masked = v >> 17 & 1;
+    return st->err ? -EINVAL : 0;
 }

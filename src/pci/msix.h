@@ -83,6 +83,10 @@ void msix_pba_access(struct msix *m, uint64_t off, uint8_t *data, uint32_t len, 
 enum msix_fire_result msix_fire(struct msix *m, unsigned vector);
 
 bool msix_enabled(const struct msix *m);
+/* Snapshot: the table, pending bits and control state; restore into an msix of as many vectors. */
+struct device_state;
+void msix_save(const struct msix *m, struct device_state *st);
+int msix_restore(struct msix *m, struct device_state *st);
 bool msix_is_pending(const struct msix *m, unsigned vector);
 
 #endif

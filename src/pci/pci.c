@@ -1,5 +1,6 @@
 /* pci.c: PCI bus 0: conf1 config access, type-0 config spaces, BAR placement and MMIO dispatch. */
 #include "pci/pci.h"
+#include "state.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -150,6 +151,36 @@ static void bars_update(struct pci_device *dev)
 {
     for (unsigned i = 0; i < PCI_NUM_BARS; i++)
         bar_update(dev, i);
+}
+
+void pci_device_save(const struct pci_device *dev, struct device_state *st)
+{
+    state_put(st, dev->cfg, PCI_CFG_SIZE);
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        state_put_u64(st, dev->bars[i].addr);
+}
+
+int pci_device_restore(struct pci_device *dev, struct device_state *st)
+{
+    uint8_t cfg[PCI_CFG_SIZE];
+    uint64_t addr[PCI_NUM_BARS];
+    state_get(st, cfg, PCI_CFG_SIZE);
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        addr[i] = state_get_u64(st);
+    /* The identity and layout are the function's own; only what the guest may write changes. */
+    for (unsigned i = 0; !st->err && i < PCI_CFG_SIZE; i++)
+        if ((cfg[i] ^ dev->cfg[i]) & ~dev->wmask[i])
+            return -EINVAL;
+    if (st->err)
+        return -EINVAL;
+    pthread_mutex_lock(&dev->bus->lock);
+    memcpy(dev->cfg, cfg, PCI_CFG_SIZE);
+    atomic_store(&dev->command, (uint16_t)pci_cfg_get(dev, PCI_COMMAND, 2));
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        dev->bars[i].addr = addr[i];
+    bars_update(dev);
+    pthread_mutex_unlock(&dev->bus->lock);
+    return 0;
 }
 
 /* The 32-bit BAR register i as the guest reads it. */
@@ -401,9 +432,31 @@ static void bus_device_destroy(struct device *d)
     pci_bus_destroy(bus_of(d));
 }
 
+/*
+ * The conf1 address latch and the host bridge's config space. A function's own config space
+ * (BARs, MSI-X) is its device's to save; none does yet, so a VM with one is not snapshotted.
+ */
+static int bus_save(const struct device *d, struct device_state *st)
+{
+    const struct pci_bus *bus = (const struct pci_bus *)d;
+    state_put_u32(st, bus->conf1);
+    state_put(st, bus->host.cfg, PCI_CFG_SIZE);
+    return st->err ? -st->err : 0;
+}
+
+static int bus_restore(struct device *d, struct device_state *st)
+{
+    struct pci_bus *bus = (struct pci_bus *)d;
+    bus->conf1 = state_get_u32(st);
+    state_get(st, bus->host.cfg, PCI_CFG_SIZE);
+    return st->err ? -st->err : 0;
+}
+
 static const struct device_ops bus_ops = {
     .read = bus_read,
     .write = bus_write,
+    .save = bus_save,
+    .restore = bus_restore,
     .destroy = bus_device_destroy,
     .describe = bus_describe,
 };

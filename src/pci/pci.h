@@ -118,6 +118,15 @@ struct pci_device {
     uint8_t cap_last, cap_end; /* capability list builder: last entry, first free byte */
 };
 
+/*
+ * Snapshot of a function's config space and BAR addresses (no vCPU running). restore puts them
+ * back and decodes the BARs where they were, telling the device (bar_remap) as a guest write
+ * would. Returns 0 or -errno.
+ */
+struct device_state;
+void pci_device_save(const struct pci_device *dev, struct device_state *st);
+int pci_device_restore(struct pci_device *dev, struct device_state *st);
+
 /* Start a function's config space: ids, header type 0, the writable command bits. ops may be
  * NULL (a function with no BARs and no hooks). */
 void pci_device_init(struct pci_device *dev, const struct pci_id *id,

@@ -110,6 +110,7 @@ _Static_assert(sizeof(struct acpi_facs) == 64, "FACS layout");
 
 #define FADT_WBINVD (1u << 0)
 #define FADT_PROC_C1 (1u << 2)
+#define FADT_PWR_BUTTON (1u << 4) /* no fixed power button (a control-method one instead) */
 #define FADT_SLP_BUTTON (1u << 5) /* no fixed sleep button */
 #define FADT_TMR_VAL_EXT (1u << 8)
 #define FADT_RESET_REG_SUP (1u << 10)
@@ -313,8 +314,9 @@ static int write_fadt(struct acpi_area *area, uint64_t dsdt, const uint64_t *fac
     if (facs) {
         fadt_full_hardware(area, f, *facs);
     } else {
-        /* No PM timer, SCI, GPEs or PM1 blocks: just the sleep and reset registers. */
-        f->flags = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP;
+        /* No PM timer, SCI, GPEs or PM1 blocks: just the sleep and reset registers. The power
+         * button is a control-method one behind a Generic Event Device (devices/acpi_pm.c). */
+        f->flags = FADT_HW_REDUCED_ACPI | FADT_RESET_REG_SUP | FADT_PWR_BUTTON | FADT_SLP_BUTTON;
         /* No i8042 bit: Linux then skips probing a keyboard controller that has no keyboard. */
         f->iapc_boot_arch = BOOT_ARCH_VGA_NOT_PRESENT | BOOT_ARCH_CMOS_RTC_NOT_PRESENT;
         f->sleep_control = io_gas(PORT_ACPI_SLEEP_CONTROL);

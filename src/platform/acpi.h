@@ -11,6 +11,12 @@
 
 /* The SCI of the full hardware model: ISA IRQ 9, level-triggered. */
 #define ACPI_SCI_IRQ 9
+/*
+ * Hardware-reduced ACPI: the Generic Event Device's interrupt (the power button), ISA IRQ 12,
+ * edge-triggered, active high. No kiln device uses it otherwise (the i8042 has no mouse, and
+ * Linux skips the i8042 altogether when the FADT says it is absent), nor do virtio-mmio slots.
+ */
+#define ACPI_GED_IRQ 12
 
 /* The value written to the reset register, and the sleep type reported in \_S5. */
 #define ACPI_RESET_VALUE 0x01

@@ -120,6 +120,28 @@ void aml_crs_io(struct aml *a, uint16_t port, uint8_t len, int irq)
     aml_close(a, pkg);
 }
 
+void aml_crs_ext_irq(struct aml *a, uint32_t gsi, bool edge)
+{
+    /* Extended Interrupt Descriptor: length 6; flags bit 0 consumer, bit 1 edge (0: level). */
+    const uint8_t desc[] = {0x89,
+                            6,
+                            0,
+                            (uint8_t)(edge ? 0x03 : 0x01),
+                            1,
+                            (uint8_t)gsi,
+                            (uint8_t)(gsi >> 8),
+                            (uint8_t)(gsi >> 16),
+                            (uint8_t)(gsi >> 24),
+                            0x79,
+                            0x00};
+    aml_name(a, "_CRS");
+    aml_byte(a, 0x11); /* BufferOp */
+    size_t pkg = aml_open(a);
+    aml_integer(a, (uint32_t)sizeof(desc));
+    aml_bytes(a, desc, sizeof(desc));
+    aml_close(a, pkg);
+}
+
 size_t aml_device_open(struct aml *a, const char *name)
 {
     aml_byte(a, 0x5b); /* ExtOpPrefix */

@@ -41,5 +41,8 @@ size_t aml_device_open(struct aml *a, const char *name);
 /* Name(_CRS, ResourceTemplate() { IO(Decode16, port, port, 1, len) [IRQNoFlags() {irq}] }),
  * without the IRQ when irq < 0. */
 void aml_crs_io(struct aml *a, uint16_t port, uint8_t len, int irq);
+/* Name(_CRS, ResourceTemplate() { Interrupt(ResourceConsumer, Edge|Level, ActiveHigh,
+ * Exclusive) {gsi} }). */
+void aml_crs_ext_irq(struct aml *a, uint32_t gsi, bool edge);
 
 #endif

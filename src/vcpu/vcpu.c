@@ -84,6 +84,29 @@ void vcpus_destroy(struct vcpus *s)
     pthread_mutex_destroy(&s->lock);
 }
 
+void vcpus_exit_kinds(const struct vcpus *s, uint64_t kinds[4])
+{
+    for (unsigned k = 0; k < 4; k++)
+        kinds[k] = 0;
+    for (unsigned i = 0; i < s->n; i++)
+        for (unsigned k = 0; k < 4; k++)
+            kinds[k] += atomic_load(&s->v[i].exit_kinds[k]);
+}
+
+static enum vcpu_exit_kind exit_kind(uint32_t reason)
+{
+    switch (reason) {
+    case KVM_EXIT_IO:
+        return VCPU_EXIT_IO;
+    case KVM_EXIT_MMIO:
+        return VCPU_EXIT_MMIO;
+    case KVM_EXIT_INTR:
+        return VCPU_EXIT_INTR;
+    default:
+        return VCPU_EXIT_OTHER;
+    }
+}
+
 uint64_t vcpus_exits(const struct vcpus *s)
 {
     uint64_t n = 0;
@@ -226,6 +249,7 @@ static void *vcpu_thread(void *arg)
             break;
         }
         atomic_fetch_add(&v->exits, 1);
+        atomic_fetch_add(&v->exit_kinds[exit_kind(v->run->exit_reason)], 1);
         if (vcpu_handle_exit(v) == VCPU_STOP)
             break;
     }

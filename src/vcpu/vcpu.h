@@ -39,7 +39,11 @@ struct vcpu {
     pthread_t thread;
     bool started;
     atomic_uint_fast64_t exits;
+    atomic_uint_fast64_t exit_kinds[4]; /* enum vcpu_exit_kind */
 };
+
+/* Exits counted by kind. */
+enum vcpu_exit_kind { VCPU_EXIT_IO, VCPU_EXIT_MMIO, VCPU_EXIT_INTR, VCPU_EXIT_OTHER };
 
 /* All vCPUs of a VM and their run control. */
 struct vcpus {
@@ -78,7 +82,17 @@ void vcpus_pause(struct vcpus *s);
 int vcpus_resume(struct vcpus *s);
 /* Exits handled so far, over all vCPUs. */
 uint64_t vcpus_exits(const struct vcpus *s);
+/* The same by kind, summed over all vCPUs into kinds (indexed by enum vcpu_exit_kind). */
+void vcpus_exit_kinds(const struct vcpus *s, uint64_t kinds[4]);
 void vcpus_destroy(struct vcpus *s);
+
+/*
+ * vcpu_state.c: append vCPU v's whole state (registers, FPU/XSAVE, XCRs, MSRs, LAPIC, debug
+ * registers, MP state, pending events) to st, and set it back. v's thread must be parked.
+ */
+struct device_state;
+int vcpu_save(const struct vcpu *v, struct device_state *st);
+int vcpu_restore(struct vcpu *v, struct device_state *st);
 
 /* What the exit dispatcher decided (exposed for tests). */
 enum vcpu_action { VCPU_CONTINUE, VCPU_STOP };

@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <pthread.h>
+
+#include "state.h"
 
 static void queues_reset(struct virtio_device *vd)
 {
@@ -183,6 +186,12 @@ static void activate(struct virtio_device *vd)
         q->vq.event_idx = event_idx;
         err = virtq_enable(&q->vq);
         bad = i;
+        if (!err && q->resume) { /* a restored queue goes on from its snapshot's positions */
+            q->vq.last_avail = q->resume_avail;
+            q->vq.used_idx = q->resume_used;
+            q->vq.signalled_used = q->resume_signalled;
+            q->resume = false;
+        }
     }
     pthread_mutex_unlock(&vd->lock);
     if (!err)
@@ -210,6 +219,81 @@ void virtio_loop_work(struct virtio_device *vd)
     } else if (start) {
         activate(vd);
     }
+}
+
+static void save_queue(const struct virtio_queue *q, struct device_state *st)
+{
+    const struct virtq *vq = &q->vq;
+    state_put_u32(st, (uint32_t)q->vector << 16 | vq->size);
+    state_put_u32(st, (uint32_t)q->enabled | (uint32_t)vq->ready << 1);
+    state_put_u64(st, vq->desc_gpa);
+    state_put_u64(st, vq->avail_gpa);
+    state_put_u64(st, vq->used_gpa);
+    state_put_u32(st, (uint32_t)vq->last_avail << 16 | vq->used_idx);
+    state_put_u32(st, vq->signalled_used);
+}
+
+static int restore_queue(struct virtio_queue *q, struct device_state *st)
+{
+    uint32_t vs = state_get_u32(st), flags = state_get_u32(st);
+    q->vq.desc_gpa = state_get_u64(st);
+    q->vq.avail_gpa = state_get_u64(st);
+    q->vq.used_gpa = state_get_u64(st);
+    uint32_t pos = state_get_u32(st), sig = state_get_u32(st);
+    uint16_t size = (uint16_t)vs;
+    if (st->err || flags > 3 || (size != 0 && !virtio_queue_size_ok(q, size)))
+        return -EINVAL;
+    q->vector = (uint16_t)(vs >> 16);
+    q->vq.size = (uint16_t)vs;
+    q->enabled = flags & 1;
+    /* Positions matter only for a queue that was running; activation checks the rings again. */
+    q->resume = flags & 2;
+    q->resume_avail = (uint16_t)(pos >> 16);
+    q->resume_used = (uint16_t)pos;
+    q->resume_signalled = (uint16_t)sig;
+    return 0;
+}
+
+int virtio_save(const struct virtio_device *vd, struct device_state *st)
+{
+    struct virtio_device *v = (struct virtio_device *)vd; /* the lock, not the state */
+    pthread_mutex_lock(&v->lock);
+    bool quiet = !vd->reset_pending;
+    state_put_u64(st, vd->device_features);
+    state_put_u64(st, vd->driver_features);
+    state_put_u32(st, (uint32_t)vd->status | (uint32_t)vd->isr << 8 |
+                          (uint32_t)vd->config_generation << 16 | (uint32_t)vd->active << 24);
+    state_put_u32(st, (uint32_t)vd->config_vector << 16 | vd->num_queues);
+    for (unsigned i = 0; i < vd->num_queues; i++)
+        save_queue(&vd->queues[i], st);
+    pthread_mutex_unlock(&v->lock);
+    if (!quiet)
+        return -EBUSY; /* a reset is still draining: ask again once it is done */
+    if (!vd->ops->dev.save)
+        return -ENOTSUP;
+    int ret = vd->ops->dev.save(&vd->dev, st);
+    return ret < 0 ? ret : st->err ? -st->err : 0;
+}
+
+int virtio_restore(struct virtio_device *vd, struct device_state *st)
+{
+    uint64_t offered = state_get_u64(st), accepted = state_get_u64(st);
+    uint32_t s = state_get_u32(st), q = state_get_u32(st);
+    if (st->err || offered != vd->device_features || (accepted & ~offered) ||
+        (q & 0xffff) != vd->num_queues)
+        return -EINVAL; /* another device, or other features offered */
+    vd->driver_features = accepted;
+    vd->status = (uint8_t)s;
+    vd->isr = (uint8_t)(s >> 8);
+    vd->config_generation = (uint8_t)(s >> 16);
+    vd->active = false; /* activated anew when the transport starts (virtio_loop_work) */
+    vd->config_vector = (uint16_t)(q >> 16);
+    for (unsigned i = 0; i < vd->num_queues; i++)
+        if (restore_queue(&vd->queues[i], st) < 0)
+            return -EINVAL;
+    if (!vd->ops->dev.restore)
+        return -ENOTSUP;
+    return vd->ops->dev.restore(&vd->dev, st);
 }
 
 void virtio_queue_signal(struct virtio_device *vd, unsigned q)

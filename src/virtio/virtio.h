@@ -70,6 +70,9 @@ struct virtio_queue {
     struct virtq vq;
     uint16_t vector; /* MSI-X vector, VIRTIO_NO_VECTOR if none */
     bool enabled;    /* the driver wrote queue_enable = 1 */
+    /* Restored from a snapshot: the ring positions activation resumes at (not from 0). */
+    bool resume;
+    uint16_t resume_avail, resume_used, resume_signalled;
 };
 
 /* How a transport delivers an interrupt for a queue (vector) or a config change. */
@@ -161,6 +164,17 @@ static inline struct virtio_device *virtio_device_of(struct device *d)
 {
     return (struct virtio_device *)((char *)d - offsetof(struct virtio_device, dev));
 }
+
+/*
+ * Snapshot (loop thread, device quiet): the core's state (features, status, ISR, queues and
+ * their ring positions) then the device's own (its dev.save; -ENOTSUP without one). restore
+ * puts it back into a device made from the same configuration, before the loop runs: a device
+ * that was running is activated again when its transport starts, its queues resuming where
+ * they were.
+ */
+struct device_state;
+int virtio_save(const struct virtio_device *vd, struct device_state *st);
+int virtio_restore(struct virtio_device *vd, struct device_state *st);
 
 /* True if feature bit f was negotiated. */
 bool virtio_has_feature(const struct virtio_device *vd, uint64_t f);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pci/msix.h"
+#include "state.h"
 
 #define CLASS_STORAGE_OTHER 0x018000
 #define CLASS_NETWORK_ETHERNET 0x020000
@@ -456,6 +457,41 @@ static void vp_destroy(struct device *d)
     virtio_device_free(vd);
 }
 
+/*
+ * Snapshot (loop thread, vCPUs paused): the function's config space and BARs, MSI-X, the
+ * transport's select registers, then the virtio device (core and its own state).
+ */
+static int vp_save(const struct device *d, struct device_state *st)
+{
+    struct virtio_pci *t = vp_of(function_of((struct device *)d));
+    pci_device_save(&t->pci, st);
+    pthread_mutex_lock(&t->vd->lock);
+    msix_save(&t->msix, st);
+    state_put_u32(st, t->dfselect);
+    state_put_u32(st, t->gfselect);
+    state_put_u32(st, t->queue_select);
+    pthread_mutex_unlock(&t->vd->lock);
+    return virtio_save(t->vd, st);
+}
+
+/* Before the loop runs: the BARs decode where they did (the ioeventfds follow, bar_remap). */
+static int vp_restore(struct device *d, struct device_state *st)
+{
+    struct virtio_pci *t = vp_of(function_of(d));
+    int ret = pci_device_restore(&t->pci, st);
+    if (ret < 0)
+        return ret;
+    pthread_mutex_lock(&t->vd->lock);
+    ret = msix_restore(&t->msix, st);
+    t->dfselect = state_get_u32(st);
+    t->gfselect = state_get_u32(st);
+    t->queue_select = (uint16_t)state_get_u32(st);
+    pthread_mutex_unlock(&t->vd->lock);
+    if (ret == 0 && st->err)
+        ret = -EINVAL;
+    return ret < 0 ? ret : virtio_restore(t->vd, st);
+}
+
 static void vp_stats(const struct device *d, struct kiln_stats *st)
 {
     virtio_device_stats(vp_of(function_of((struct device *)d))->vd, st);
@@ -523,6 +559,8 @@ static const struct pci_device_ops vp_pci_ops = {
             .stop = vp_stop,
             .destroy = vp_destroy,
             .stats = vp_stats,
+            .save = vp_save,
+            .restore = vp_restore,
         },
     .bar_remap = vp_bar_remap,
     .cfg_written = vp_cfg_written,

@@ -71,7 +71,7 @@ idle_window() {
 stop_kiln() {
     if [[ -n $KILN_PID ]] && kill -0 "$KILN_PID" 2>/dev/null; then
         echo "stopping kiln (PID $KILN_PID) after a failed check"
-        kill -TERM "$KILN_PID" 2>/dev/null || true
+        kill -INT "$KILN_PID" 2>/dev/null || true # at once (SIGTERM waits for the guest)
     fi
 }
 

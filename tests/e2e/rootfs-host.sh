@@ -76,4 +76,26 @@ expect_console $name 'kiln-init: /no/such/command: No such file or directory' \
     "init says why the command did not start"
 boot_checks_end $name
 
+# No command: an interactive shell on the console, with its exit status kiln's. Input only after
+# the prompt (bytes sent before the guest's serial driver starts are lost, see console.sh).
+name=shell
+fifo=$E2E_TMP/stdin.fifo
+mkfifo "$fifo"
+kiln_start $name "$fifo" --kernel "$kernel" --rootfs-host --memory 512M --no-reboot --timeout 240
+exec 3>"$fifo"
+boot_checks_begin
+if wait_for_console "$OUT" '^# ' 200 "$KILN_PID"; then
+    ok "$name: the shell prompts after $(($(now_ms) - KILN_START_MS)) ms"
+    # shellcheck disable=SC2016 # $((...)) is for the guest's shell
+    echo 'echo $((6*7))-answer; tty; exit 5' >&3
+else
+    fail "$name: no shell prompt"
+fi
+kiln_wait $name
+exec 3>&-
+expect_rc $name 5
+expect_console $name '^42-answer' "the shell ran what was typed"
+expect_console $name '^/dev/ttyS0' "the console is the shell's terminal"
+boot_checks_end $name
+
 e2e_finish

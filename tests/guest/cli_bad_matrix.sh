@@ -343,6 +343,88 @@ check rootfs_own_tag "kilnroot" "--rootfs-host's own" -- \
 check rootfs_kernel_missing "$D/nosuch" "No such file" -- \
     run --kernel "$D/nosuch" --rootfs-host -- true
 
+# ---- Restoring a snapshot (--restore)
+new_case n
+mkdir -p "$D/snap"
+head -c 1048576 /dev/zero >"$D/snap/memory"
+check restore_missing "$D/nosuch" "No such file" -- run --restore "$D/nosuch"
+check restore_with_kernel "--kernel" "not with --restore" -- run --restore "$D/snap" --kernel "$HELLO"
+check restore_memory_size "$D/snap" "memory is 1048576 bytes" -- run --restore "$D/snap"
+
+# ---- Config files (--config): each message names the file and the JSON path of the field
+new_case c
+truncate -s 1M "$D/disk.img"
+mkdir -p "$D/dir"
+# cfg NAME TEXT: the config file NAME in the case folder, with @K@ the hello guest.
+cfg() {
+    printf '%s\n' "${2//@K@/$HELLO}" >"$D/$1"
+    echo "$D/$1"
+}
+check config_missing "$D/nosuch.json" "no such file" -- run --config "$D/nosuch.json"
+check config_is_directory "$D/dir" "is a directory" -- run --config "$D/dir"
+f=$(cfg empty.json '')
+check config_empty "$f" "empty" -- run --config "$f"
+f=$(cfg syntax.json '{
+  "kernel": "@K@",
+  "cpus": 2,,
+}')
+check config_invalid_json "$f" "invalid JSON at line 3, column 13" -- run --config "$f"
+f=$(cfg truncated.json '{"kernel": "@K@", "disks": [')
+check config_truncated_json "$f" "invalid JSON" -- run --config "$f"
+f=$(cfg array.json '["@K@"]')
+check config_not_an_object "$f" "expected a JSON object" -- run --config "$f"
+f=$(cfg type.json '{"kernel": "@K@", "cpus": "two"}')
+check config_wrong_type "$f: .cpus" "expected a whole number" -- run --config "$f"
+f=$(cfg unknown.json '{"kernel": "@K@", "cpu": 2}')
+check config_unknown_field "$f: .cpu" "unknown field" -- run --config "$f"
+f=$(cfg memory.json '{"kernel": "@K@", "memory": "1Q"}')
+check config_bad_size "$f: .memory" "not a size" -- run --config "$f"
+f=$(cfg kernel.json '{"kernel": "@K@.gone"}')
+check config_kernel_missing "$f: .kernel" "no such file" -- run --config "$f"
+f=$(cfg disk.json '{"kernel": "@K@", "disks": [{"path": "disk.img"}, {"path": "gone.img"}]}')
+check config_disk_missing "$f: .disks[1].path" "no such file" -- run --config "$f"
+f=$(cfg serial.json '{"kernel": "@K@", "disks": [{"path": "disk.img", "serial": "a b"}]}')
+check config_bad_disk_serial "$f: .disks[0].serial" "1-20 printable" -- run --config "$f"
+f=$(cfg disk_field.json '{"kernel": "@K@", "disks": [{"path": "disk.img", "cache": "none"}]}')
+check config_unknown_disk_field "$f: .disks[0].cache" "unknown field" -- run --config "$f"
+f=$(cfg hostfwd.json '{"kernel": "@K@", "nets": [{"type": "user", "hostfwd": ["tcp::80"]}]}')
+check config_bad_hostfwd "$f: .nets[0].hostfwd[0]" "hostfwd must be" -- run --config "$f"
+f=$(cfg tap.json '{"kernel": "@K@", "nets": [{"type": "tap", "name": "kilnnosuch0"}]}')
+check config_tap_missing "kilnnosuch0" "no such network interface" -- run --config "$f"
+f=$(cfg share.json '{"kernel": "@K@", "shares": [{"path": "dir", "tag": "t"}, {"path": "dir", "tag": "t"}]}')
+check config_share_tag_twice "$f: .shares[1]" "given twice" -- run --config "$f"
+f=$(cfg ok.json '{"kernel": "@K@"}')
+check config_flag_overrides "--memory" "not a size" -- run --config "$f" --memory 1Q
+check config_twice "--config" "more than once" -- run --config "$f" --config "$f"
+f=$(cfg print.json '{"kernel": "@K@", "memory": "x"}')
+check config_print_bad "$f: .memory" "not a size" -- config --print --config "$f"
+
+# ---- The API socket (--api-socket, --stop-timeout) and its client (kiln ctl)
+new_case a
+mkdir -p "$D/dir"
+echo data >"$D/file"
+python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$D/dead.sock"
+LONG=$D/$(printf 'x%.0s' $(seq 1 120)).sock
+check api_socket_is_file "$D/file" "exists and is not a socket" -- \
+    run --kernel "$HELLO" --api-socket "$D/file"
+check api_socket_is_directory "$D/dir" "exists and is not a socket" -- \
+    run --kernel "$HELLO" --api-socket "$D/dir"
+check api_socket_no_folder "$D/nosuch/api.sock" "No such file" -- \
+    run --kernel "$HELLO" --api-socket "$D/nosuch/api.sock"
+check api_socket_too_long "--api-socket" "longer than" -- run --kernel "$HELLO" --api-socket "$LONG"
+check api_socket_empty "--api-socket" "empty path" -- run --kernel "$HELLO" --api-socket=
+check stop_timeout_not_a_number "soon" "number of seconds" -- \
+    run --kernel "$HELLO" --stop-timeout soon
+check stop_timeout_zero "--stop-timeout 0" "above 0" -- run --kernel "$HELLO" --stop-timeout 0
+check stop_timeout_negative "-1" "number of seconds" -- run --kernel "$HELLO" --stop-timeout -1
+check ctl_missing_socket "$D/nosuch.sock" "cannot connect.*No such file" -- \
+    ctl "$D/nosuch.sock" info
+check ctl_not_a_socket "$D/file" "cannot connect.*refused" -- ctl "$D/file" info
+check ctl_nobody_listens "$D/dead.sock" "cannot connect.*refused" -- ctl "$D/dead.sock" info
+check ctl_no_command "ctl" "SOCKET COMMAND" -- ctl "$D/dead.sock"
+check ctl_bad_stop_timeout "soon" "number of seconds" -- ctl "$D/dead.sock" stop soon
+check ctl_argument_for_info "extra" "takes no argument" -- ctl "$D/dead.sock" info extra
+
 echo "$CASES cases"
 [ "$CASES" -ge 40 ] || fail "only $CASES cases (the matrix promises at least 40)"
 finish

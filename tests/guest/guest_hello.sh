@@ -26,4 +26,18 @@ else
     fail "hello --stats: no stats line on stderr"
     dump_run
 fi
+
+# --config: the same run from a JSON file (printed by config --print from the flags, and one
+# written by hand with a flag on top) gives the same result as the flags.
+CFG=$TEST_TMP/hello.json
+"$KILN" config --print --kernel "$GUESTS/hello.elf" --timeout 30 >"$CFG" ||
+    fail "config --print: exit status $?"
+run_kiln run --config "$CFG"
+expect_rc 0 "hello --config (printed)"
+expect_stdout_line "Hello from kiln guest" "hello --config (printed)"
+expect_stderr_empty "hello --config (printed)"
+printf '{"kernel": "%s", "memory": "64M", "serial": "none"}\n' "$GUESTS/hello.elf" >"$CFG"
+run_kiln run --config "$CFG" --serial stdio --timeout 30
+expect_rc 0 "hello --config --serial stdio"
+expect_stdout_line "Hello from kiln guest" "hello --config --serial stdio"
 finish

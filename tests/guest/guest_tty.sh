@@ -70,7 +70,9 @@ expect_code 130 "Ctrl-A x"
 check_restored "Ctrl-A x"
 if grep -q "Ctrl-A x" "$DIR/err"; then ok "escape hint on stderr"; else fail "no escape hint"; fi
 
-SEND_TERM=1 in_pty sigterm 0 "" --timeout 20
+# SIGTERM is a graceful stop: the power button, which this guest ignores, then a stop after
+# --stop-timeout (143).
+SEND_TERM=1 in_pty sigterm 0 "" --timeout 20 --stop-timeout 0.5
 expect_code 143 "SIGTERM"
 check_restored "SIGTERM"
 

@@ -349,6 +349,73 @@ START_TEST(test_acpi_pm_timer)
 }
 END_TEST
 
+/* Full hardware: the button sets PWRBTN_STS (bit 8), write-one-to-clear; PWRBTN_EN is plain. */
+START_TEST(test_power_button_pm1)
+{
+    struct events ev = {0};
+    const struct end_vm end = {ev_end, &ev};
+    struct device *pm;
+    ck_assert_int_eq(acpi_pm_create(&end, true, &pm), 0);
+    acpi_pm_power_button(pm);
+    ck_assert_uint_eq(acpi_pm_presses(pm), 1);
+    ck_assert_uint_eq(get32(pm, 1), 0x0100); /* status set even before the guest enables it */
+    uint8_t en[2] = {0x00, 0x01};
+    pm->ops->write(pm, 1, 2, en, 2);
+    ck_assert_uint_eq(get32(pm, 1), 0x01000100);
+    uint8_t clr[2] = {0x00, 0x01}; /* write 1 to PWRBTN_STS: cleared, enable untouched */
+    pm->ops->write(pm, 1, 0, clr, 2);
+    ck_assert_uint_eq(get32(pm, 1), 0x01000000);
+    acpi_pm_power_button(pm);
+    ck_assert_uint_eq(get32(pm, 1), 0x01000100);
+    ck_assert_int_eq(ev.poweroff, 0); /* the button only asks: the guest decides */
+    pm->ops->destroy(pm);
+}
+END_TEST
+
+/* Hardware-reduced: no fixed button in the FADT; the DSDT has a GED and a PNP0C0C button. */
+START_TEST(test_power_button_ged)
+{
+    struct guest_mem gm;
+    ck_assert_int_eq(guest_mem_init(&gm, 64 << 20), 0);
+    struct events ev = {0};
+    const struct end_vm end = {ev_end, &ev};
+    struct device *list[2];
+    ck_assert_int_eq(acpi_pm_create(&end, false, &list[0]), 0);
+    ck_assert_int_eq(acpi_pm_create(&end, true, &list[1]), 0);
+    const struct acpi_config cfg = {.cpus = 1, .devices = list, .ndevices = 1};
+    uint64_t rsdp_gpa = 0;
+    ck_assert_int_eq(acpi_write(&gm, &cfg, &rsdp_gpa), 0);
+    const uint8_t *rsdp = gpa_to_host(&gm, rsdp_gpa, 36);
+    const uint8_t *xsdt = table(&gm, rd64(rsdp + 24), "XSDT");
+    const uint8_t *fadt = find_in_xsdt(&gm, xsdt, "FACP");
+    ck_assert(rd32(fadt + 112) & (1u << 4)); /* PWR_BUTTON: no fixed power button */
+    const uint8_t *dsdt = table(&gm, rd64(fadt + 140), "DSDT");
+    uint32_t dlen = rd32(dsdt + 4);
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, "GED0", 4));
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, "ACPI0013", 8));
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, "_EVT", 4));
+    /* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {ACPI_GED_IRQ} */
+    const uint8_t irq[] = {0x89, 6, 0, 3, 1, ACPI_GED_IRQ, 0, 0, 0};
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, (const char *)irq, sizeof(irq)));
+    /* _EVT: Notify(\_SB.PWRB, 0x80) */
+    const uint8_t notify[] = {0x86, '\\', 0x2f, 2,   '_', 'S',  'B',
+                              '_',  'P',  'W',  'R', 'B', 0x0a, 0x80};
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, (const char *)notify, sizeof(notify)));
+    uint32_t pnp0c0c = acpi_eisaid("PNP0C0C");
+    ck_assert_ptr_nonnull(memfind(dsdt, dlen, (const char *)&pnp0c0c, 4));
+    /* The full model's device writes no GED: its button is the FADT's fixed one. */
+    uint8_t body[256];
+    struct aml a = {.buf = body, .cap = sizeof(body)};
+    list[1]->ops->describe(list[1], &a);
+    ck_assert_uint_eq(a.len, 0);
+    acpi_pm_power_button(list[0]); /* no line in a unit test: counted, nothing raised */
+    ck_assert_uint_eq(acpi_pm_presses(list[0]), 1);
+    list[0]->ops->destroy(list[0]);
+    list[1]->ops->destroy(list[1]);
+    guest_mem_free(&gm);
+}
+END_TEST
+
 /* Firmware boot's tables: FACS, the FADT's PM blocks and SCI, the SCI's interrupt override. */
 START_TEST(test_tables_full_hardware)
 {
@@ -401,6 +468,8 @@ int main(void)
     tcase_add_test(tc, test_tables_full_hardware);
     tcase_add_test(tc, test_acpi_pm_full_hardware);
     tcase_add_test(tc, test_acpi_pm_timer);
+    tcase_add_test(tc, test_power_button_pm1);
+    tcase_add_test(tc, test_power_button_ged);
     tcase_add_test(tc, test_eisaid_and_pkglen);
     tcase_add_test(tc, test_acpi_pm_device);
     tcase_add_test(tc, test_pvpanic_device);

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# guest_api.sh: the API socket driven through kiln ctl: info, stats, pause/resume (the guest's
+# exit count stops and goes on), stop (the power button, then a stop: 143), kill (137), SIGTERM,
+# bad requests on a live connection, and the socket surviving guest reboots.
+# Usage: guest_api.sh KILN GUEST_DIR
+. "$(dirname "$0")/common.sh"
+KILN=$1
+GUESTS=$2
+TICKER=$GUESTS/ticker.elf
+need_file "$TICKER" "ticker guest"
+require_kvm "$GUESTS/hello.elf"
+SOCK=$TEST_TMP/api.sock
+
+# start ARGS...: kiln run ARGS --api-socket $SOCK in the background (PID), once the socket is up.
+start() {
+    RUN_SEQ=$((RUN_SEQ + 1))
+    OUT=$TEST_TMP/run$RUN_SEQ.out
+    ERR=$TEST_TMP/run$RUN_SEQ.err
+    RUN_ARGS="run $* --api-socket $SOCK"
+    timeout -s KILL "$KILN_RUN_LIMIT" "$KILN" run "$@" --api-socket "$SOCK" >"$OUT" 2>"$ERR" &
+    PID=$!
+    for _ in $(seq 100); do
+        [ -S "$SOCK" ] && return 0
+        sleep 0.05
+    done
+    fail "the API socket did not appear"
+    dump_run
+}
+
+# stopped WANT WHAT: kiln ends with WANT and leaves no socket behind.
+stopped() {
+    wait "$PID"
+    RC=$?
+    expect_rc "$1" "$2"
+    [ ! -e "$SOCK" ] && ok "$2: socket removed" || fail "$2: $SOCK left behind"
+}
+
+# ctl COMMAND [ARG]: kiln ctl; CRC, COUT and CERR hold its status, stdout and stderr.
+ctl() {
+    COUT=$("$KILN" ctl "$SOCK" "$@" 2>"$TEST_TMP/ctl.err")
+    CRC=$?
+    CERR=$(cat "$TEST_TMP/ctl.err")
+}
+
+# The guest's port I/O exits so far.
+io_exits() {
+    ctl stats
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["exits"]["io"])' <<<"$COUT"
+}
+
+# ---- info, stats, pause and resume
+start --kernel "$TICKER" --serial none --stop-timeout 1 --timeout 60
+[ "$(stat -c %a "$SOCK")" = 600 ] && ok "socket mode 0600" || fail "socket mode $(stat -c %a "$SOCK")"
+ctl info
+[ $CRC -eq 0 ] && grep -q '"state": "running"' <<<"$COUT" && grep -qF "\"kernel\": \"$TICKER\"" <<<"$COUT" &&
+    ok "info: running, the kernel named" || fail "info: rc $CRC: $COUT $CERR"
+a=$(io_exits)
+sleep 0.3
+b=$(io_exits)
+[ "$b" -gt "$a" ] && ok "stats: io exits grow while running ($a -> $b)" || fail "io exits $a -> $b"
+ctl pause
+[ $CRC -eq 0 ] && ok "pause" || fail "pause: rc $CRC $CERR"
+ctl info
+grep -q '"state": "paused"' <<<"$COUT" && ok "info: paused" || fail "info after pause: $COUT"
+a=$(io_exits)
+sleep 0.3
+b=$(io_exits)
+[ "$b" -eq "$a" ] && ok "paused: io exits stay at $a" || fail "paused, yet io exits $a -> $b"
+ctl resume
+[ $CRC -eq 0 ] && ok "resume" || fail "resume: rc $CRC $CERR"
+ctl resume
+[ $CRC -eq 1 ] && grep -q "not paused" <<<"$CERR" && ok "resume twice: error, exit 1" ||
+    fail "resume twice: rc $CRC $CERR"
+sleep 0.3
+c=$(io_exits)
+[ "$c" -gt "$b" ] && ok "resumed: io exits grow again ($b -> $c)" || fail "resumed: $b -> $c"
+ctl snapshot
+[ $CRC -eq 1 ] && grep -q "snapshot: not supported yet" <<<"$CERR" && ok "snapshot: not yet" ||
+    fail "snapshot: rc $CRC $CERR"
+ctl frobnicate
+[ $CRC -eq 1 ] && grep -q "unknown command" <<<"$CERR" && ok "unknown command: exit 1" ||
+    fail "unknown command: rc $CRC $CERR"
+
+# Bad requests on one connection, which stays usable; a client gone mid-request changes nothing.
+python3 - "$SOCK" >"$TEST_TMP/raw.out" <<'PY' || fail "raw protocol: $(cat "$TEST_TMP/raw.out")"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rb")
+def ask(line):
+    s.sendall(line)
+    return json.loads(f.readline())
+assert "bad JSON" in ask(b"{nonsense\n")["error"]
+assert "unknown command" in ask(b'{"cmd":"reboot"}\n')["error"]
+assert "no \"cmd\"" in ask(b'{"command":"info"}\n')["error"]
+assert "longer than 4096" in ask(b"x" * 10000 + b"\n")["error"]
+assert ask(b'{"cmd":"info"}\n')["state"] == "running"
+g = socket.socket(socket.AF_UNIX)
+g.connect(sys.argv[1])
+g.sendall(b'{"cmd":"kill"')  # no newline: never a request
+g.close()
+assert ask(b'{"cmd":"info"}\n')["state"] == "running"
+print("ok")
+PY
+grep -qx ok "$TEST_TMP/raw.out" && ok "bad JSON, unknown cmd, oversize line: errors, connection usable"
+
+# stop: the tiny guest ignores the power button, so kiln stops it after --stop-timeout: 143.
+ctl stop
+[ $CRC -eq 0 ] && ok "stop: accepted" || fail "stop: rc $CRC $CERR"
+ctl info
+grep -q '"state": "stopping"' <<<"$COUT" && grep -q '"power_button_presses": 1' <<<"$COUT" &&
+    ok "info: stopping, the button pressed once" || fail "info after stop: $COUT"
+stopped 143 "stop, the guest not powering off"
+
+# kill: at once, 137.
+start --kernel "$TICKER" --serial none --timeout 60
+ctl kill
+[ $CRC -eq 0 ] && ok "kill: accepted" || fail "kill: rc $CRC $CERR"
+stopped 137 "kill"
+
+# SIGTERM: a graceful stop as well (143 after the timeout), here with --no-reboot (in-process).
+start --kernel "$TICKER" --serial none --stop-timeout 0.5 --no-reboot --timeout 60
+kill -TERM "$PID"
+stopped 143 "SIGTERM, --no-reboot"
+ctl info
+[ $CRC -eq 125 ] && grep -q "cannot connect" <<<"$CERR" && ok "ctl after the end: exit 125" ||
+    fail "ctl after the end: rc $CRC $CERR"
+
+# The socket survives reboots: a guest resetting itself every few thousand writes is served by
+# every boot's process (ctl may meet a boot that ends first: try again).
+start --kernel "$TICKER" --serial none --cmdline reset_after=20000 --timeout 60
+served=0
+for _ in $(seq 50); do
+    ctl info
+    [ $CRC -eq 0 ] && served=$((served + 1))
+    sleep 0.05
+done
+boots=$(grep -c "starting it again" "$ERR")
+[ "$served" -ge 10 ] && [ "$boots" -ge 2 ] && ok "across $boots reboots: $served of 50 info served" ||
+    fail "across $boots reboots: $served of 50 info served"
+for _ in $(seq 20); do
+    ctl kill
+    [ $CRC -eq 0 ] && break
+done
+stopped 137 "kill after reboots"
+finish
