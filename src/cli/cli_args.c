@@ -734,6 +734,8 @@ static void replace_file_list(const char *flag, struct cli_options *o, unsigned 
     }
 }
 
+#define REPLACED_VSOCK (1u << 8) /* beside replace_file_list's bits */
+
 /* A flag without a value; returns true when arg was one. */
 static bool apply_switch(const char *arg, struct cli_options *o)
 {
@@ -778,6 +780,10 @@ static int parse_run(int argc, char **argv, int start, uint64_t host_ram, struct
             a.value = argv[++i];
         }
         replace_file_list(a.flag, o, &replaced);
+        if (strcmp(a.flag, "--vsock") == 0 && !(replaced & REPLACED_VSOCK)) {
+            replaced |= REPLACED_VSOCK; /* the flag replaces the file's vsock, not a second one */
+            o->vsock = (struct kiln_vsock){0};
+        }
         ret = cli_apply_option(a.flag, a.value, host_ram, o, errmsg);
         if (ret < 0)
             return ret;
