@@ -89,6 +89,18 @@ struct kiln_share {
     bool read_only;
 };
 
+/*
+ * The VM's virtio-vsock device (stream sockets), whose host side is unix sockets: host programs
+ * connect to uds_path and send "CONNECT <port>\n" to reach a guest listener on that port (kiln
+ * answers "OK <hostport>\n"), and a guest connection to host port P reaches the unix socket
+ * "<uds_path>_P" a host program listens on. kiln creates uds_path (replacing a stale socket,
+ * refusing anything else) and removes it when the VM is destroyed.
+ */
+struct kiln_vsock {
+    uint64_t cid;         /* the guest's context ID: 3 .. 0xfffffffe */
+    const char *uds_path; /* NULL: no vsock device (the default) */
+};
+
 /* Where a virtio-net device's frames go. */
 enum kiln_net_kind {
     KILN_NET_TAP = 1, /* an existing TAP interface (IFF_VNET_HDR; offloads used when offered) */
@@ -201,6 +213,8 @@ struct kiln_config {
 
     struct kiln_share shares[KILN_MAX_SHARES]; /* a virtio-9p device each (after the console) */
     unsigned nshares;
+
+    struct kiln_vsock vsock; /* one virtio-vsock device if uds_path is set (after the shares) */
 
     kiln_log_fn log_fn; /* NULL: the default stderr logger */
     void *log_ctx;

@@ -9,6 +9,7 @@
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -89,6 +90,17 @@ static const int share_calls[] = {
     SCMP_SYS(fsync),     SCMP_SYS(fdatasync),
 };
 
+/*
+ * virtio-vsock on the loop: host programs connect to its listening socket (accept4), guest
+ * connections go out to unix sockets (socket() is limited to AF_UNIX below), writes half-close
+ * (shutdown). At teardown the listening socket's path is removed: unlink is allowed only with
+ * the address of kiln's own copy of that path (seccomp cannot read the string itself).
+ */
+static const int vsock_calls[] = {
+    SCMP_SYS(accept4),
+    SCMP_SYS(connect),
+    SCMP_SYS(shutdown),
+};
 /* The API socket on the loop: accepting clients on the listening socket kiln was given (no
  * socket of its own: socket() stays refused), and the process's RSS, pread from /proc/self/statm
  * opened before the filter. */
@@ -196,6 +208,17 @@ static int allow_user_net(scmp_filter_ctx ctx)
     return ret;
 }
 
+static int allow_vsock(scmp_filter_ctx ctx, const char *path)
+{
+    int ret = allow_all(ctx, vsock_calls, ARRAY_SIZE(vsock_calls));
+    if (ret == 0)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                               arg_eq(0, (scmp_datum_t)AF_UNIX));
+    return ret < 0 ? ret
+                   : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(unlink), 1,
+                                      arg_eq(0, (scmp_datum_t)(uintptr_t)path));
+}
+
 static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
                           const struct sandbox_spec *spec)
 {
@@ -227,6 +250,8 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
             ret = allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));
         if (ret == 0 && spec->shares)
             ret = allow_all(ctx, share_calls, ARRAY_SIZE(share_calls));
+        if (ret == 0 && spec->vsock_path)
+            ret = allow_vsock(ctx, spec->vsock_path);
         if (ret == 0 && spec->api)
             ret = allow_all(ctx, api_calls, ARRAY_SIZE(api_calls));
         return ret == 0 && spec->user_net ? allow_user_net(ctx) : ret;

@@ -19,7 +19,10 @@ struct sandbox_spec {
     bool user_net;             /* libslirp: sockets, and reading /etc/resolv.conf */
     bool disks;                /* the loop closes disk images: metadata write-back and flush */
     bool shares;               /* the loop serves 9P: opens, reads and lists beneath a share */
-    bool api;                  /* the loop serves the API socket: accepts clients */
+    /* vsock: the loop accepts and makes unix sockets, and unlinks this path at teardown, passed
+     * as this very pointer (the filter compares the address); NULL: no vsock. */
+    const char *vsock_path;
+    bool api; /* the loop serves the API socket: accepts clients */
 };
 
 /* The compiled filters of one VM (BPF programs, read-only once built). */

@@ -12,6 +12,7 @@
 #include "devices/exitdev.h"
 #include "devices/virtio_9p.h"
 #include "devices/virtio_console.h"
+#include "devices/virtio_vsock.h"
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
 #include "devices/rtc.h"
@@ -36,10 +37,8 @@ static const struct device_class *const platform_devices[] = {
 
 /* The devices on the virtio transport, after PCI bus 0: disks (vda, ...), then networks. */
 static const struct device_class *const virtio_devices[] = {
-    &virtio_blk_class,
-    &virtio_net_class,
-    &virtio_console_class,
-    &virtio_9p_class,
+    &virtio_blk_class, &virtio_net_class,   &virtio_console_class,
+    &virtio_9p_class,  &virtio_vsock_class,
 };
 
 void kiln_config_init(struct kiln_config *cfg)
@@ -101,7 +100,8 @@ static bool copy_device_strings(struct kiln_vm *vm)
         ok = ok && own(vm, &c->ports[i].name) && own(vm, &c->ports[i].path);
     for (unsigned i = 0; i < c->nshares && i < KILN_MAX_SHARES; i++)
         ok = ok && own(vm, &c->shares[i].path) && own(vm, &c->shares[i].tag);
-    return ok;
+    /* Also the vsock device's path, which it removes at the end (see sandbox.c). */
+    return ok && own(vm, &c->vsock.uds_path);
 }
 
 static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char *errmsg)
@@ -294,6 +294,7 @@ static int build_sandbox(struct kiln_vm *vm, char *errmsg)
         spec.user_net |= c->nets[i].kind == KILN_NET_USER;
     spec.disks = c->ndisks > 0;
     spec.shares = c->nshares > 0;
+    spec.vsock_path = c->vsock.uds_path;
     spec.api = c->api_fd >= 0;
     return sandbox_build(&vm->sandbox, &spec, errmsg);
 }

@@ -53,6 +53,7 @@ struct cli_options {
     unsigned nports;
     struct kiln_share shares[KILN_MAX_SHARES];
     unsigned nshares;
+    struct kiln_vsock vsock; /* --vsock; uds_path NULL: none */
     /* --rootfs-host [-- COMMAND ARG...]: the host's / as the guest's root (cli_rootfs.c). */
     bool rootfs_host;
     char **command_argv; /* after "--"; ncommand 0: an interactive shell */
@@ -115,6 +116,9 @@ int cli_port_name_check(const char *name, const char *orig, char *errmsg);
 
 /* Parse one --share value "PATH,tag=TAG[,ro]" into *sh (pointing into s). */
 int parse_share(char *s, struct kiln_share *sh, char *errmsg);
+
+/* Parse one --vsock value "cid=N,socket=PATH" into *vs (pointing into s). */
+int parse_vsock(char *s, struct kiln_vsock *vs, char *errmsg);
 
 /* Parse one --debug-exit value "iobase=PORT[,iosize=1|2|4]" into o (QEMU's defaults: 0x501, 2). */
 int parse_debug_exit(const char *s, struct cli_options *o, char *errmsg);

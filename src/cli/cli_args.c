@@ -50,6 +50,10 @@ const char cli_usage[] =
     "                       a host directory the guest mounts over virtio-9p, read-write\n"
     "                       or (ro) read-only: mount -t 9p -o trans=virtio,version=9p2000.L\n"
     "                       TAG DIR (repeatable)\n"
+    "  --vsock cid=N,socket=PATH\n"
+    "                       a virtio-vsock device for guest CID N (3 or more): host\n"
+    "                       programs connect to PATH and send \"CONNECT <port>\\n\"; guest\n"
+    "                       connections to host port P reach the unix socket PATH_P\n"
     "  --transport pci|mmio how virtio devices attach: PCI (default) or virtio-mmio\n"
     "  --seccomp on|off     system call filters on every kiln thread (default on)\n"
     "  --debug-exit iobase=PORT[,iosize=1|2|4]\n"
@@ -405,6 +409,47 @@ int cli_list_commit(const char *flag, struct cli_options *o, char *errmsg)
     return 0;
 }
 
+int parse_vsock(char *s, struct kiln_vsock *vs, char *errmsg)
+{
+    char orig[160];
+    snprintf(orig, sizeof(orig), "%s", s);
+    memset(vs, 0, sizeof(*vs));
+    bool cid_set = false;
+    for (char *f = s, *next; f; f = next) {
+        next = strchr(f, ',');
+        if (next)
+            *next++ = '\0';
+        unsigned long long cid;
+        char *end;
+        if (strncmp(f, "cid=", 4) == 0) {
+            errno = 0;
+            cid = f[4] >= '0' && f[4] <= '9' ? strtoull(f + 4, &end, 0) : 0;
+            if (f[4] < '0' || f[4] > '9' || errno || *end || cid < 3 || cid >= 0xffffffffULL)
+                return kiln_fail(errmsg, EINVAL, "--vsock '%s': cid must be 3 to 4294967294", orig);
+            vs->cid = cid;
+            cid_set = true;
+        } else if (strncmp(f, "socket=", 7) == 0) {
+            vs->uds_path = f + 7;
+        } else {
+            return kiln_fail(errmsg, EINVAL,
+                             "--vsock '%s': unknown option '%s' (expected cid=N, socket=PATH)",
+                             orig, f);
+        }
+    }
+    if (!cid_set)
+        return kiln_fail(errmsg, EINVAL, "--vsock '%s': cid=N is required", orig);
+    if (!vs->uds_path || !vs->uds_path[0])
+        return kiln_fail(errmsg, EINVAL, "--vsock '%s': socket=PATH is required", orig);
+    return 0;
+}
+
+static int add_vsock(const char *value, struct cli_options *o, char *errmsg)
+{
+    if (o->vsock.uds_path)
+        return kiln_fail(errmsg, EINVAL, "--vsock: given twice (one device at most)");
+    return parse_vsock((char *)value, &o->vsock, errmsg);
+}
+
 /* One --disk, --net, --port or --share value, parsed into the next free entry of its list. */
 static int add_entry(const char *flag, const char *value, struct cli_options *o, char *errmsg)
 {
@@ -424,11 +469,11 @@ static int add_entry(const char *flag, const char *value, struct cli_options *o,
     return ret < 0 ? ret : cli_list_commit(flag, o, errmsg);
 }
 
-static const char *const value_flags[] = {"--kernel",  "--firmware",   "--initrd",      "--cmdline",
-                                          "--restore", "--cpus",       "--memory",      "--serial",
-                                          "--timeout", "--disk",       "--transport",   "--net",
-                                          "--seccomp", "--debug-exit", "--port",        "--share",
-                                          "--config",  "--api-socket", "--stop-timeout"};
+static const char *const value_flags[] = {
+    "--kernel",    "--firmware", "--initrd",     "--cmdline",      "--restore",
+    "--cpus",      "--memory",   "--serial",     "--timeout",      "--disk",
+    "--transport", "--net",      "--seccomp",    "--debug-exit",   "--port",
+    "--share",     "--config",   "--api-socket", "--stop-timeout", "--vsock"};
 
 static bool takes_value(const char *flag)
 {
@@ -551,6 +596,8 @@ int cli_apply_option(const char *flag, const char *value, uint64_t host_ram, str
         return set_path(flag, value, &o->api_socket, errmsg);
     if (strcmp(flag, "--stop-timeout") == 0)
         return parse_stop_timeout(value, &o->stop_timeout_ms, errmsg);
+    if (strcmp(flag, "--vsock") == 0)
+        return add_vsock(value, o, errmsg);
     return parse_timeout(value, &o->timeout_ms, errmsg);
 }
 
@@ -687,6 +734,8 @@ static void replace_file_list(const char *flag, struct cli_options *o, unsigned 
     }
 }
 
+#define REPLACED_VSOCK (1u << 8) /* beside replace_file_list's bits */
+
 /* A flag without a value; returns true when arg was one. */
 static bool apply_switch(const char *arg, struct cli_options *o)
 {
@@ -731,6 +780,10 @@ static int parse_run(int argc, char **argv, int start, uint64_t host_ram, struct
             a.value = argv[++i];
         }
         replace_file_list(a.flag, o, &replaced);
+        if (strcmp(a.flag, "--vsock") == 0 && !(replaced & REPLACED_VSOCK)) {
+            replaced |= REPLACED_VSOCK; /* the flag replaces the file's vsock, not a second one */
+            o->vsock = (struct kiln_vsock){0};
+        }
         ret = cli_apply_option(a.flag, a.value, host_ram, o, errmsg);
         if (ret < 0)
             return ret;

@@ -292,6 +292,34 @@ static int load_switch(struct cfg_ctx *c, const char *jpath, json_object *v, con
     return cfg_get_bool(c, jpath, v, dst);
 }
 
+/* {"cid": N, "socket": PATH}: both required. */
+static int load_vsock(struct cfg_ctx *c, const char *jpath, json_object *v, const char *flag)
+{
+    static const char *const names[] = {"cid", "socket"};
+    int ret = cfg_check_object(c, jpath, v, names, ARRAY_SIZE(names));
+    json_object *cid = cfg_member(v, "cid"), *sock = cfg_member(v, "socket");
+    if (ret == 0 && (!cid || !sock))
+        ret = cfg_fail(c, jpath, "missing field \"%s\"", cid ? "socket" : "cid");
+    char p[JPATH_MAX], num[32], *path;
+    cfg_subpath(p, jpath, "cid");
+    if (ret == 0 && !json_object_is_type(cid, json_type_int))
+        ret = cfg_fail(c, p, "expected a whole number");
+    cfg_subpath(p, jpath, "socket");
+    if (ret == 0)
+        ret = cfg_get_str(c, p, sock, "", &path);
+    if (ret < 0)
+        return ret;
+    int_text(cid, num, sizeof(num));
+    size_t len = strlen(num) + strlen(path) + sizeof("cid=,socket=");
+    char *text = malloc(len);
+    if (!text)
+        return cfg_fail(c, jpath, "%s", strerror(ENOMEM));
+    snprintf(text, len, "cid=%s,socket=%s", num, path);
+    ret = apply(c, jpath, flag, text);
+    free(text);
+    return ret;
+}
+
 /* The command --rootfs-host runs: an argv array (empty: a shell, as with no command). */
 static int load_command(struct cfg_ctx *c, const char *jpath, json_object *v, const char *unused)
 {
@@ -323,25 +351,16 @@ static const struct {
     int (*load)(struct cfg_ctx *c, const char *jpath, json_object *v, const char *flag);
     const char *flag;
 } root_fields[] = {
-    {"kernel", load_file, "--kernel"},
-    {"firmware", load_file, "--firmware"},
-    {"initrd", load_file, "--initrd"},
-    {"restore", load_file, "--restore"},
-    {"cmdline", load_string, "--cmdline"},
-    {"cpus", load_cpus, "--cpus"},
-    {"memory", load_memory, "--memory"},
-    {"serial", load_serial, "--serial"},
-    {"timeout", load_timeout, "--timeout"},
-    {"disks", cfg_load_list, "--disk"},
-    {"nets", cfg_load_list, "--net"},
-    {"ports", cfg_load_list, "--port"},
-    {"shares", cfg_load_list, "--share"},
-    {"transport", load_string, "--transport"},
-    {"seccomp", load_string, "--seccomp"},
-    {"debug_exit", load_debug_exit, "--debug-exit"},
-    {"no_reboot", load_switch, "no_reboot"},
-    {"stats", load_switch, "stats"},
-    {"rootfs_host", load_switch, "rootfs_host"},
+    {"kernel", load_file, "--kernel"},      {"firmware", load_file, "--firmware"},
+    {"initrd", load_file, "--initrd"},      {"restore", load_file, "--restore"},
+    {"cmdline", load_string, "--cmdline"},  {"cpus", load_cpus, "--cpus"},
+    {"memory", load_memory, "--memory"},    {"serial", load_serial, "--serial"},
+    {"timeout", load_timeout, "--timeout"}, {"disks", cfg_load_list, "--disk"},
+    {"nets", cfg_load_list, "--net"},       {"ports", cfg_load_list, "--port"},
+    {"shares", cfg_load_list, "--share"},   {"transport", load_string, "--transport"},
+    {"seccomp", load_string, "--seccomp"},  {"debug_exit", load_debug_exit, "--debug-exit"},
+    {"vsock", load_vsock, "--vsock"},       {"no_reboot", load_switch, "no_reboot"},
+    {"stats", load_switch, "stats"},        {"rootfs_host", load_switch, "rootfs_host"},
     {"command", load_command, NULL},
 };
 

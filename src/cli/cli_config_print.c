@@ -191,6 +191,12 @@ char *cli_config_print(const struct cli_options *o)
         add(d, "iosize", json_object_new_int(o->debug_exit_size));
         add(root, "debug_exit", d);
     }
+    if (o->vsock.uds_path) {
+        json_object *d = json_object_new_object();
+        add(d, "cid", json_object_new_int64((int64_t)o->vsock.cid));
+        add_str(d, "socket", o->vsock.uds_path);
+        add(root, "vsock", d);
+    }
     add_bool(root, "no_reboot", o->no_reboot);
     add_bool(root, "stats", o->stats);
     add_bool(root, "rootfs_host", o->rootfs_host);

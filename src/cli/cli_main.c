@@ -148,6 +148,7 @@ static void build_config(const struct cli_options *o, int serial_fd, uint64_t ti
     memcpy(cfg->ports, o->ports, sizeof(cfg->ports));
     cfg->nshares = o->nshares;
     memcpy(cfg->shares, o->shares, sizeof(cfg->shares));
+    cfg->vsock = o->vsock;
     cfg->transport = o->transport;
     cfg->seccomp = o->seccomp;
     cfg->debug_exit_port = o->debug_exit_port;

@@ -309,6 +309,24 @@ check share_tag_twice "tag t" "given twice" -- \
     run --kernel "$HELLO" --share "$D/dir,tag=t,ro" --share "$D/dir,tag=t,ro"
 check share_unknown_option "rw" "unknown option" -- run --kernel "$HELLO" --share "$D/dir,tag=t,rw"
 
+# ---- virtio-vsock (--vsock)
+new_case v
+echo data >"$D/file"
+check vsock_cid_small "cid=2" "cid must be 3" -- run --kernel "$HELLO" --vsock "cid=2,socket=$D/v.sock"
+check vsock_cid_big "cid=4294967295" "cid must be 3" -- \
+    run --kernel "$HELLO" --vsock "cid=4294967295,socket=$D/v.sock"
+check vsock_cid_junk "cid=3x" "cid must be 3" -- run --kernel "$HELLO" --vsock "cid=3x,socket=$D/v.sock"
+check vsock_no_socket "cid=3" "socket=PATH is required" -- run --kernel "$HELLO" --vsock cid=3
+check vsock_no_cid "socket=" "cid=N is required" -- run --kernel "$HELLO" --vsock "socket=$D/v.sock"
+check vsock_unknown_option "port=1" "unknown option" -- \
+    run --kernel "$HELLO" --vsock "cid=3,socket=$D/v.sock,port=1"
+check vsock_twice "--vsock" "given twice" -- \
+    run --kernel "$HELLO" --vsock "cid=3,socket=$D/a.sock" --vsock "cid=4,socket=$D/b.sock"
+check vsock_path_is_file "$D/file" "not a socket" -- run --kernel "$HELLO" --vsock "cid=3,socket=$D/file"
+check vsock_path_is_directory "$D" "not a socket" -- run --kernel "$HELLO" --vsock "cid=3,socket=$D"
+check vsock_path_too_long "socket path" "longer than" -- \
+    run --kernel "$HELLO" --vsock "cid=3,socket=$D/$(printf 'a%.0s' $(seq 120))"
+
 # ---- The host as the guest's root (--rootfs-host)
 new_case r
 mkdir -p "$D/dir"

@@ -342,6 +342,51 @@ START_TEST(test_exit_codes)
 }
 END_TEST
 
+/* A writable copy of s (parse_vsock splits its value in place, as argv strings allow). */
+static char *w(const char *s)
+{
+    static char bufs[4][128];
+    static unsigned n;
+    char *b = bufs[n++ % 4];
+    snprintf(b, sizeof(bufs[0]), "%s", s);
+    return b;
+}
+
+START_TEST(test_vsock)
+{
+    struct cli_options o;
+    char err[KILN_ERRMSG_MAX];
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k"), 0);
+    ck_assert_ptr_null(o.vsock.uds_path);
+    ck_assert_int_eq(
+        PARSE(&o, err, "kiln", "run", "--kernel", "k", "--vsock", w("cid=3,socket=/tmp/v.sock")),
+        0);
+    ck_assert_uint_eq(o.vsock.cid, 3);
+    ck_assert_str_eq(o.vsock.uds_path, "/tmp/v.sock");
+    ck_assert_int_eq(
+        PARSE(&o, err, "kiln", "run", "--kernel", "k", w("--vsock=socket=s,cid=0xfffffffe")), 0);
+    ck_assert_uint_eq(o.vsock.cid, 0xfffffffeu);
+    static const char *const bad[] = {"cid=2,socket=s",
+                                      "cid=0xffffffff,socket=s",
+                                      "cid=,socket=s",
+                                      "cid=-3,socket=s",
+                                      "cid=3",
+                                      "cid=3,socket=",
+                                      "socket=s",
+                                      "cid=3,socket=s,x=1",
+                                      ""};
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--vsock", w(bad[i])),
+                         -EINVAL);
+        ck_assert_msg(strncmp(err, "--vsock", 7) == 0, "%s: %s", bad[i], err);
+    }
+    ck_assert_int_eq(PARSE(&o, err, "kiln", "run", "--kernel", "k", "--vsock", w("cid=3,socket=a"),
+                           "--vsock", w("cid=4,socket=b")),
+                     -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "given twice"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cli");
@@ -357,6 +402,7 @@ int main(void)
     tcase_add_test(tc, test_disk_errors);
     tcase_add_test(tc, test_nets);
     tcase_add_test(tc, test_net_errors);
+    tcase_add_test(tc, test_vsock);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

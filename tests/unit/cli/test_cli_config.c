@@ -97,6 +97,7 @@ static const char full_config[] =
     "  \"transport\": \"mmio\",\n"
     "  \"seccomp\": \"off\",\n"
     "  \"debug_exit\": {\"iobase\": 244, \"iosize\": 4},\n"
+    "  \"vsock\": {\"cid\": 4294967294, \"socket\": \"/run/v.sock\"},\n"
     "  \"no_reboot\": true,\n"
     "  \"stats\": true,\n"
     "  \"rootfs_host\": true,\n"
@@ -139,6 +140,8 @@ static void check_full(const struct cli_options *o)
     ck_assert_int_eq(o->seccomp, KILN_SECCOMP_OFF);
     ck_assert_uint_eq(o->debug_exit_port, 244);
     ck_assert_uint_eq(o->debug_exit_size, 4);
+    ck_assert_uint_eq(o->vsock.cid, 4294967294u);
+    ck_assert_str_eq(o->vsock.uds_path, "/run/v.sock");
     ck_assert(o->no_reboot && o->stats && o->rootfs_host);
     ck_assert_int_eq(o->ncommand, 3);
     ck_assert_str_eq(o->command_argv[2], "echo hi");
@@ -306,6 +309,12 @@ START_TEST(test_bad_values)
         {"{\"kernel\": \"@K@\", \"seccomp\": true}", ".seccomp: expected a string"},
         {"{\"kernel\": \"@K@\", \"no_reboot\": 1}", ".no_reboot: expected true or false"},
         {"{\"kernel\": \"@K@\", \"debug_exit\": {}}", ".debug_exit: missing field \"iobase\""},
+        {"{\"kernel\": \"@K@\", \"vsock\": {\"cid\": 3}}", ".vsock: missing field \"socket\""},
+        {"{\"kernel\": \"@K@\", \"vsock\": {\"socket\": \"s\"}}", ".vsock: missing field \"cid\""},
+        {"{\"kernel\": \"@K@\", \"vsock\": {\"cid\": 2, \"socket\": \"s\"}}", "cid must be 3"},
+        {"{\"kernel\": \"@K@\", \"vsock\": {\"cid\": \"3\", \"socket\": \"s\"}}",
+         ".vsock.cid: expected a whole number"},
+        {"{\"kernel\": \"@K@\", \"vsock\": {\"cid\": 3, \"socket\": \"s\", \"port\": 1}}", "port"},
         {"{\"kernel\": \"@K@\", \"debug_exit\": {\"iobase\": 65536}}", "iobase must be a port"},
         {"{\"kernel\": \"@K@\", \"debug_exit\": {\"iobase\": 1, \"iosize\": 3}}", "iosize"},
         {"{\"kernel\": \"@K@\", \"debug_exit\": {\"iobase\": \"0x501\"}}",

@@ -30,7 +30,8 @@
 #endif
 
 /* One confined child: build the filters of spec, enter role, run body, exit 0. */
-static bool g_disks; /* run_confined's spec.disks */
+static bool g_disks;             /* run_confined's spec.disks */
+static const char *g_vsock_path; /* run_confined's spec.vsock_path */
 
 static int run_confined(enum sandbox_role role, bool user_net, void (*body)(void))
 {
@@ -38,7 +39,8 @@ static int run_confined(enum sandbox_role role, bool user_net, void (*body)(void
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        struct sandbox_spec spec = {.user_net = user_net, .disks = g_disks};
+        struct sandbox_spec spec = {
+            .user_net = user_net, .disks = g_disks, .vsock_path = g_vsock_path};
         spec.roles[role] = true;
         struct sandbox sb;
         char err[KILN_ERRMSG_MAX];
@@ -210,6 +212,36 @@ START_TEST(test_loop_role)
 }
 END_TEST
 
+/* vsock: unix sockets (not IP ones), and unlink of its own path's copy only (by address). */
+static char g_vsock_own[] = "/nonexistent-kiln-vsock.sock";
+
+static void unlink_own_path(void)
+{
+    if (unlink(g_vsock_own) == 0 || errno != ENOENT)
+        _exit(11);
+}
+
+static void unlink_other_copy(void)
+{
+    char same[sizeof(g_vsock_own)];
+    memcpy(same, g_vsock_own, sizeof(same)); /* the same string elsewhere is not allowed */
+    if (unlink(same) == 0)
+        _exit(11);
+}
+
+START_TEST(test_loop_role_vsock)
+{
+    g_vsock_path = g_vsock_own;
+    expect_allowed(run_confined(SANDBOX_LOOP, false, unix_socket));
+    expect_killed(run_confined(SANDBOX_LOOP, false, inet_socket));
+    expect_allowed(run_confined(SANDBOX_LOOP, false, unlink_own_path));
+    expect_killed(run_confined(SANDBOX_LOOP, false, unlink_other_copy));
+    g_vsock_path = NULL;
+    expect_killed(run_confined(SANDBOX_LOOP, false, unix_socket));
+    expect_killed(run_confined(SANDBOX_LOOP, false, unlink_own_path));
+}
+END_TEST
+
 static int g_fd; /* the worker body's file, opened before the filter */
 
 static void worker_io(void)
@@ -309,6 +341,7 @@ static Suite *sandbox_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_vcpu_role);
     tcase_add_test(tc, test_loop_role);
+    tcase_add_test(tc, test_loop_role_vsock);
     tcase_add_test(tc, test_worker_role);
     tcase_add_test(tc, test_unconfined_role);
     tcase_add_test(tc, test_cli_handler);
