@@ -246,6 +246,14 @@ struct kiln_config {
      * can serve it again from the next VM, after a guest reboot say.
      */
     int api_fd;
+    /*
+     * Where the API's snapshot command writes: the state and memory files of a snapshot
+     * directory, open for writing (kiln truncates and fills them; each snapshot replaces the
+     * last). -1 (the default): that command is refused. kiln never closes them. They are files
+     * the caller opened because the loop thread that serves the API is confined: it writes to
+     * these two open files and opens nothing.
+     */
+    int snapshot_state_fd, snapshot_memory_fd;
     /* The API's stop: how long the guest has to power off after the power button before kiln
      * stops it (kiln_vm_shutdown). 0: KILN_DEFAULT_STOP_TIMEOUT_MS. */
     uint64_t stop_timeout_ms;

@@ -106,6 +106,18 @@ static const int vsock_calls[] = {
  * opened before the filter. */
 static const int api_calls[] = {SCMP_SYS(accept4), SCMP_SYS(accept), SCMP_SYS(pread64)};
 
+/*
+ * The API's snapshot on the loop: the state of every vCPU and of KVM's interrupt controllers,
+ * PIT and clock (read-only ioctls), then two files the caller opened filled (no path opened:
+ * seccomp could not tell a path beneath a directory from any other).
+ */
+static const int snapshot_calls[] = {SCMP_SYS(write), SCMP_SYS(lseek), SCMP_SYS(ftruncate),
+                                     SCMP_SYS(fsync)};
+static const unsigned long snapshot_ioctls[] = {
+    KVM_GET_MP_STATE,       KVM_GET_REGS,        KVM_GET_SREGS,   KVM_GET_XCRS, KVM_GET_LAPIC,
+    KVM_GET_DEBUGREGS,      KVM_GET_XSAVE,       KVM_GET_XSAVE2,  KVM_GET_MSRS, KVM_GET_VCPU_EVENTS,
+    KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION, KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_CLOCK};
+
 /* A disk request on a threadpool thread. */
 static const int worker_calls[] = {
     SCMP_SYS(preadv),    SCMP_SYS(pwritev), SCMP_SYS(pread64),   SCMP_SYS(pwrite64),
@@ -254,6 +266,10 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
             ret = allow_vsock(ctx, spec->vsock_path);
         if (ret == 0 && spec->api)
             ret = allow_all(ctx, api_calls, ARRAY_SIZE(api_calls));
+        if (ret == 0 && spec->snapshot)
+            ret = allow_all(ctx, snapshot_calls, ARRAY_SIZE(snapshot_calls));
+        if (ret == 0 && spec->snapshot)
+            ret = allow_ioctls(ctx, snapshot_ioctls, ARRAY_SIZE(snapshot_ioctls));
         return ret == 0 && spec->user_net ? allow_user_net(ctx) : ret;
     case SANDBOX_WORKER:
         return allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));

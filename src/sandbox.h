@@ -23,6 +23,9 @@ struct sandbox_spec {
      * as this very pointer (the filter compares the address); NULL: no vsock. */
     const char *vsock_path;
     bool api; /* the loop serves the API socket: accepts clients */
+    /* The API's snapshot: the loop reads the vCPUs' and KVM's state and fills two files the
+     * caller opened (write, seek, truncate, sync: no path is opened). */
+    bool snapshot;
 };
 
 /* The compiled filters of one VM (BPF programs, read-only once built). */

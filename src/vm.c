@@ -50,6 +50,7 @@ void kiln_config_init(struct kiln_config *cfg)
     cfg->serial_out_fd = -1;
     cfg->log_level = KILN_LOG_WARN;
     cfg->api_fd = -1;
+    cfg->snapshot_state_fd = cfg->snapshot_memory_fd = -1;
 }
 
 const char *kiln_version(void)
@@ -296,6 +297,7 @@ static int build_sandbox(struct kiln_vm *vm, char *errmsg)
     spec.shares = c->nshares > 0;
     spec.vsock_path = c->vsock.uds_path;
     spec.api = c->api_fd >= 0;
+    spec.snapshot = c->api_fd >= 0 && c->snapshot_state_fd >= 0 && c->snapshot_memory_fd >= 0;
     return sandbox_build(&vm->sandbox, &spec, errmsg);
 }
 

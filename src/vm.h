@@ -79,6 +79,7 @@ struct kiln_vm {
 
     /* A function another thread asked the loop to run (vm_call_on_loop); under lock. */
     struct loop_call *call;
+    pthread_t loop_thread; /* the thread in kiln_vm_run, once running */
     pthread_cond_t call_cond;
 
     /* Run state. stop_req, button_req and shutdown_req are set from signal handlers (the last
@@ -111,6 +112,11 @@ int vm_write_fw_cfg(struct kiln_vm *vm, const struct acpi_config *ac, char *errm
 /* vm_snapshot.c, when restoring: guest RAM mapped from the snapshot (instead of fresh RAM), and
  * after the devices and vCPUs exist, their state, the irqchip's, PIT's and clock's. */
 int vm_restore_memory(struct kiln_vm *vm, char *errmsg);
+/* kiln_vm_snapshot into two open files (dir names them in messages): any thread but a vCPU's,
+ * the loop's included (the API's snapshot), opening nothing. */
+int vm_snapshot_fds(struct kiln_vm *vm, int state_fd, int memory_fd, const char *dir, char *errmsg);
+/* True on the thread running the VM's loop. */
+bool vm_on_loop(const struct kiln_vm *vm);
 int vm_restore_state(struct kiln_vm *vm, char *errmsg);
 
 /*

@@ -61,8 +61,15 @@ static void run_call(struct kiln_vm *vm)
     pthread_mutex_unlock(&vm->lock);
 }
 
+bool vm_on_loop(const struct kiln_vm *vm)
+{
+    return atomic_load(&vm->wake_ready) && pthread_equal(pthread_self(), vm->loop_thread);
+}
+
 int vm_call_on_loop(struct kiln_vm *vm, int (*fn)(void *arg), void *arg)
 {
+    if (vm_on_loop(vm))
+        return fn(arg);
     struct loop_call c = {.fn = fn, .arg = arg};
     pthread_mutex_lock(&vm->lock);
     if (vm->call || vm->state != VM_RUNNING || vm->ended || !atomic_load(&vm->wake_ready)) {
@@ -152,6 +159,7 @@ static void timeout_cb(uv_timer_t *h)
 /* The VM's own handles, then every device's back end, in the order the devices were made. */
 static int start_loop_handles(struct kiln_vm *vm)
 {
+    vm->loop_thread = pthread_self();
     int ret = uv_async_init(&vm->loop, &vm->wake, wake_cb);
     if (ret < 0)
         return ret;

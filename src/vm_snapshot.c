@@ -159,7 +159,10 @@ static int save_devices(struct kiln_vm *vm, struct device_state *st, const char 
 {
     struct devices_save s = {.vm = vm, .st = st, .start = st->len, .which = vm->ndevices};
     int ret = -EBUSY;
-    for (int tries = 0; ret == -EBUSY && tries < 500; tries++) {
+    /* On the loop already (the API's snapshot): read them here; busy is the caller's to retry. */
+    if (vm_on_loop(vm))
+        ret = save_devices_on_loop(&s);
+    for (int tries = 0; ret == -EBUSY && !vm_on_loop(vm) && tries < 500; tries++) {
         if (tries)
             nanosleep(&(struct timespec){0, 10000000}, NULL);
         ret = vm_call_on_loop(vm, save_devices_on_loop, &s);
@@ -225,25 +228,26 @@ static int write_memory(const struct guest_mem *gm, int fd)
     return ftruncate(fd, (off_t)off) < 0 ? -errno : 0;
 }
 
-/* Write DIR/NAME through DIR/NAME.tmp and a rename, so a failed snapshot leaves no half file. */
-static int write_file(const char *dir, const char *name, int (*fill)(int fd, const void *ctx),
-                      const void *ctx, char *errmsg)
+/*
+ * Write NAME in directory dfd through NAME.tmp and a rename, so a failed snapshot leaves no half
+ * file. Only *at() calls on dfd: a confined loop thread may make exactly these (sandbox.c).
+ */
+static int write_file(int dfd, const char *dir, const char *name,
+                      int (*fill)(int fd, const void *ctx), const void *ctx, char *errmsg)
 {
-    char tmp[4096], final[4096];
-    if (snprintf(final, sizeof(final), "%s/%s", dir, name) >= (int)sizeof(final) ||
-        snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name) >= (int)sizeof(tmp))
-        return snap_fail(errmsg, ENAMETOOLONG, dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char tmp[64];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return snap_fail(errmsg, errno, dir, name);
     int ret = fill(fd, ctx);
     if (ret == 0 && fsync(fd) < 0)
         ret = -errno;
     close(fd);
-    if (ret == 0 && rename(tmp, final) < 0)
+    if (ret == 0 && renameat(dfd, tmp, dfd, name) < 0)
         ret = -errno;
     if (ret < 0) {
-        unlink(tmp);
+        unlinkat(dfd, tmp, 0);
         return snap_fail(errmsg, -ret, dir, name);
     }
     return 0;
@@ -273,14 +277,12 @@ static int check_snapshottable(struct kiln_vm *vm, const char *dir, char *errmsg
         if (!vm->devices[i]->ops->save)
             return kiln_fail(errmsg, ENOTSUP, "snapshot %s: device %s cannot be saved yet", dir,
                              vm->devices[i]->name);
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return snap_fail(errmsg, errno, dir, "making the directory");
     return 0;
 }
 
-int kiln_vm_snapshot(struct kiln_vm *vm, const char *dir, char errmsg[KILN_ERRMSG_MAX])
+/* The state (header, CRC, payload) of a paused VM into *st. */
+static int build_state(struct kiln_vm *vm, struct device_state *st, const char *dir, char *errmsg)
 {
-    errmsg[0] = '\0';
     int ret = check_snapshottable(vm, dir, errmsg);
     if (ret < 0)
         return ret;
@@ -290,19 +292,60 @@ int kiln_vm_snapshot(struct kiln_vm *vm, const char *dir, char errmsg[KILN_ERRMS
                             .ndevices = vm->ndevices};
     memcpy(h.magic, SNAP_MAGIC, sizeof(h.magic));
     snprintf(h.version, sizeof(h.version), "%s", kiln_version());
-    struct device_state st = {0};
-    state_put(&st, &h, sizeof(h));
-    ret = save_payload(vm, &st, errmsg, dir);
-    if (ret == 0 && st.err)
-        ret = snap_fail(errmsg, st.err, dir, "state");
+    state_put(st, &h, sizeof(h));
+    ret = save_payload(vm, st, errmsg, dir);
+    if (ret == 0 && st->err)
+        ret = snap_fail(errmsg, st->err, dir, "state");
     if (ret == 0) {
-        h.payload_len = st.len - sizeof(h);
-        h.crc = (uint32_t)crc32(0, st.buf + sizeof(h), (uInt)h.payload_len);
-        memcpy(st.buf, &h, sizeof(h));
-        ret = write_file(dir, "memory", fill_memory, vm, errmsg);
+        h.payload_len = st->len - sizeof(h);
+        h.crc = (uint32_t)crc32(0, st->buf + sizeof(h), (uInt)h.payload_len);
+        memcpy(st->buf, &h, sizeof(h));
     }
+    return ret;
+}
+
+int kiln_vm_snapshot(struct kiln_vm *vm, const char *dir, char errmsg[KILN_ERRMSG_MAX])
+{
+    errmsg[0] = '\0';
+    struct device_state st = {0};
+    int ret = build_state(vm, &st, dir, errmsg);
+    int dfd = -1;
+    if (ret == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+        ret = snap_fail(errmsg, errno, dir, "making the directory");
+    if (ret == 0 && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        ret = snap_fail(errmsg, errno, dir, "opening the directory");
     if (ret == 0)
-        ret = write_file(dir, "state", fill_state, &st, errmsg);
+        ret = write_file(dfd, dir, "memory", fill_memory, vm, errmsg);
+    if (ret == 0)
+        ret = write_file(dfd, dir, "state", fill_state, &st, errmsg);
+    if (dfd >= 0)
+        close(dfd);
+    state_free(&st);
+    return ret;
+}
+
+/* Empty fd, then fill(fd, ctx) from its start, then sync it. */
+static int refill(int fd, int (*fill)(int fd, const void *ctx), const void *ctx)
+{
+    if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+        return -errno;
+    int ret = fill(fd, ctx);
+    return ret < 0 ? ret : fsync(fd) < 0 ? -errno : 0;
+}
+
+int vm_snapshot_fds(struct kiln_vm *vm, int state_fd, int memory_fd, const char *dir, char *errmsg)
+{
+    errmsg[0] = '\0';
+    struct device_state st = {0};
+    int ret = build_state(vm, &st, dir, errmsg);
+    /* The state goes first to empty and last to full: an interrupted snapshot has no state,
+     * and a restore refuses it rather than pairing an old state with new memory. */
+    if (ret == 0 && (ftruncate(state_fd, 0) < 0 || fsync(state_fd) < 0))
+        ret = snap_fail(errmsg, errno, dir, "state");
+    if (ret == 0 && (ret = refill(memory_fd, fill_memory, vm)) < 0)
+        ret = snap_fail(errmsg, -ret, dir, "memory");
+    if (ret == 0 && (ret = refill(state_fd, fill_state, &st)) < 0)
+        ret = snap_fail(errmsg, -ret, dir, "state");
     state_free(&st);
     return ret;
 }

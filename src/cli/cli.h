@@ -61,6 +61,8 @@ struct cli_options {
     int rootfs_fd;            /* the initramfs kiln built (a memfd), -1 if none */
     char rootfs_initrd[32];   /* its path for the loader: /proc/self/fd/N */
     const char *api_socket;   /* --api-socket PATH, or NULL */
+    const char *snapshot_dir; /* --snapshot-dir DIR: where the API's snapshot writes, or NULL */
+    int snapshot_fds[2];      /* its state and memory files, open (-1: none) */
     uint64_t stop_timeout_ms; /* --stop-timeout */
     /* kiln ctl PATH COMMAND [ARG] */
     const char *ctl_path, *ctl_cmd, *ctl_arg;

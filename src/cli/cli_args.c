@@ -61,13 +61,15 @@ const char cli_usage[] =
     "                       kiln with (V << 1) | 1 (defaults: iobase=0x501, iosize=2)\n"
     "  --config FILE        the run described in a JSON file (see the README); flags given\n"
     "                       too override it, and a list flag replaces the file's list\n"
-    "  --rootfs-host        boot --kernel with the host's / as the guest's root (read-only,\n"
-    "                       changes go to a tmpfs overlay) and run the command given after\n"
+    "  --rootfs-host        boot --kernel with the host's / as the guest's root (read-only;\n"
+    "                       /tmp and /run the guest's own) and run the command given after\n"
     "                       --, or a shell; kiln exits with the command's status\n"
     "  --no-reboot          a guest reboot ends kiln with exit status 128 (default: the\n"
     "                       guest starts again, as from power-on)\n"
     "  --stats              print VM statistics on stderr at exit\n"
     "  --api-socket PATH    serve the JSON API (kiln ctl) on a unix socket at PATH (0600)\n"
+    "  --snapshot-dir DIR   where ctl snapshot writes the VM's state and memory (made if\n"
+    "                       missing); kiln run --restore DIR starts from it\n"
     "  --stop-timeout SECONDS\n"
     "                       how long SIGTERM or ctl stop waits for the guest to power off\n"
     "                       after the ACPI power button before stopping it (default 30)\n"
@@ -470,10 +472,10 @@ static int add_entry(const char *flag, const char *value, struct cli_options *o,
 }
 
 static const char *const value_flags[] = {
-    "--kernel",    "--firmware", "--initrd",     "--cmdline",      "--restore",
-    "--cpus",      "--memory",   "--serial",     "--timeout",      "--disk",
-    "--transport", "--net",      "--seccomp",    "--debug-exit",   "--port",
-    "--share",     "--config",   "--api-socket", "--stop-timeout", "--vsock"};
+    "--kernel",       "--firmware",   "--initrd",      "--cmdline", "--restore",   "--cpus",
+    "--memory",       "--serial",     "--timeout",     "--disk",    "--transport", "--net",
+    "--seccomp",      "--debug-exit", "--port",        "--share",   "--config",    "--api-socket",
+    "--stop-timeout", "--vsock",      "--snapshot-dir"};
 
 static bool takes_value(const char *flag)
 {
@@ -594,6 +596,8 @@ int cli_apply_option(const char *flag, const char *value, uint64_t host_ram, str
         return 0; /* loaded before the other flags (see parse_run) */
     if (strcmp(flag, "--api-socket") == 0)
         return set_path(flag, value, &o->api_socket, errmsg);
+    if (strcmp(flag, "--snapshot-dir") == 0)
+        return set_path(flag, value, &o->snapshot_dir, errmsg);
     if (strcmp(flag, "--stop-timeout") == 0)
         return parse_stop_timeout(value, &o->stop_timeout_ms, errmsg);
     if (strcmp(flag, "--vsock") == 0)
@@ -611,6 +615,7 @@ static void defaults(struct cli_options *o)
     o->serial = CLI_SERIAL_STDIO;
     o->seccomp = KILN_SECCOMP_ALL;
     o->rootfs_fd = -1;
+    o->snapshot_fds[0] = o->snapshot_fds[1] = -1;
     o->stop_timeout_ms = CLI_DEFAULT_STOP_TIMEOUT_MS;
 }
 
@@ -789,6 +794,9 @@ static int parse_run(int argc, char **argv, int start, uint64_t host_ram, struct
             return ret;
     }
     ret = check_boot_source(o, errmsg);
+    if (ret == 0 && o->snapshot_dir && !o->api_socket)
+        ret = kiln_fail(errmsg, EINVAL,
+                        "--snapshot-dir: needs --api-socket (snapshots are taken through it)");
     return ret < 0 ? ret : check_rootfs_host(o, errmsg);
 }
 

@@ -32,8 +32,6 @@ char *cli_ctl_request(const char *cmd, const char *arg, char *errmsg)
             ret = kiln_fail(errmsg, EINVAL, "ctl: stop '%s': not a number of seconds above 0", arg);
         else
             json_object_object_add(req, "timeout", json_object_new_double(ms / 1000.0));
-    } else if (arg && strcmp(cmd, "snapshot") == 0) {
-        json_object_object_add(req, "path", json_object_new_string(arg));
     } else if (arg) {
         ret = kiln_fail(errmsg, EINVAL, "ctl: %s takes no argument (got '%s')", cmd, arg);
     }

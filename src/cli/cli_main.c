@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "kiln.h"
+#include "util.h"
 
 /*
  * Process-wide state of the front end. Signal handlers can only reach it through statics; the
@@ -154,6 +156,8 @@ static void build_config(const struct cli_options *o, int serial_fd, uint64_t ti
     cfg->debug_exit_port = o->debug_exit_port;
     cfg->debug_exit_size = o->debug_exit_size;
     cfg->api_fd = g_api_fd;
+    cfg->snapshot_state_fd = o->snapshot_fds[0];
+    cfg->snapshot_memory_fd = o->snapshot_fds[1];
     cfg->stop_timeout_ms = o->stop_timeout_ms;
     switch (o->serial) {
     case CLI_SERIAL_STDIO:
@@ -341,6 +345,35 @@ static int run_boots(const struct cli_options *o, int serial_fd)
     }
 }
 
+/*
+ * --snapshot-dir DIR: DIR (made if missing) and its state and memory files, opened here for the
+ * VM to fill on request; what is there stays until a snapshot replaces it. Not the directory a
+ * restored guest's memory is mapped from: rewriting that file would pull pages from under it.
+ */
+static int open_snapshot_dir(struct cli_options *o, char *errmsg)
+{
+    const char *dir = o->snapshot_dir;
+    if (!dir)
+        return 0;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return kiln_fail(errmsg, errno, "--snapshot-dir %s: %s", dir, strerror(errno));
+    struct stat a, b;
+    if (o->restore && stat(dir, &a) == 0 && stat(o->restore, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+        return kiln_fail(errmsg, EINVAL,
+                         "--snapshot-dir %s: the --restore directory (its memory is in use)", dir);
+    const char *names[2] = {"state", "memory"};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        o->snapshot_fds[i] = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (o->snapshot_fds[i] < 0)
+            return kiln_fail(errmsg, errno, "--snapshot-dir %s: %s: %s", dir, names[i],
+                             strerror(errno));
+    }
+    return 0;
+}
+
 static int run_cli(const struct cli_options *o)
 {
     char errmsg[KILN_ERRMSG_MAX];
@@ -410,7 +443,8 @@ int main(int argc, char **argv)
         return code;
     }
     g_stop_timeout_ms = o.stop_timeout_ms;
-    if (o.rootfs_host && cli_rootfs_prepare(&o, errmsg) < 0) {
+    if ((o.rootfs_host && cli_rootfs_prepare(&o, errmsg) < 0) ||
+        open_snapshot_dir(&o, errmsg) < 0) {
         cli_options_free(&o);
         return fail(errmsg);
     }
