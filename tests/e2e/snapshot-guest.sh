@@ -1,0 +1,30 @@
+#!/bin/sh
+# snapshot-guest.sh: /test.sh of the snapshot guest (L2): count on the console and on the disk.
+# Run by busybox sh from the harness's guest init. Kernel command line: kiln_mods=DIR (modules to
+# insmod, in DIR/load-order). Every 0.2 s: "COUNT N" on the console, and "COUNT N" written to
+# the first sector of /dev/vda (synced), so the host sees the disk work go on after a restore.
+
+arg() {
+    read -r cmdline </proc/cmdline
+    for w in $cmdline; do
+        case $w in "$1"=*) echo "${w#*=}" ;; esac
+    done
+}
+
+mods=$(arg kiln_mods)
+while read -r ko; do
+    insmod "$mods/$ko" || echo "SNAP insmod $ko: failed"
+done <"$mods/load-order"
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+echo "SNAP disk: $(cat /sys/block/vda/size 2>/dev/null) sectors"
+n=0
+while true; do
+    echo "COUNT $n"
+    printf 'COUNT %08d\n' "$n" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync 2>/dev/null
+    n=$((n + 1))
+    sleep 0.2
+done
