@@ -350,6 +350,14 @@ head -c 1048576 /dev/zero >"$D/snap/memory"
 check restore_missing "$D/nosuch" "No such file" -- run --restore "$D/nosuch"
 check restore_with_kernel "--kernel" "not with --restore" -- run --restore "$D/snap" --kernel "$HELLO"
 check restore_memory_size "$D/snap" "memory is 1048576 bytes" -- run --restore "$D/snap"
+check snapshot_dir_no_api "--snapshot-dir" "needs --api-socket" -- \
+    run --kernel "$HELLO" --snapshot-dir "$D/out"
+check snapshot_dir_is_restore "$D/snap" "the --restore directory" -- \
+    run --restore "$D/snap" --memory 8M --api-socket "$D/api.sock" --snapshot-dir "$D/snap"
+echo data >"$D/plain"
+check snapshot_dir_is_file "$D/plain" "Not a directory" -- \
+    run --kernel "$HELLO" --api-socket "$D/api.sock" --snapshot-dir "$D/plain"
+check ctl_snapshot_path "snapshot" "takes no argument" -- ctl "$D/api.sock" snapshot "$D/x"
 
 # ---- Config files (--config): each message names the file and the JSON path of the field
 new_case c
