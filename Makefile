@@ -59,6 +59,7 @@ bench: build
 	bash bench/net $(BUILD)
 	bash bench/image $(BUILD)
 	bash bench/share $(BUILD)
+	bash bench/restore $(BUILD)
 
 format:
 	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] tests/unit/*/*.[ch] bench/*.c guests/*.c guests/lib/*.[ch]

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# restore-inner.sh: bench/restore's runs, where /dev/kvm is real. Prints one line per run:
+# "RESULT cold|restore MS_TO_READY PEAK_RSS_MIB". Usage: restore-inner.sh BUILD_DIR MODS RUNS
+set -euo pipefail
+build=$1 mods=$2 runs=$3
+kiln=$build/kiln
+kernel=/boot/vmlinuz-$(uname -r)
+initrd=$build/e2e/snapshot-guest.cpio.gz
+tmp=$(mktemp -d)
+trap 'pkill -9 -f "$tmp/api.sock" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# wait_count FILE SECONDS: until FILE has a COUNT line.
+wait_count() {
+    for ((i = 0; i < $2 * 100; i++)); do
+        grep -aq '^COUNT' "$1" 2>/dev/null && return 0
+        sleep 0.01
+    done
+    return 1
+}
+rss_mib() { "$kiln" ctl "$tmp/api.sock" stats | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["max_rss_bytes"] / 1048576, 1))'; }
+truncate -s 8M "$tmp/disk.img"
+machine=(--memory 256M --disk "path=$tmp/disk.img" --api-socket "$tmp/api.sock")
+for ((r = 1; r <= runs; r++)); do
+    rm -rf "$tmp/snap"
+    t0=$(now_ms)
+    "$kiln" run --kernel "$kernel" --initrd "$initrd" "${machine[@]}" --snapshot-dir "$tmp/snap" \
+        --cmdline "console=ttyS0 quiet kiln_mods=$mods" --timeout 300 >"$tmp/cold.out" 2>&1 &
+    pid=$!
+    wait_count "$tmp/cold.out" 240 || { echo "run $r: the cold boot never counted"; exit 1; }
+    cold=$(($(now_ms) - t0))
+    cold_rss=$(rss_mib)
+    sleep 1
+    "$kiln" ctl "$tmp/api.sock" snapshot >/dev/null
+    "$kiln" ctl "$tmp/api.sock" kill >/dev/null || true
+    wait "$pid" || true
+    cp "$tmp/cold.out" "${KILN_E2E_OUT:-$tmp}/restore-cold-$r.console" 2>/dev/null || true
+    t0=$(now_ms)
+    "$kiln" run --restore "$tmp/snap" "${machine[@]}" --timeout 300 >"$tmp/restore.out" 2>&1 &
+    pid=$!
+    wait_count "$tmp/restore.out" 60 || { echo "run $r: the restored guest never counted"; exit 1; }
+    restore=$(($(now_ms) - t0))
+    restore_rss=$(rss_mib)
+    "$kiln" ctl "$tmp/api.sock" kill >/dev/null || true
+    wait "$pid" || true
+    echo "RESULT cold $cold $cold_rss"
+    echo "RESULT restore $restore $restore_rss"
+done
