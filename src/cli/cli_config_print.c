@@ -197,6 +197,12 @@ char *cli_config_print(const struct cli_options *o)
         add_str(d, "socket", o->vsock.uds_path);
         add(root, "vsock", d);
     }
+    if (o->api_socket) {
+        add_str(root, "api_socket", o->api_socket);
+        add(root, "stop_timeout", seconds_json(o->stop_timeout_ms));
+    }
+    if (o->snapshot_dir)
+        add_str(root, "snapshot_dir", o->snapshot_dir);
     add_bool(root, "no_reboot", o->no_reboot);
     add_bool(root, "stats", o->stats);
     add_bool(root, "rootfs_host", o->rootfs_host);
