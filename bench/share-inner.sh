@@ -3,8 +3,8 @@
 # same guest reads the same share under kiln (--share ...,ro) and QEMU (-virtfs ...,readonly=on)
 # and untars a tree into an empty writable one (--share DIR,tag=...; -virtfs without readonly),
 # alternating. Usage: harness run bench/share-inner.sh BUILD_DIR DATA_DIR RUNS. Lines
-# "RESULT vmm run big_bytes big_cs tree_files tree_bytes tree_cs untar_bytes untar_cs untar_check"
-# on stdout; untar_check is "ok" when the host sees the whole tree (names, types, modes, sizes,
+# "RESULT vmm run big_bytes big_cs tree_files tree_bytes tree_cs untar_bytes untar_cs untar_check
+# dd_bytes dd_cs" on stdout; untar_check is "ok" when the host sees the whole tree (names, types, modes, sizes,
 # contents), so that a broken write path cannot pass for a fast one.
 set -euo pipefail
 build=${1:?}
@@ -49,7 +49,8 @@ for n in $(seq "$runs"); do
         untar=$(sed -n 's/^BENCH untar: rc 0, \([0-9]*\) tar bytes in \([0-9]*\) cs$/\1 \2/p' "$out.txt")
         check=bad
         [[ $(fingerprint "$wdir" 2>/dev/null) == "$want" ]] && check=ok
-        echo "RESULT $vmm $n ${big:-NA NA} ${tree:-NA NA NA} ${untar:-NA NA} $check"
+        dd=$(sed -n 's/^BENCH dd: \([1-9][0-9]*\) bytes in \([0-9]*\) cs$/\1 \2/p' "$out.txt")
+        echo "RESULT $vmm $n ${big:-NA NA} ${tree:-NA NA NA} ${untar:-NA NA} $check ${dd:-NA NA}"
     done
 done
 rm -rf "$dir" "$wdir"
