@@ -145,22 +145,33 @@ size_t p9_lerror(struct p9_out *o, uint16_t tag, int err)
 
 /* ---- Fids and paths. */
 
+/* The bucket of a fid: clients count fids up from 0, so the low bits spread them well. */
+static uint16_t *fid_bucket(struct p9_server *s, uint32_t fid)
+{
+    return &s->fid_bucket[fid & (P9_FID_BUCKETS - 1)];
+}
+
 struct p9_fid *p9_fid_get(struct p9_server *s, uint32_t fid)
 {
-    for (unsigned i = 0; i < P9_MAX_FIDS; i++)
-        if (s->fids[i].used && s->fids[i].fid == fid)
-            return &s->fids[i];
+    for (uint16_t i = *fid_bucket(s, fid); i; i = s->fids[i - 1].next)
+        if (s->fids[i - 1].fid == fid)
+            return &s->fids[i - 1];
     return NULL;
 }
 
 void p9_fid_drop(struct p9_server *s, struct p9_fid *f)
 {
+    uint16_t slot = (uint16_t)(f - s->fids + 1), *link = fid_bucket(s, f->fid);
+    while (*link != slot)
+        link = &s->fids[*link - 1].next;
+    *link = f->next;
     if (f->fd >= 0)
         close(f->fd);
     if (f->open_fd >= 0)
         close(f->open_fd);
     free(f->path);
-    *f = (struct p9_fid){.fd = -1, .open_fd = -1};
+    *f = (struct p9_fid){.fd = -1, .open_fd = -1, .next = s->fid_free};
+    s->fid_free = slot;
     s->nfids--;
 }
 
@@ -168,19 +179,19 @@ void p9_fid_drop(struct p9_server *s, struct p9_fid *f)
 int p9_fid_set(struct p9_server *s, uint32_t fid, int fd, char *path)
 {
     struct p9_fid *f = p9_fid_get(s, fid);
-    if (f) {
+    if (f)
         p9_fid_drop(s, f);
-    } else {
-        for (unsigned i = 0; i < P9_MAX_FIDS && !f; i++)
-            if (!s->fids[i].used)
-                f = &s->fids[i];
-    }
-    if (!f || fid == P9_NOFID) {
+    if (!s->fid_free || fid == P9_NOFID) {
         close(fd);
         free(path);
         return -ENFILE;
     }
-    *f = (struct p9_fid){.used = true, .fid = fid, .fd = fd, .open_fd = -1, .path = path};
+    uint16_t slot = s->fid_free, *bucket = fid_bucket(s, fid);
+    f = &s->fids[slot - 1];
+    s->fid_free = f->next;
+    *f = (struct p9_fid){
+        .used = true, .next = *bucket, .fid = fid, .fd = fd, .open_fd = -1, .path = path};
+    *bucket = slot;
     s->nfids++;
     return 0;
 }
@@ -698,8 +709,11 @@ int p9_server_create(int root_fd, bool read_only, struct p9_server **out)
     s->read_only = read_only;
     s->root = geteuid() == 0;
     s->msize = P9_MSIZE_MAX;
+    /* The free list in slot order (slot i + 1 follows slot i). */
     for (unsigned i = 0; i < P9_MAX_FIDS; i++)
-        s->fids[i] = (struct p9_fid){.fd = -1, .open_fd = -1};
+        s->fids[i] = (struct p9_fid){
+            .fd = -1, .open_fd = -1, .next = (uint16_t)(i + 1 < P9_MAX_FIDS ? i + 2 : 0)};
+    s->fid_free = 1;
     *out = s;
     return 0;
 }

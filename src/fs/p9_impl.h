@@ -18,12 +18,14 @@
 #define QT_DIR 0x80
 #define QT_SYMLINK 0x02
 #define QT_FILE 0x00
+#define P9_FID_BUCKETS 1024 /* a power of two */
 
 /* The open flags kiln passes on: access mode, append, truncate, directory, non-blocking. */
 #define P9_OPEN_FLAGS (O_ACCMODE | O_APPEND | O_TRUNC | O_DIRECTORY | O_NONBLOCK | O_LARGEFILE)
 
 struct p9_fid {
     bool used;
+    uint16_t next; /* 1 + the next slot in this fid's bucket (used) or the free list; 0: none */
     uint32_t fid;
     int fd;      /* O_PATH: what the fid names */
     int open_fd; /* after Tlopen or Tlcreate: the open file or directory, else -1 */
@@ -38,7 +40,11 @@ struct p9_server {
     bool root; /* kiln runs as root: ownership changes are attempted */
     uint32_t msize;
     struct p9_fid fids[P9_MAX_FIDS];
-    unsigned nfids;                    /* slots in use */
+    unsigned nfids; /* slots in use */
+    /* Every request names a fid: a hash of chains finds it without a scan of all the slots.
+     * Both hold 1 + a slot, 0 for none. */
+    uint16_t fid_bucket[P9_FID_BUCKETS];
+    uint16_t fid_free;
     _Alignas(8) uint8_t dirbuf[32768]; /* getdents64 for Treaddir (8-aligned records) */
     struct iovec iov[P9_MAX_IOV];      /* a Tread's slice of the reply buffers */
 };

@@ -379,6 +379,13 @@ START_TEST(test_hostile_messages)
     ck_assert_uint_eq(made, P9_MAX_FIDS - 2); /* fids 0 and 1 hold two slots */
     ck_assert_int_eq(fid_op(&t, P9_TCLUNK, 1000), 0);
     ck_assert_int_eq(walk1(&t, 0, 1000, "sub"), 0);
+    /* Fids 1024 apart share a hash bucket: one gone from the middle leaves the others found. */
+    ck_assert_int_eq(fid_op(&t, P9_TCLUNK, 1000 + 2048), 0);
+    ck_assert_int_eq(fid_op(&t, P9_TSTATFS, 1000 + 2048), EBADF);
+    for (uint32_t fid = 1000; fid < 1000 + P9_MAX_FIDS - 2; fid += 1024)
+        if (fid != 1000 + 2048)
+            ck_assert_int_eq(fid_op(&t, P9_TSTATFS, fid), 0);
+    ck_assert_int_eq(walk1(&t, 0, 1000 + 2048, "sub"), 0);
     /* A reply that would not fit the caller's buffer is refused, not overrun. */
     ck_assert_int_eq(fid_op(&t, P9_TCLUNK, 1001), 0);
     ck_assert_int_eq(walk1(&t, 0, 3, "a.txt"), 0);
