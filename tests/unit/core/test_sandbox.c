@@ -31,6 +31,7 @@
 
 /* One confined child: build the filters of spec, enter role, run body, exit 0. */
 static bool g_disks;             /* run_confined's spec.disks */
+static bool g_snapshot;          /* run_confined's spec.snapshot */
 static const char *g_vsock_path; /* run_confined's spec.vsock_path */
 
 static int run_confined(enum sandbox_role role, bool user_net, void (*body)(void))
@@ -39,8 +40,10 @@ static int run_confined(enum sandbox_role role, bool user_net, void (*body)(void
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        struct sandbox_spec spec = {
-            .user_net = user_net, .disks = g_disks, .vsock_path = g_vsock_path};
+        struct sandbox_spec spec = {.user_net = user_net,
+                                    .disks = g_disks,
+                                    .vsock_path = g_vsock_path,
+                                    .snapshot = g_snapshot};
         spec.roles[role] = true;
         struct sandbox sb;
         char err[KILN_ERRMSG_MAX];
@@ -244,6 +247,39 @@ END_TEST
 
 static int g_fd; /* the worker body's file, opened before the filter */
 
+/* The API's snapshot: a file opened before the filter is truncated, filled, synced. */
+static void snapshot_files(void)
+{
+    if (ftruncate(g_fd, 0) < 0 || lseek(g_fd, 4096, SEEK_SET) != 4096 ||
+        write(g_fd, "state", 5) != 5 || fsync(g_fd) < 0)
+        _exit(10);
+}
+
+/* A file opened by name in the snapshot's directory: still refused (the path cannot be held). */
+static void snapshot_open(void)
+{
+    openat(g_fd, "state", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+}
+
+START_TEST(test_loop_role_snapshot)
+{
+    char path[] = "/tmp/kiln-sandbox-snap.XXXXXX";
+    g_fd = mkstemp(path);
+    ck_assert_int_ge(g_fd, 0);
+    g_snapshot = true;
+    expect_allowed(run_confined(SANDBOX_LOOP, false, snapshot_files));
+    expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_open));
+    expect_killed(run_confined(SANDBOX_LOOP, false, open_for_writing));
+    g_snapshot = false;
+    expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_files));
+    struct stat st;
+    ck_assert_int_eq(fstat(g_fd, &st), 0);
+    ck_assert_int_eq(st.st_size, 4101);
+    close(g_fd);
+    unlink(path);
+}
+END_TEST
+
 static void worker_io(void)
 {
     char buf[16] = "sandbox";
@@ -342,6 +378,7 @@ static Suite *sandbox_suite(void)
     tcase_add_test(tc, test_vcpu_role);
     tcase_add_test(tc, test_loop_role);
     tcase_add_test(tc, test_loop_role_vsock);
+    tcase_add_test(tc, test_loop_role_snapshot);
     tcase_add_test(tc, test_worker_role);
     tcase_add_test(tc, test_unconfined_role);
     tcase_add_test(tc, test_cli_handler);
