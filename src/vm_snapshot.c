@@ -352,18 +352,27 @@ int vm_snapshot_fds(struct kiln_vm *vm, int state_fd, int memory_fd, const char 
 
 /* ---- Restore. */
 
-static int read_state(const char *dir, struct device_state *st, char *errmsg)
+/* DIR/NAME opened for reading, and its size; -errno with the message otherwise. */
+static int open_part(const char *dir, const char *name, struct stat *sb, char *errmsg)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/state", dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) < 0) {
+    if (fd < 0 || fstat(fd, sb) < 0) {
         int err = errno;
         if (fd >= 0)
             close(fd);
-        return kiln_fail(errmsg, err, "restore %s: state: %s", dir, strerror(err));
+        return kiln_fail(errmsg, err, "restore %s: %s: %s", dir, name, strerror(err));
     }
+    return fd;
+}
+
+static int read_state(const char *dir, struct device_state *st, char *errmsg)
+{
+    struct stat sb;
+    int fd = open_part(dir, "state", &sb, errmsg);
+    if (fd < 0)
+        return fd;
     if (sb.st_size < (off_t)sizeof(struct snap_header) || sb.st_size > SNAP_STATE_MAX) {
         close(fd);
         return kiln_fail(errmsg, EINVAL, "restore %s: state: not a kiln snapshot (its size)", dir);
@@ -450,16 +459,10 @@ static int restore_payload(struct kiln_vm *vm, struct device_state *st, const ch
 int vm_restore_memory(struct kiln_vm *vm, char *errmsg)
 {
     const char *dir = vm->cfg.restore_dir;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/memory", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) < 0) {
-        int err = errno;
-        if (fd >= 0)
-            close(fd);
-        return kiln_fail(errmsg, err, "restore %s: memory: %s", dir, strerror(err));
-    }
+    int fd = open_part(dir, "memory", &sb, errmsg);
+    if (fd < 0)
+        return fd;
     int ret = (uint64_t)sb.st_size == vm->cfg.memory_bytes
                   ? guest_mem_map_file(&vm->mem, vm->cfg.memory_bytes, fd)
                   : -EINVAL;
