@@ -268,10 +268,13 @@ START_TEST(test_loop_role_snapshot)
     ck_assert_int_ge(g_fd, 0);
     g_snapshot = true;
     expect_allowed(run_confined(SANDBOX_LOOP, false, snapshot_files));
-    expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_open));
-    expect_killed(run_confined(SANDBOX_LOOP, false, open_for_writing));
+    if (!SANITIZED) { /* a sanitizer's runtime opens files: its builds allow openat */
+        expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_open));
+        expect_killed(run_confined(SANDBOX_LOOP, false, open_for_writing));
+    }
     g_snapshot = false;
-    expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_files));
+    if (!SANITIZED)
+        expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_files));
     struct stat st;
     ck_assert_int_eq(fstat(g_fd, &st), 0);
     ck_assert_int_eq(st.st_size, 4101);
