@@ -60,8 +60,11 @@ static void check_options(const struct cli_options *o)
 {
     if (o->command != CLI_RUN)
         return;
-    /* A kernel to boot, or a disk for the firmware to boot. */
-    FZ_CHECK(o->kernel ? touch(o->kernel) > 0 : o->ndisks > 0);
+    /* A kernel to boot, or a disk for the firmware to boot, or a snapshot and nothing to boot. */
+    if (o->restore)
+        FZ_CHECK(touch(o->restore) > 0 && !o->kernel && !o->firmware && !o->initrd);
+    else
+        FZ_CHECK(o->kernel ? touch(o->kernel) > 0 : o->ndisks > 0);
     touch(o->firmware);
     touch(o->initrd);
     touch(o->cmdline);
