@@ -158,13 +158,11 @@ static int save_devices_on_loop(void *arg)
 static int save_devices(struct kiln_vm *vm, struct device_state *st, const char *dir, char *errmsg)
 {
     struct devices_save s = {.vm = vm, .st = st, .start = st->len, .which = vm->ndevices};
-    int ret = -EBUSY;
-    /* On the loop already (the API's snapshot): read them here; busy is the caller's to retry. */
-    if (vm_on_loop(vm))
-        ret = save_devices_on_loop(&s);
-    for (int tries = 0; ret == -EBUSY && !vm_on_loop(vm) && tries < 500; tries++) {
-        if (tries)
-            nanosleep(&(struct timespec){0, 10000000}, NULL);
+    /* vm_call_on_loop runs it at once when this is the loop (the API's snapshot): there, a busy
+     * device is the caller's to retry, since the loop cannot finish the work while we wait. */
+    int ret = vm_call_on_loop(vm, save_devices_on_loop, &s);
+    for (int tries = 1; ret == -EBUSY && !vm_on_loop(vm) && tries < 500; tries++) {
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
         ret = vm_call_on_loop(vm, save_devices_on_loop, &s);
     }
     if (ret < 0 && s.which < vm->ndevices)
