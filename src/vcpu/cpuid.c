@@ -7,8 +7,9 @@
 #include "vcpu/vcpu.h"
 
 #define CPUID_MAX_ENTRIES 256
-#define CPUID_HYPERVISOR_BIT (1u << 31) /* leaf 1 ECX */
-#define CPUID_HTT_BIT (1u << 28)        /* leaf 1 EDX */
+#define CPUID_HYPERVISOR_BIT (1u << 31)   /* leaf 1 ECX */
+#define CPUID_TSC_DEADLINE_BIT (1u << 24) /* leaf 1 ECX */
+#define CPUID_HTT_BIT (1u << 28)          /* leaf 1 EDX */
 #define KVM_SIGNATURE_LEAF 0x40000000u
 
 /* Fetch the host's supported CPUID once per VM. */
@@ -26,6 +27,12 @@ static int supported_cpuid(struct vcpus *s)
         free(c);
         return -e;
     }
+    /* KVM emulates the LAPIC's TSC-deadline mode but leaves it out of the supported list; it
+     * says so through a capability instead. Linux guests prefer it to the one-shot count. */
+    if (ioctl(s->host.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+        for (unsigned i = 0; i < c->nent; i++)
+            if (c->entries[i].function == 1)
+                c->entries[i].ecx |= CPUID_TSC_DEADLINE_BIT;
     s->cpuid = c;
     return 0;
 }
