@@ -242,16 +242,17 @@ struct kiln_config {
      * The API socket: a listening unix stream socket (bound and listening; -1: none, the
      * default). While the VM runs, kiln accepts clients on it on the VM's event loop and serves
      * the line-delimited JSON protocol of the README ("API socket"): info, pause, resume, stop,
-     * kill, stats. kiln neither closes nor unlinks it (it works on a duplicate), so the caller
-     * can serve it again from the next VM, after a guest reboot say.
+     * kill, stats, snapshot (into files the client sends with the request, SCM_RIGHTS). kiln
+     * neither closes nor unlinks it (it works on a duplicate), so the caller can serve it again
+     * from the next VM, after a guest reboot say.
      */
     int api_fd;
     /*
-     * Where the API's snapshot command writes: the state and memory files of a snapshot
-     * directory, open for writing (kiln truncates and fills them; each snapshot replaces the
-     * last). -1 (the default): that command is refused. kiln never closes them. They are files
-     * the caller opened because the loop thread that serves the API is confined: it writes to
-     * these two open files and opens nothing.
+     * Where the API's snapshot command writes when the request sends no files of its own: the
+     * state and memory files of a snapshot directory, open for writing (kiln truncates and
+     * fills them; each snapshot replaces the last). -1 (the default): such a request is
+     * refused. kiln never closes them. They are files the caller opened because the loop thread
+     * that serves the API is confined: it writes to open files and opens nothing.
      */
     int snapshot_state_fd, snapshot_memory_fd;
     /* The API's stop: how long the guest has to power off after the power button before kiln
@@ -394,6 +395,21 @@ KILN_API void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats);
  * or -errno with a one-line message; -ENOTSUP if a device cannot be saved yet (named).
  */
 KILN_API int kiln_vm_snapshot(struct kiln_vm *vm, const char *dir, char errmsg[KILN_ERRMSG_MAX]);
+
+/*
+ * kiln_vm_snapshot into two files the caller opened: state_fd gets what DIR/state would, and
+ * memory_fd DIR/memory (a restore reads them under those names). For a caller that cannot or
+ * will not let kiln open paths, like the API's snapshot, whose loop thread runs confined. Both
+ * must be regular files open for writing (not O_APPEND), two different ones, and not the
+ * memory file this VM was restored from. kiln empties state_fd first and fills it last (an
+ * interrupted snapshot leaves no state, which a restore refuses), writes from offset 0, syncs
+ * both, and never closes them; to keep an earlier snapshot until the new one is whole, open
+ * temporary files and rename them once this returns 0 (kiln ctl does). The VM must be paused
+ * and stays so. Returns 0, or -errno with a one-line message (-EINVAL, -EBADF, -EBUSY for the
+ * files, -ENOTSUP for a device that cannot be saved yet).
+ */
+KILN_API int kiln_vm_snapshot_fds(struct kiln_vm *vm, int state_fd, int memory_fd,
+                                  char errmsg[KILN_ERRMSG_MAX]);
 
 /* Release every resource of the VM. It must not be running. NULL is accepted. */
 KILN_API void kiln_vm_destroy(struct kiln_vm *vm);

@@ -103,13 +103,14 @@ static const int vsock_calls[] = {
 };
 /* The API socket on the loop: accepting clients on the listening socket kiln was given (no
  * socket of its own: socket() stays refused), and the process's RSS, pread from /proc/self/statm
- * opened before the filter. */
+ * opened before the filter. Requests are read with recvmsg, below. */
 static const int api_calls[] = {SCMP_SYS(accept4), SCMP_SYS(accept), SCMP_SYS(pread64)};
 
 /*
  * The API's snapshot on the loop: the state of every vCPU and of KVM's interrupt controllers,
- * PIT and clock (read-only ioctls), then two files the caller opened filled (no path opened:
- * seccomp could not tell a path beneath a directory from any other).
+ * PIT and clock (read-only ioctls), then two files filled that the caller opened or a client
+ * sent with its request, each checked first (fstat, fcntl F_GETFL below). No path is opened:
+ * seccomp could not tell a path beneath a directory from any other.
  */
 static const int snapshot_calls[] = {SCMP_SYS(write), SCMP_SYS(lseek), SCMP_SYS(ftruncate),
                                      SCMP_SYS(fsync)};
@@ -220,6 +221,27 @@ static int allow_user_net(scmp_filter_ctx ctx)
     return ret;
 }
 
+/* API clients: accepted, and read only with recvmsg(MSG_CMSG_CLOEXEC), so that no file
+ * descriptor a client sends could outlive an exec (kiln makes none). */
+static int allow_api(scmp_filter_ctx ctx)
+{
+    int ret = allow_all(ctx, api_calls, ARRAY_SIZE(api_calls));
+    return ret < 0 ? ret
+                   : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(recvmsg), 1,
+                                      arg_eq(2, (scmp_datum_t)MSG_CMSG_CLOEXEC));
+}
+
+/* The snapshot's files: checked (fstat is the loop's already; fcntl only to read the flags),
+ * filled and synced; and the read-only KVM state ioctls. */
+static int allow_snapshot(scmp_filter_ctx ctx)
+{
+    int ret = allow_all(ctx, snapshot_calls, ARRAY_SIZE(snapshot_calls));
+    if (ret == 0)
+        ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                               arg_eq(1, (scmp_datum_t)F_GETFL));
+    return ret < 0 ? ret : allow_ioctls(ctx, snapshot_ioctls, ARRAY_SIZE(snapshot_ioctls));
+}
+
 static int allow_vsock(scmp_filter_ctx ctx, const char *path)
 {
     int ret = allow_all(ctx, vsock_calls, ARRAY_SIZE(vsock_calls));
@@ -265,11 +287,9 @@ static int add_role_rules(scmp_filter_ctx ctx, enum sandbox_role role,
         if (ret == 0 && spec->vsock_path)
             ret = allow_vsock(ctx, spec->vsock_path);
         if (ret == 0 && spec->api)
-            ret = allow_all(ctx, api_calls, ARRAY_SIZE(api_calls));
+            ret = allow_api(ctx);
         if (ret == 0 && spec->snapshot)
-            ret = allow_all(ctx, snapshot_calls, ARRAY_SIZE(snapshot_calls));
-        if (ret == 0 && spec->snapshot)
-            ret = allow_ioctls(ctx, snapshot_ioctls, ARRAY_SIZE(snapshot_ioctls));
+            ret = allow_snapshot(ctx);
         return ret == 0 && spec->user_net ? allow_user_net(ctx) : ret;
     case SANDBOX_WORKER:
         return allow_all(ctx, worker_calls, ARRAY_SIZE(worker_calls));

@@ -22,9 +22,12 @@ struct sandbox_spec {
     /* vsock: the loop accepts and makes unix sockets, and unlinks this path at teardown, passed
      * as this very pointer (the filter compares the address); NULL: no vsock. */
     const char *vsock_path;
-    bool api; /* the loop serves the API socket: accepts clients */
-    /* The API's snapshot: the loop reads the vCPUs' and KVM's state and fills two files the
-     * caller opened (write, seek, truncate, sync: no path is opened). */
+    /* The loop serves the API socket: accepts clients, reads their requests with any file
+     * descriptors sent along (recvmsg). */
+    bool api;
+    /* The API's snapshot: the loop reads the vCPUs' and KVM's state and fills two files it was
+     * given, by the caller or with a request (checks, write, seek, truncate, sync: no path is
+     * opened). */
     bool snapshot;
 };
 

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "api/api_server.h"
@@ -32,6 +33,9 @@ struct kiln_vm {
     struct kiln_config cfg;                                    /* copy; strings below are owned */
     char *kernel_path, *firmware_path, *initrd_path, *cmdline; /* one of the first two */
     char *restore_dir; /* restoring a snapshot instead of booting, else NULL */
+    /* The snapshot memory file guest RAM is mapped from (restored VMs; ino 0: none). */
+    dev_t mem_file_dev;
+    ino_t mem_file_ino;
 
     int kvm_fd;
     int vm_fd;
@@ -113,7 +117,8 @@ int vm_write_fw_cfg(struct kiln_vm *vm, const struct acpi_config *ac, char *errm
  * after the devices and vCPUs exist, their state, the irqchip's, PIT's and clock's. */
 int vm_restore_memory(struct kiln_vm *vm, char *errmsg);
 /* kiln_vm_snapshot into two open files (dir names them in messages): any thread but a vCPU's,
- * the loop's included (the API's snapshot), opening nothing. */
+ * the loop's included (the API's snapshot), opening nothing. The files must be regular, open
+ * for writing, two different ones, and not the memory file a restored VM runs on. */
 int vm_snapshot_fds(struct kiln_vm *vm, int state_fd, int memory_fd, const char *dir, char *errmsg);
 /* True on the thread running the VM's loop. */
 bool vm_on_loop(const struct kiln_vm *vm);

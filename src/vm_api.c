@@ -1,4 +1,5 @@
-/* vm_api.c: the API socket's commands on a running VM: info, pause, resume, stop, kill, stats. */
+/* vm_api.c: the API socket's commands on a running VM: info, pause, resume, stop, kill, stats,
+ * snapshot. */
 #include "vm.h"
 
 #include <errno.h>
@@ -117,8 +118,10 @@ static struct json_object *config_json(const struct kiln_config *c)
     return o;
 }
 
-static int cmd_info(void *ctx, struct json_object *req, struct json_object *reply, char *err)
+static int cmd_info(void *ctx, struct json_object *req, const int *fds, struct json_object *reply,
+                    char *err)
 {
+    (void)fds;
     struct kiln_vm *vm = ctx;
     (void)req;
     (void)err;
@@ -131,8 +134,10 @@ static int cmd_info(void *ctx, struct json_object *req, struct json_object *repl
     return 0;
 }
 
-static int cmd_pause(void *ctx, struct json_object *req, struct json_object *reply, char *err)
+static int cmd_pause(void *ctx, struct json_object *req, const int *fds, struct json_object *reply,
+                     char *err)
 {
+    (void)fds;
     (void)req;
     (void)reply;
     if (kiln_vm_pause(ctx) == 0)
@@ -141,8 +146,10 @@ static int cmd_pause(void *ctx, struct json_object *req, struct json_object *rep
     return -1;
 }
 
-static int cmd_resume(void *ctx, struct json_object *req, struct json_object *reply, char *err)
+static int cmd_resume(void *ctx, struct json_object *req, const int *fds, struct json_object *reply,
+                      char *err)
 {
+    (void)fds;
     (void)req;
     (void)reply;
     if (kiln_vm_resume(ctx) == 0)
@@ -152,8 +159,10 @@ static int cmd_resume(void *ctx, struct json_object *req, struct json_object *re
 }
 
 /* {"cmd":"stop"[,"timeout":SECONDS]}: the power button, then a hard stop after the timeout. */
-static int cmd_stop(void *ctx, struct json_object *req, struct json_object *reply, char *err)
+static int cmd_stop(void *ctx, struct json_object *req, const int *fds, struct json_object *reply,
+                    char *err)
 {
+    (void)fds;
     struct kiln_vm *vm = ctx;
     uint64_t ms = vm->cfg.stop_timeout_ms ? vm->cfg.stop_timeout_ms : KILN_DEFAULT_STOP_TIMEOUT_MS;
     struct json_object *t;
@@ -176,8 +185,10 @@ static int cmd_stop(void *ctx, struct json_object *req, struct json_object *repl
     return 0;
 }
 
-static int cmd_kill(void *ctx, struct json_object *req, struct json_object *reply, char *err)
+static int cmd_kill(void *ctx, struct json_object *req, const int *fds, struct json_object *reply,
+                    char *err)
 {
+    (void)fds;
     (void)req;
     (void)reply;
     (void)err;
@@ -199,8 +210,10 @@ static uint64_t rss_bytes(const struct kiln_vm *vm)
     return resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static int cmd_stats(void *ctx, struct json_object *req, struct json_object *reply, char *err)
+static int cmd_stats(void *ctx, struct json_object *req, const int *fds, struct json_object *reply,
+                     char *err)
 {
+    (void)fds;
     struct kiln_vm *vm = ctx;
     (void)req;
     (void)err;
@@ -227,38 +240,19 @@ static int cmd_stats(void *ctx, struct json_object *req, struct json_object *rep
     return 0;
 }
 
-/*
- * {"cmd":"snapshot"}: the whole VM into the files of kiln run's --snapshot-dir (paused for the
- * time it takes, unless it was paused already). The files are the caller's, opened before the
- * loop was confined: a request cannot name another place.
- */
-static int cmd_snapshot(void *ctx, struct json_object *req, struct json_object *reply, char *err)
+/* Pause a running VM for a snapshot into state_fd and memory_fd (named dir in messages). */
+static int snapshot_into(struct kiln_vm *vm, int state_fd, int memory_fd, const char *dir,
+                         struct json_object *reply, char *err)
 {
-    struct kiln_vm *vm = ctx;
-    if (vm->cfg.snapshot_state_fd < 0 || vm->cfg.snapshot_memory_fd < 0) {
-        snprintf(err, API_ERR_MAX, "snapshot: this VM has no snapshot directory (--snapshot-dir)");
-        return -1;
-    }
-    if (json_object_object_get_ex(req, "path", NULL)) {
-        snprintf(err, API_ERR_MAX,
-                 "snapshot: the directory is the one kiln run was given (--snapshot-dir); a "
-                 "request cannot name another");
-        return -1;
-    }
     struct kiln_vm_info info;
     kiln_vm_info(vm, &info);
     bool pause_here = info.state == KILN_VM_RUNNING;
-    if (!pause_here && info.state != KILN_VM_PAUSED) {
-        snprintf(err, API_ERR_MAX, "snapshot: the VM is not running");
-        return -1;
-    }
-    if (pause_here && kiln_vm_pause(vm) < 0) {
+    if ((!pause_here && info.state != KILN_VM_PAUSED) || (pause_here && kiln_vm_pause(vm) < 0)) {
         snprintf(err, API_ERR_MAX, "snapshot: the VM is not running");
         return -1;
     }
     char msg[KILN_ERRMSG_MAX];
-    int ret = vm_snapshot_fds(vm, vm->cfg.snapshot_state_fd, vm->cfg.snapshot_memory_fd,
-                              "--snapshot-dir", msg);
+    int ret = vm_snapshot_fds(vm, state_fd, memory_fd, dir, msg);
     if (pause_here)
         kiln_vm_resume(vm);
     if (ret < 0) {
@@ -269,10 +263,39 @@ static int cmd_snapshot(void *ctx, struct json_object *req, struct json_object *
     return 0;
 }
 
+/*
+ * {"cmd":"snapshot","fds":2}: the whole VM into the two files sent with the request (state,
+ * memory: the client opened them; kiln ctl renames them into place after the reply). Without
+ * "fds", into the files of kiln run's --snapshot-dir. Paused for the time it takes, unless it
+ * was paused already. A request cannot name a path: the confined loop could not open it.
+ */
+static int cmd_snapshot(void *ctx, struct json_object *req, const int *fds,
+                        struct json_object *reply, char *err)
+{
+    struct kiln_vm *vm = ctx;
+    if (json_object_object_get_ex(req, "path", NULL)) {
+        snprintf(err, API_ERR_MAX,
+                 "snapshot: a request names no path; it sends the state and memory files "
+                 "(\"fds\":2, as kiln ctl SOCKET snapshot DIR does)");
+        return -1;
+    }
+    if (fds)
+        return snapshot_into(vm, fds[0], fds[1], "(the request's files)", reply, err);
+    if (vm->cfg.snapshot_state_fd < 0 || vm->cfg.snapshot_memory_fd < 0) {
+        snprintf(err, API_ERR_MAX,
+                 "snapshot: this VM has no snapshot directory (--snapshot-dir); send the files "
+                 "with the request (kiln ctl SOCKET snapshot DIR)");
+        return -1;
+    }
+    return snapshot_into(vm, vm->cfg.snapshot_state_fd, vm->cfg.snapshot_memory_fd,
+                         "--snapshot-dir", reply, err);
+}
+
 /* Every command of the protocol: a new one is a handler and a line here. */
 static const struct api_command commands[] = {
-    {"info", cmd_info}, {"pause", cmd_pause}, {"resume", cmd_resume},     {"stop", cmd_stop},
-    {"kill", cmd_kill}, {"stats", cmd_stats}, {"snapshot", cmd_snapshot},
+    {"info", cmd_info, 0},         {"pause", cmd_pause, 0}, {"resume", cmd_resume, 0},
+    {"stop", cmd_stop, 0},         {"kill", cmd_kill, 0},   {"stats", cmd_stats, 0},
+    {"snapshot", cmd_snapshot, 2}, /* state, memory */
 };
 
 int vm_api_start(struct kiln_vm *vm)

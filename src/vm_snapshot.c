@@ -331,11 +331,47 @@ static int refill(int fd, int (*fill)(int fd, const void *ctx), const void *ctx)
     return ret < 0 ? ret : fsync(fd) < 0 ? -errno : 0;
 }
 
+/* fd, the file a snapshot's part name goes to: a regular file open for writing, not appending. */
+static int check_target(int fd, const char *dir, const char *name, struct stat *sb, char *errmsg)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fstat(fd, sb) < 0)
+        return snap_fail(errmsg, errno, dir, name);
+    if (!S_ISREG(sb->st_mode))
+        return kiln_fail(errmsg, EINVAL, "snapshot %s: %s: not a regular file", dir, name);
+    if ((fl & O_ACCMODE) == O_RDONLY || (fl & O_APPEND))
+        return kiln_fail(errmsg, EBADF, "snapshot %s: %s: not open for writing (or only appending)",
+                         dir, name);
+    return 0;
+}
+
+/* Two distinct files, neither the one this VM's RAM is mapped from (a restored VM's memory). */
+static int check_targets(const struct kiln_vm *vm, int state_fd, int memory_fd, const char *dir,
+                         char *errmsg)
+{
+    struct stat s, m;
+    int ret = check_target(state_fd, dir, "state", &s, errmsg);
+    if (ret == 0)
+        ret = check_target(memory_fd, dir, "memory", &m, errmsg);
+    if (ret == 0 && s.st_dev == m.st_dev && s.st_ino == m.st_ino)
+        ret = kiln_fail(errmsg, EINVAL, "snapshot %s: state and memory are the same file", dir);
+    for (int i = 0; ret == 0 && vm->mem_file_ino && i < 2; i++) {
+        const struct stat *sb = i ? &m : &s;
+        if (sb->st_dev == vm->mem_file_dev && sb->st_ino == vm->mem_file_ino)
+            ret = kiln_fail(errmsg, EBUSY,
+                            "snapshot %s: %s: the memory file this VM was restored from (in use)",
+                            dir, i ? "memory" : "state");
+    }
+    return ret;
+}
+
 int vm_snapshot_fds(struct kiln_vm *vm, int state_fd, int memory_fd, const char *dir, char *errmsg)
 {
     errmsg[0] = '\0';
     struct device_state st = {0};
-    int ret = build_state(vm, &st, dir, errmsg);
+    int ret = check_targets(vm, state_fd, memory_fd, dir, errmsg);
+    if (ret == 0)
+        ret = build_state(vm, &st, dir, errmsg);
     /* The state goes first to empty and last to full: an interrupted snapshot has no state,
      * and a restore refuses it rather than pairing an old state with new memory. */
     if (ret == 0 && (ftruncate(state_fd, 0) < 0 || fsync(state_fd) < 0))
@@ -346,6 +382,12 @@ int vm_snapshot_fds(struct kiln_vm *vm, int state_fd, int memory_fd, const char 
         ret = snap_fail(errmsg, -ret, dir, "state");
     state_free(&st);
     return ret;
+}
+
+int kiln_vm_snapshot_fds(struct kiln_vm *vm, int state_fd, int memory_fd,
+                         char errmsg[KILN_ERRMSG_MAX])
+{
+    return vm_snapshot_fds(vm, state_fd, memory_fd, "(files)", errmsg);
 }
 
 /* ---- Restore. */
@@ -464,6 +506,10 @@ int vm_restore_memory(struct kiln_vm *vm, char *errmsg)
     int ret = (uint64_t)sb.st_size == vm->cfg.memory_bytes
                   ? guest_mem_map_file(&vm->mem, vm->cfg.memory_bytes, fd)
                   : -EINVAL;
+    if (ret == 0) { /* a snapshot must not be written into it (vm_snapshot_fds) */
+        vm->mem_file_dev = sb.st_dev;
+        vm->mem_file_ino = sb.st_ino;
+    }
     close(fd); /* the mapping keeps the file */
     if (ret == -EINVAL)
         return kiln_fail(errmsg, EINVAL, "restore %s: memory is %lld bytes; the config says %llu",

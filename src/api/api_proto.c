@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,9 +71,45 @@ static const struct api_command *find(const struct api_command *cmds, size_t n, 
     return NULL;
 }
 
+/*
+ * The file descriptors that came with req match its "fds" and what command c takes: 0, or -1
+ * with err. "fds" absent means none; a request may not carry any it does not announce.
+ */
+static int check_fds(const struct api_command *c, struct json_object *req,
+                     const struct api_fds *fds, char *err)
+{
+    unsigned got = fds ? fds->n : 0;
+    bool extra = fds && fds->extra;
+    struct json_object *v;
+    if (!json_object_object_get_ex(req, "fds", &v)) {
+        if (got == 0 && !extra)
+            return 0;
+        snprintf(err, API_ERR_MAX,
+                 "%s: file descriptors came with a request that has no \"fds\" count", c->name);
+        return -1;
+    }
+    int64_t want = json_object_get_int64(v);
+    if (!json_object_is_type(v, json_type_int) || want < 0 || want > API_FDS_MAX) {
+        snprintf(err, API_ERR_MAX, "%s: \"fds\" must be a count of file descriptors, 0 to %d",
+                 c->name, API_FDS_MAX);
+        return -1;
+    }
+    if (extra || (int64_t)got != want) {
+        snprintf(err, API_ERR_MAX, "%s: \"fds\" is %lld, and %s%u file descriptors came with it",
+                 c->name, (long long)want, extra ? "more than " : "", got);
+        return -1;
+    }
+    if (want != 0 && want != c->nfds) {
+        snprintf(err, API_ERR_MAX, "%s: takes %u file descriptors, not %lld", c->name, c->nfds,
+                 (long long)want);
+        return -1;
+    }
+    return 0;
+}
+
 /* Run the command req names: 0 with reply filled, or -1 with err. */
 static int dispatch(const struct api_command *cmds, size_t n, void *ctx, struct json_object *req,
-                    struct json_object *reply, char *err)
+                    const struct api_fds *fds, struct json_object *reply, char *err)
 {
     struct json_object *cmd;
     if (!json_object_is_type(req, json_type_object)) {
@@ -89,11 +126,13 @@ static int dispatch(const struct api_command *cmds, size_t n, void *ctx, struct 
         snprintf(err, API_ERR_MAX, "unknown command '%.64s'", json_object_get_string(cmd));
         return -1;
     }
-    return c->run(ctx, req, reply, err);
+    if (check_fds(c, req, fds, err) < 0)
+        return -1;
+    return c->run(ctx, req, fds && fds->n ? fds->fd : NULL, reply, err);
 }
 
 char *api_handle_line(const struct api_command *cmds, size_t ncmds, void *ctx, const char *line,
-                      size_t len)
+                      size_t len, const struct api_fds *fds)
 {
     char err[API_ERR_MAX] = "";
     struct json_object *req = parse(line, len, err);
@@ -106,7 +145,7 @@ char *api_handle_line(const struct api_command *cmds, size_t ncmds, void *ctx, c
     }
     json_object_object_add(reply, "ok", json_object_new_boolean(1));
     char *out;
-    if (dispatch(cmds, ncmds, ctx, req, reply, err) < 0)
+    if (dispatch(cmds, ncmds, ctx, req, fds, reply, err) < 0)
         out = api_error_line(err[0] ? err : "failed");
     else
         out = to_line(reply);

@@ -18,8 +18,11 @@ struct api_server;
 /*
  * Serve cmds (with ctx) on a duplicate of listen_fd (a bound, listening unix stream socket the
  * caller keeps) on loop. Each request line gets one reply line; a line over API_LINE_MAX bytes
- * gets an error reply and is skipped; a partial line when the client goes is dropped. Loop
- * thread only. Returns 0 or -errno (libuv's codes are negative errnos).
+ * gets an error reply and is skipped; a partial line when the client goes is dropped. File
+ * descriptors a client sends (SCM_RIGHTS, received close-on-exec) go with the line whose bytes
+ * came with them, to api_handle_line, and are closed once it has answered; those of a skipped
+ * or unfinished line are closed unused. Loop thread only (its calls: accept4, recvmsg with
+ * MSG_CMSG_CLOEXEC, sendmsg). Returns 0 or -errno (libuv's codes are negative errnos).
  */
 int api_server_start(uv_loop_t *loop, int listen_fd, const struct api_command *cmds, size_t ncmds,
                      void *ctx, const struct kiln_log *log, struct api_server **out);

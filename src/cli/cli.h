@@ -168,6 +168,24 @@ int cli_ctl(const struct cli_options *o);
 /* The request line kiln ctl sends for COMMAND [ARG] (malloc'd), or NULL with errmsg. */
 char *cli_ctl_request(const char *cmd, const char *arg, char *errmsg);
 
+/*
+ * kiln ctl SOCKET snapshot DIR (cli_ctl_snap.c): the VM writes into files ctl opens in DIR
+ * (state.tmp, memory.tmp: new, 0600) and sends with the request; after a success ctl renames
+ * them to state and memory, after anything else it removes them (and DIR, if it made it).
+ */
+struct ctl_snap {
+    const char *dir;
+    int dfd;   /* DIR, locked (flock) while ctl works in it */
+    int fd[2]; /* state.tmp, memory.tmp */
+    bool made_dir;
+};
+/* Make or take DIR and create the two files in it. Returns 0 or -errno with errmsg. */
+int ctl_snap_open(struct ctl_snap *s, const char *dir, char *errmsg);
+/* After the VM's success: the files into place (the old state removed first); then released. */
+int ctl_snap_commit(struct ctl_snap *s, char *errmsg);
+/* After a failure: the files removed, DIR too if ctl made it; released. */
+void ctl_snap_abandon(struct ctl_snap *s);
+
 /* Usage text for --help. */
 extern const char cli_usage[];
 

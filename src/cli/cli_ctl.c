@@ -16,7 +16,8 @@
 #define CTL_REPLY_TIMEOUT_MS 30000
 #define CTL_REPLY_MAX (1 << 20)
 
-/* {"cmd": CMD} plus what ARG means for CMD: stop SECONDS, snapshot PATH; others take none. */
+/* {"cmd": CMD} plus what ARG means for CMD: stop SECONDS; snapshot DIR, whose files go with the
+ * request ("fds": 2, state and memory); others take none. */
 char *cli_ctl_request(const char *cmd, const char *arg, char *errmsg)
 {
     if (cmd[0] == '\0') {
@@ -32,6 +33,11 @@ char *cli_ctl_request(const char *cmd, const char *arg, char *errmsg)
             ret = kiln_fail(errmsg, EINVAL, "ctl: stop '%s': not a number of seconds above 0", arg);
         else
             json_object_object_add(req, "timeout", json_object_new_double(ms / 1000.0));
+    } else if (arg && strcmp(cmd, "snapshot") == 0) {
+        if (arg[0] == '\0')
+            ret = kiln_fail(errmsg, EINVAL, "ctl: snapshot: empty directory path");
+        else
+            json_object_object_add(req, "fds", json_object_new_int(2));
     } else if (arg) {
         ret = kiln_fail(errmsg, EINVAL, "ctl: %s takes no argument (got '%s')", cmd, arg);
     }
@@ -70,6 +76,27 @@ static int connect_to(const char *path)
         return -1;
     }
     return fd;
+}
+
+/* The whole request in one message, with the nfds descriptors fds (SCM_RIGHTS) if any. */
+static bool send_request(int fd, const char *req, const int *fds, unsigned nfds)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+    } control;
+    struct iovec iov = {.iov_base = (void *)req, .iov_len = strlen(req)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds) {
+        mh.msg_control = control.buf;
+        mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+    }
+    return sendmsg(fd, &mh, MSG_NOSIGNAL) == (ssize_t)iov.iov_len;
 }
 
 /* Read up to the first newline (malloc'd, without it), or NULL. */
@@ -125,25 +152,55 @@ static int print_reply(const char *cmd, const char *line)
     return code;
 }
 
+/* Send req (with snap's files, if any) and read the reply line (malloc'd), or NULL. */
+static char *ask(const struct cli_options *o, const char *req, const struct ctl_snap *snap)
+{
+    int fd = connect_to(o->ctl_path);
+    if (fd < 0) {
+        ctl_fail("cannot connect to %s: %s", o->ctl_path, strerror(errno));
+        return NULL;
+    }
+    bool sent = send_request(fd, req, snap ? snap->fd : NULL, snap ? 2 : 0);
+    char *line = sent ? read_line(fd) : NULL;
+    close(fd);
+    if (!line)
+        ctl_fail("%s: no reply from the VM (it may have ended)%s", o->ctl_path, "");
+    return line;
+}
+
+/* Whether the reply line is a success ({"ok":true,...}). */
+static bool reply_ok(const char *line)
+{
+    struct json_object *r = json_tokener_parse(line), *ok;
+    bool yes = r && json_object_object_get_ex(r, "ok", &ok) && json_object_get_boolean(ok);
+    json_object_put(r);
+    return yes;
+}
+
 int cli_ctl(const struct cli_options *o)
 {
     char errmsg[KILN_ERRMSG_MAX];
     char *req = cli_ctl_request(o->ctl_cmd, o->ctl_arg, errmsg);
     if (!req)
         return ctl_fail("%s%s", errmsg + strlen("ctl: "), "");
-    int fd = connect_to(o->ctl_path);
-    if (fd < 0) {
-        free(req);
-        return ctl_fail("cannot connect to %s: %s", o->ctl_path, strerror(errno));
+    /* snapshot DIR: the files are made before the VM is asked, and kept only if it succeeds. */
+    struct ctl_snap snap, *s = NULL;
+    if (o->ctl_arg && strcmp(o->ctl_cmd, "snapshot") == 0) {
+        if (ctl_snap_open(&snap, o->ctl_arg, errmsg) < 0) {
+            free(req);
+            return ctl_fail("%s%s", errmsg, "");
+        }
+        s = &snap;
     }
-    size_t len = strlen(req);
-    bool sent = send(fd, req, len, MSG_NOSIGNAL) == (ssize_t)len;
+    char *line = ask(o, req, s);
     free(req);
-    char *line = sent ? read_line(fd) : NULL;
-    close(fd);
-    if (!line)
-        return ctl_fail("%s: no reply from the VM (it may have ended)%s", o->ctl_path, "");
-    int code = print_reply(o->ctl_cmd, line);
+    int code = line ? 0 : EXIT_CODE_KILN_ERROR;
+    if (s && line && reply_ok(line) && ctl_snap_commit(s, errmsg) < 0)
+        code = ctl_fail("%s%s", errmsg, "");
+    else if (s && !(line && reply_ok(line)))
+        ctl_snap_abandon(s);
+    if (line && code == 0)
+        code = print_reply(o->ctl_cmd, line);
     free(line);
     return code;
 }

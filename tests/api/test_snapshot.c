@@ -173,6 +173,55 @@ START_TEST(test_restore_refusals)
 }
 END_TEST
 
+/* kiln_vm_snapshot_fds: into two files the caller opened, refused for files that cannot be. */
+START_TEST(test_snapshot_fds)
+{
+    int out = open(path("fds.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    struct kiln_config cfg;
+    config(&cfg, out, NULL);
+    char err[KILN_ERRMSG_MAX];
+    struct runner r = {0};
+    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "create: %s", err);
+    pthread_create(&r.thread, NULL, run_main, &r);
+    for (int i = 0; i < 2000 && file_size(path("fds.out")) < 10000; i++)
+        sleep_ms(5);
+    ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
+    mkdir(path("fds"), 0700);
+    int st = open(path("fds/state"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int mem = open(path("fds/memory"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int ro = open(path("fds.out"), O_RDONLY | O_CLOEXEC);
+    int app = open(path("fds.out"), O_WRONLY | O_APPEND | O_CLOEXEC);
+    int dir = open(path("fds"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_eq(kiln_vm_snapshot_fds(r.vm, ro, mem, err), -EBADF);
+    ck_assert_msg(strstr(err, "state: not open for writing"), "%s", err);
+    ck_assert_int_eq(kiln_vm_snapshot_fds(r.vm, st, app, err), -EBADF);
+    ck_assert_int_eq(kiln_vm_snapshot_fds(r.vm, st, dir, err), -EINVAL);
+    ck_assert_msg(strstr(err, "memory: not a regular file"), "%s", err);
+    ck_assert_int_eq(kiln_vm_snapshot_fds(r.vm, st, st, err), -EINVAL);
+    ck_assert_msg(strstr(err, "the same file"), "%s", err);
+    ck_assert_int_eq(file_size(path("fds/state")) + file_size(path("fds/memory")), 0);
+    int ret = kiln_vm_snapshot_fds(r.vm, st, mem, err);
+    ck_assert_msg(ret == 0, "snapshot: %s", err);
+    ck_assert_int_eq(file_size(path("fds/memory")), 16 << 20);
+    ck_assert_int_gt(file_size(path("fds/state")), 0);
+    ck_assert_int_ge(fcntl(st, F_GETFD), 0); /* still the caller's */
+    for (int fd = 0; fd < 5; fd++)
+        close((int[]){st, mem, ro, app, dir}[fd]);
+    kiln_vm_stop(r.vm);
+    pthread_join(r.thread, NULL);
+    kiln_vm_destroy(r.vm);
+    close(out);
+    /* What they hold is a snapshot a restore takes: the guest finishes its lines. */
+    config(&cfg, -1, path("fds"));
+    struct runner r2 = {0};
+    ck_assert_msg(kiln_vm_create(&cfg, &r2.vm, err) == 0, "restore: %s", err);
+    run_main(&r2);
+    kiln_vm_destroy(r2.vm);
+    ck_assert_int_eq(r2.exit.reason, KILN_EXIT_STATUS);
+    ck_assert_int_eq(r2.exit.status, 0);
+}
+END_TEST
+
 /* Snapshot needs a paused VM. */
 START_TEST(test_snapshot_needs_pause)
 {
@@ -199,6 +248,7 @@ int main(void)
     tcase_add_test(tc, test_restore_goes_on);
     tcase_add_test(tc, test_restore_refusals);
     tcase_add_test(tc, test_snapshot_needs_pause);
+    tcase_add_test(tc, test_snapshot_fds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

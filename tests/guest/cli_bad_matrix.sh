@@ -357,7 +357,17 @@ check snapshot_dir_is_restore "$D/snap" "the --restore directory" -- \
 echo data >"$D/plain"
 check snapshot_dir_is_file "$D/plain" "Not a directory" -- \
     run --kernel "$HELLO" --api-socket "$D/api.sock" --snapshot-dir "$D/plain"
-check ctl_snapshot_path "snapshot" "takes no argument" -- ctl "$D/api.sock" snapshot "$D/x"
+# kiln ctl SOCKET snapshot DIR: DIR is checked and its files made before the VM is asked.
+check ctl_snapshot_dir_is_file "$D/plain" "Not a directory" -- ctl "$D/api.sock" snapshot "$D/plain"
+check ctl_snapshot_dir_empty "snapshot" "empty directory" -- ctl "$D/api.sock" snapshot ""
+mkdir -p "$D/locked"
+check ctl_snapshot_dir_unwritable "$D/locked" "state.tmp: Permission denied" nobody -- \
+    ctl "$D/api.sock" snapshot "$D/locked"
+check ctl_snapshot_dir_no_parent "$D/nosuch/snap" "No such file" -- \
+    ctl "$D/api.sock" snapshot "$D/nosuch/snap"
+check ctl_snapshot_no_vm "$D/api.sock" "cannot connect" -- ctl "$D/api.sock" snapshot "$D/new"
+[ ! -e "$D/new" ] && ok "ctl snapshot with no VM: the directory it made is gone" ||
+    fail "ctl snapshot with no VM left $D/new behind"
 
 # ---- Config files (--config): each message names the file and the JSON path of the field
 new_case c

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # guest_api.sh: the API socket driven through kiln ctl: info, stats, pause/resume (the guest's
 # exit count stops and goes on), stop (the power button, then a stop: 143), kill (137), SIGTERM,
-# bad requests on a live connection, and the socket surviving guest reboots.
+# bad requests on a live connection, the socket surviving guest reboots, and snapshots into
+# --snapshot-dir and into a directory ctl names (files sent with the request), restored.
 # Usage: guest_api.sh KILN GUEST_DIR
 . "$(dirname "$0")/common.sh"
 KILN=$1
@@ -76,7 +77,7 @@ c=$(io_exits)
 [ "$c" -gt "$b" ] && ok "resumed: io exits grow again ($b -> $c)" || fail "resumed: $b -> $c"
 ctl snapshot
 [ $CRC -eq 1 ] && grep -q "no snapshot directory" <<<"$CERR" &&
-    ok "snapshot without --snapshot-dir: error, exit 1" || fail "snapshot: rc $CRC $CERR"
+    ok "snapshot without --snapshot-dir or DIR: error, exit 1" || fail "snapshot: rc $CRC $CERR"
 ctl frobnicate
 [ $CRC -eq 1 ] && grep -q "unknown command" <<<"$CERR" && ok "unknown command: exit 1" ||
     fail "unknown command: rc $CRC $CERR"
@@ -100,9 +101,25 @@ g.connect(sys.argv[1])
 g.sendall(b'{"cmd":"kill"')  # no newline: never a request
 g.close()
 assert ask(b'{"cmd":"info"}\n')["state"] == "running"
+# File descriptors: announced and missing, sent with a request that takes none, a file that is
+# no place for a snapshot; each an error, the descriptors closed, the connection usable.
+def ask_fds(line, fds):
+    socket.send_fds(s, [line], fds)
+    return json.loads(f.readline())
+import os
+assert "0 file descriptors came" in ask(b'{"cmd":"snapshot","fds":2}\n')["error"]
+r, w = os.pipe()
+assert "no \"fds\"" in ask_fds(b'{"cmd":"info"}\n', [w, w])["error"]
+assert "not a regular file" in ask_fds(b'{"cmd":"snapshot","fds":2}\n', [w, w])["error"]
+ro = os.open("/dev/null", os.O_RDONLY)
+assert "takes 2 file descriptors" in ask_fds(b'{"cmd":"snapshot","fds":1}\n', [ro])["error"]
+os.close(w)
+assert os.read(r, 1) == b"", "kiln kept a file descriptor sent to it"
+assert ask(b'{"cmd":"info"}\n')["state"] == "running"
 print("ok")
 PY
-grep -qx ok "$TEST_TMP/raw.out" && ok "bad JSON, unknown cmd, oversize line: errors, connection usable"
+grep -qx ok "$TEST_TMP/raw.out" &&
+    ok "bad JSON, unknown cmd, oversize line, fds missing or astray: errors, connection usable"
 
 # stop: the tiny guest ignores the power button, so kiln stops it after --stop-timeout: 143.
 ctl stop
@@ -164,4 +181,58 @@ b=$(io_exits)
     fail "restored: io exits $a -> $b"
 ctl kill
 stopped 137 "kill of the restored VM"
+
+# kiln ctl SOCKET snapshot DIR: any directory, per request, with no --snapshot-dir; the files
+# are sent with the request, and renamed into place only after the VM's success.
+CSNAP=$TEST_TMP/ctl-snap/a
+mkdir -p "$TEST_TMP/ctl-snap"
+start --kernel "$TICKER" --serial none --timeout 60
+sleep 0.3
+ctl snapshot "$CSNAP"
+[ $CRC -eq 0 ] && grep -q '"resumed": *true' <<<"$COUT" && ok "ctl snapshot DIR: written, resumed" ||
+    fail "ctl snapshot DIR: rc $CRC $COUT $CERR"
+[ "$(stat -c %a "$CSNAP")" = 700 ] && [ "$(stat -c %a "$CSNAP/state")" = 600 ] &&
+    [ "$(stat -c %a "$CSNAP/memory")" = 600 ] && [ "$(ls "$CSNAP" | tr '\n' ' ')" = "memory state " ] &&
+    ok "ctl snapshot DIR: made 0700, state and memory 0600, nothing else" ||
+    fail "ctl snapshot DIR: $(ls -la "$CSNAP")"
+: >"$TEST_TMP/ctl-snap/file"
+ctl snapshot "$TEST_TMP/ctl-snap/file"
+[ $CRC -eq 125 ] && [ "$(wc -l <<<"$CERR")" -eq 1 ] && grep -q "Not a directory" <<<"$CERR" &&
+    ok "ctl snapshot FILE: one line, exit 125" || fail "ctl snapshot FILE: rc $CRC $CERR"
+ctl snapshot "$CSNAP" # again over the first: replaced
+[ $CRC -eq 0 ] && ok "ctl snapshot DIR again: replaced" || fail "again: rc $CRC $CERR"
+ctl info
+grep -q '"state": "running"' <<<"$COUT" && ok "running after the snapshots" || fail "info: $COUT"
+ctl kill
+stopped 137 "kill after ctl snapshot DIR"
+start --restore "$CSNAP" --serial none --timeout 60
+a=$(io_exits)
+sleep 0.3
+b=$(io_exits)
+[ "$b" -gt "$a" ] && ok "restored from ctl's DIR: the ticker runs on (io exits $a -> $b)" ||
+    fail "restored from ctl's DIR: io exits $a -> $b"
+# The restored VM snapshots into the directory its memory is mapped from: new files renamed in,
+# the mapped one untouched.
+ctl snapshot "$CSNAP"
+[ $CRC -eq 0 ] && ok "ctl snapshot into the --restore DIR" || fail "into --restore DIR: rc $CRC $CERR"
+a=$(io_exits)
+sleep 0.2
+b=$(io_exits)
+[ "$b" -gt "$a" ] && ok "the restored VM runs on after it" || fail "after: io exits $a -> $b"
+ctl kill
+stopped 137 "kill of the VM restored from ctl's DIR"
+
+# A snapshot the VM refuses (a named port cannot be saved) leaves DIR's snapshot as it was.
+before=$(cd "$CSNAP" && sha256sum state memory)
+start --kernel "$TICKER" --serial none --timeout 60 --port p1,path="$TEST_TMP/p1.out"
+ctl snapshot "$CSNAP"
+[ $CRC -eq 1 ] && grep -q "virtio-console" <<<"$CERR" && ok "refused snapshot: error, exit 1" ||
+    fail "refused snapshot: rc $CRC $CERR"
+[ "$(cd "$CSNAP" && sha256sum state memory)" = "$before" ] && [ "$(ls "$CSNAP" | wc -l)" -eq 2 ] &&
+    ok "refused snapshot: DIR's snapshot unchanged, no files left" || fail "DIR: $(ls -la "$CSNAP")"
+ctl snapshot "$TEST_TMP/ctl-snap/new"
+[ $CRC -eq 1 ] && [ ! -e "$TEST_TMP/ctl-snap/new" ] && ok "refused snapshot: the DIR ctl made is gone" ||
+    fail "refused snapshot into a new DIR: rc $CRC, $(ls -la "$TEST_TMP/ctl-snap")"
+ctl kill
+stopped 137 "kill after the refused snapshot"
 finish

@@ -32,6 +32,7 @@
 /* One confined child: build the filters of spec, enter role, run body, exit 0. */
 static bool g_disks;             /* run_confined's spec.disks */
 static bool g_snapshot;          /* run_confined's spec.snapshot */
+static bool g_api;               /* run_confined's spec.api */
 static const char *g_vsock_path; /* run_confined's spec.vsock_path */
 
 static int run_confined(enum sandbox_role role, bool user_net, void (*body)(void))
@@ -43,7 +44,8 @@ static int run_confined(enum sandbox_role role, bool user_net, void (*body)(void
         struct sandbox_spec spec = {.user_net = user_net,
                                     .disks = g_disks,
                                     .vsock_path = g_vsock_path,
-                                    .snapshot = g_snapshot};
+                                    .snapshot = g_snapshot,
+                                    .api = g_api};
         spec.roles[role] = true;
         struct sandbox sb;
         char err[KILN_ERRMSG_MAX];
@@ -250,7 +252,7 @@ static int g_fd; /* the worker body's file, opened before the filter */
 /* The API's snapshot: a file opened before the filter is truncated, filled, synced. */
 static void snapshot_files(void)
 {
-    if (ftruncate(g_fd, 0) < 0 || lseek(g_fd, 4096, SEEK_SET) != 4096 ||
+    if (fcntl(g_fd, F_GETFL) < 0 || ftruncate(g_fd, 0) < 0 || lseek(g_fd, 4096, SEEK_SET) != 4096 ||
         write(g_fd, "state", 5) != 5 || fsync(g_fd) < 0)
         _exit(10);
 }
@@ -259,6 +261,12 @@ static void snapshot_files(void)
 static void snapshot_open(void)
 {
     openat(g_fd, "state", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+}
+
+/* fcntl for anything but reading the flags: still refused. */
+static void snapshot_set_flags(void)
+{
+    fcntl(g_fd, F_SETFL, O_APPEND);
 }
 
 START_TEST(test_loop_role_snapshot)
@@ -272,6 +280,7 @@ START_TEST(test_loop_role_snapshot)
         expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_open));
         expect_killed(run_confined(SANDBOX_LOOP, false, open_for_writing));
     }
+    expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_set_flags));
     g_snapshot = false;
     if (!SANITIZED)
         expect_killed(run_confined(SANDBOX_LOOP, false, snapshot_files));
@@ -280,6 +289,61 @@ START_TEST(test_loop_role_snapshot)
     ck_assert_int_eq(st.st_size, 4101);
     close(g_fd);
     unlink(path);
+}
+END_TEST
+
+static int g_sock[2]; /* a connected pair, made before the filter */
+
+/* The API's read of a request and the file descriptor sent with it (close-on-exec). */
+static void api_recv_fds(void)
+{
+    char byte, control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = control,
+                        .msg_controllen = sizeof(control)};
+    if (recvmsg(g_sock[1], &mh, MSG_CMSG_CLOEXEC) != 1 || !CMSG_FIRSTHDR(&mh))
+        _exit(10);
+}
+
+/* recvmsg without MSG_CMSG_CLOEXEC: refused. */
+static void api_recv_plain(void)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    recvmsg(g_sock[1], &mh, 0);
+}
+
+/* Send one byte and fd over g_sock[0], for api_recv_fds. */
+static void send_fd(int fd)
+{
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {.iov_base = "x", .iov_len = 1};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = control,
+                        .msg_controllen = sizeof(control)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    *cm = (struct cmsghdr){
+        .cmsg_len = CMSG_LEN(sizeof(int)), .cmsg_level = SOL_SOCKET, .cmsg_type = SCM_RIGHTS};
+    memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+    ck_assert_int_eq(sendmsg(g_sock[0], &mh, 0), 1);
+}
+
+START_TEST(test_loop_role_api)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, g_sock), 0);
+    g_api = true;
+    send_fd(STDIN_FILENO);
+    expect_allowed(run_confined(SANDBOX_LOOP, false, api_recv_fds));
+    send_fd(STDIN_FILENO);
+    expect_killed(run_confined(SANDBOX_LOOP, false, api_recv_plain));
+    g_api = false;
+    expect_killed(run_confined(SANDBOX_LOOP, false, api_recv_fds));
+    close(g_sock[0]);
+    close(g_sock[1]);
 }
 END_TEST
 
@@ -382,6 +446,7 @@ static Suite *sandbox_suite(void)
     tcase_add_test(tc, test_loop_role);
     tcase_add_test(tc, test_loop_role_vsock);
     tcase_add_test(tc, test_loop_role_snapshot);
+    tcase_add_test(tc, test_loop_role_api);
     tcase_add_test(tc, test_worker_role);
     tcase_add_test(tc, test_unconfined_role);
     tcase_add_test(tc, test_cli_handler);
