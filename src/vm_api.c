@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -285,6 +286,16 @@ static int cmd_snapshot(void *ctx, struct json_object *req, const int *fds,
         snprintf(err, API_ERR_MAX,
                  "snapshot: this VM has no snapshot directory (--snapshot-dir); send the files "
                  "with the request (kiln ctl SOCKET snapshot DIR)");
+        return -1;
+    }
+    /* A kiln ctl snapshot into the same directory renames new files over these: writing the
+     * old ones then would be lost without a word. */
+    struct stat a, b;
+    if (fstat(vm->cfg.snapshot_state_fd, &a) < 0 || fstat(vm->cfg.snapshot_memory_fd, &b) < 0 ||
+        a.st_nlink == 0 || b.st_nlink == 0) {
+        snprintf(err, API_ERR_MAX,
+                 "snapshot: --snapshot-dir's files were replaced or removed since kiln started; "
+                 "send the files with the request (kiln ctl SOCKET snapshot DIR)");
         return -1;
     }
     return snapshot_into(vm, vm->cfg.snapshot_state_fd, vm->cfg.snapshot_memory_fd,

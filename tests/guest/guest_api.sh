@@ -169,6 +169,14 @@ sleep 0.3
 ctl snapshot
 [ $CRC -eq 0 ] && grep -q '"resumed": *true' <<<"$COUT" && ok "snapshot: written, the VM resumed" ||
     fail "snapshot: rc $CRC $COUT $CERR"
+# ctl snapshot into the same directory renames new files over the ones kiln holds open: a later
+# plain snapshot would write the unlinked old ones, so it is refused instead.
+ctl snapshot "$SNAP"
+[ $CRC -eq 0 ] && ok "ctl snapshot into the --snapshot-dir" || fail "into --snapshot-dir: rc $CRC $CERR"
+ctl snapshot
+[ $CRC -eq 1 ] && grep -q "were replaced or removed" <<<"$CERR" &&
+    ok "then a plain snapshot: refused, its files were replaced" ||
+    fail "plain snapshot after ctl's into the same DIR: rc $CRC $COUT $CERR"
 ctl kill
 stopped 137 "kill after the snapshot"
 [ -s "$SNAP/state" ] && [ -s "$SNAP/memory" ] && ok "snapshot: state and memory files" ||
