@@ -1,4 +1,8 @@
-/* vmmio.c: a tiny virtio-mmio driver: finds its disk from the command line, does I/O by IRQ. */
+/*
+ * vmmio.c: a tiny virtio-mmio driver: finds its disk from the command line, does I/O by IRQ.
+ * rounds=N (default 1) repeats the I/O round, printing "vmmio: round I" after each; from the
+ * second round on, sector 1 gets "mmio-round-I" (a snapshot test sees where it went on).
+ */
 #include "apic.h"
 #include "guest.h"
 #include "vp_common.h"
@@ -17,6 +21,21 @@ static void parse_device(const char *s, uint64_t *size, uint64_t *addr, unsigned
     for (; *s >= '0' && *s <= '9'; s++)
         *irq = *irq * 10 + (unsigned)(*s - '0');
     GUEST_ASSERT(*s == '\0');
+}
+
+/* "mmio-round-I" into tag (32 bytes). */
+static void round_tag(char *tag, uint64_t i)
+{
+    char digits[24];
+    unsigned n = 0;
+    do {
+        digits[n++] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    memcpy(tag, "mmio-round-", 11);
+    for (unsigned k = 0; k < n; k++)
+        tag[11 + k] = digits[n - 1 - k];
+    tag[11 + n] = '\0';
 }
 
 int guest_main(void *zero_page)
@@ -47,7 +66,21 @@ int guest_main(void *zero_page)
     serial_puts("vmmio: capacity ");
     serial_put_dec(cap);
     serial_putc('\n');
-    vp_blk_io_round(&vp_intx_count, "KILNMMIO", "mmio-was-here");
+    char arg[24];
+    uint64_t rounds = 1;
+    if (cmdline_get(bootparams_cmdline(zero_page), "rounds", arg, sizeof(arg)))
+        GUEST_ASSERT(parse_u64(arg, &rounds) && rounds >= 1);
+    for (uint64_t i = 1; i <= rounds; i++) {
+        char tag[32] = "mmio-was-here";
+        if (rounds > 1)
+            round_tag(tag, i);
+        vp_blk_io_round(&vp_intx_count, "KILNMMIO", tag);
+        if (rounds > 1) {
+            serial_puts("vmmio: round ");
+            serial_put_dec(i);
+            serial_putc('\n');
+        }
+    }
     serial_puts("vmmio: ok, interrupts ");
     serial_put_dec(vp_intx_count);
     serial_puts(" spurious ");

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "state.h"
 #include "virtio/virtio_attach.h"
 
 /* Control messages waiting for the driver's buffers: 3 per port and a few; more is a flood. */
@@ -349,8 +350,13 @@ static int con_activate(struct virtio_device *vd)
         ready = ready && vd->queues[q].enabled && vd->queues[q].vq.ready;
     pthread_mutex_unlock(&vd->lock);
     c->running = ready; /* without MULTIPORT's control queues there is nothing to serve */
-    if (ready)
-        ctrl_pump(c); /* messages queued before DRIVER_OK get no kick of their own */
+    if (!ready)
+        return 0;
+    ctrl_pump(c); /* messages queued before DRIVER_OK get no kick of their own */
+    /* Ports are ready here only in a restored device: their queued output and input go on. */
+    for (unsigned i = 0; i < c->nports && c->running; i++)
+        if (c->ports[i].ready)
+            port_tx(&c->ports[i]);
     return 0;
 }
 
@@ -405,12 +411,105 @@ static void con_destroy(struct device *d)
     virtio_console_destroy(virtio_device_of(d)->priv);
 }
 
+/* ---- Snapshot. */
+
+#define PORT_READY_BIT 1u
+#define PORT_GUEST_OPEN_BIT 2u
+#define PORT_HOST_OPEN_BIT 4u
+
+/*
+ * Snapshot (loop thread): each port's name and what the driver made of it (ready, open in the
+ * guest, the host end as the driver was told), then the control messages the driver has not
+ * taken yet. A write half done to a full socket answers -EBUSY until the socket takes the
+ * rest. Host ends are not saved: the restored VM opens them again from its configuration.
+ */
+static int con_save(const struct device *d, struct device_state *st)
+{
+    const struct virtio_console *c = virtio_device_of((struct device *)d)->priv;
+    state_put_u32(st, c->nports);
+    for (unsigned i = 0; i < c->nports; i++) {
+        const struct con_port *p = &c->ports[i];
+        if (p->tx_held)
+            return -EBUSY;
+        state_put(st, p->name, sizeof(p->name));
+        state_put_u32(st, (p->ready ? PORT_READY_BIT : 0) |
+                              (p->guest_open ? PORT_GUEST_OPEN_BIT : 0) |
+                              (p->host_open ? PORT_HOST_OPEN_BIT : 0));
+    }
+    state_put_u32(st, c->out_count);
+    for (unsigned i = 0; i < c->out_count; i++) {
+        const struct con_msg *m = &c->outbox[(c->out_head + i) % OUTBOX_MAX];
+        state_put_u32(st, m->id);
+        state_put_u32(st, (uint32_t)m->event | (uint32_t)m->value << 16);
+    }
+    return st->err ? -st->err : 0;
+}
+
+/* One port's saved name and flags: the same port of this configuration, or -EINVAL. */
+static int restore_port(struct con_port *p, struct device_state *st)
+{
+    char name[sizeof(p->name)];
+    state_get(st, name, sizeof(name));
+    uint32_t flags = state_get_u32(st);
+    if (st->err || name[sizeof(name) - 1] != '\0' || strcmp(name, p->name) != 0 ||
+        flags > (PORT_READY_BIT | PORT_GUEST_OPEN_BIT | PORT_HOST_OPEN_BIT))
+        return -EINVAL;
+    p->ready = flags & PORT_READY_BIT;
+    p->guest_open = flags & PORT_GUEST_OPEN_BIT;
+    p->rx_wait = p->tx_held = false; /* the rings say again what is waiting */
+    /* The host end was opened anew: a driver told it had gone hears it is back. */
+    if (p->ready && !(flags & PORT_HOST_OPEN_BIT) && p->host_open)
+        return 1;
+    return 0;
+}
+
+/* A saved control message: only what ctrl_send sends, about a port there is. */
+static bool msg_ok(const struct virtio_console *c, const struct con_msg *m)
+{
+    bool event = m->event == VIRTIO_CONSOLE_DEVICE_ADD || m->event == VIRTIO_CONSOLE_PORT_NAME ||
+                 m->event == VIRTIO_CONSOLE_PORT_OPEN;
+    return event && m->value <= 1 && m->id >= 1 && m->id <= c->nports;
+}
+
+static int con_restore(struct device *d, struct device_state *st)
+{
+    struct virtio_console *c = virtio_device_of(d)->priv;
+    if (state_get_u32(st) != c->nports || st->err)
+        return -EINVAL;
+    bool reopened[KILN_MAX_PORTS] = {false};
+    for (unsigned i = 0; i < c->nports; i++) {
+        int ret = restore_port(&c->ports[i], st);
+        if (ret < 0)
+            return ret;
+        reopened[i] = ret == 1;
+    }
+    uint32_t n = state_get_u32(st);
+    if (st->err || n > OUTBOX_MAX)
+        return -EINVAL;
+    c->out_head = 0;
+    c->out_count = n;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t id = state_get_u32(st), ev = state_get_u32(st);
+        c->outbox[i] = (struct con_msg){id, (uint16_t)ev, (uint16_t)(ev >> 16)};
+        if (st->err || !msg_ok(c, &c->outbox[i])) {
+            c->out_count = 0;
+            return -EINVAL;
+        }
+    }
+    for (unsigned i = 0; i < c->nports; i++)
+        if (reopened[i])
+            ctrl_send(c, c->ports[i].id, VIRTIO_CONSOLE_PORT_OPEN, 1);
+    return 0;
+}
+
 static const struct virtio_device_ops con_ops = {
     .dev =
         {
             .read = virtio_config_read_bytes,
             .write = virtio_config_write_ignored, /* emerg_wr is not offered */
             .reset = con_reset,
+            .save = con_save,
+            .restore = con_restore,
             .start = con_start,
             .stop = con_stop,
             .destroy = con_destroy,

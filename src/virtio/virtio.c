@@ -241,7 +241,8 @@ static int restore_queue(struct virtio_queue *q, struct device_state *st)
     q->vq.used_gpa = state_get_u64(st);
     uint32_t pos = state_get_u32(st), sig = state_get_u32(st);
     uint16_t size = (uint16_t)vs;
-    if (st->err || flags > 3 || (size != 0 && !virtio_queue_size_ok(q, size)))
+    /* As the registers allow: a size the queue may take, and running only if enabled. */
+    if (st->err || flags > 3 || flags == 2 || !virtio_queue_size_ok(q, size))
         return -EINVAL;
     q->vector = (uint16_t)(vs >> 16);
     q->vq.size = (uint16_t)vs;

@@ -241,6 +241,9 @@ int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop)
         return ret;
     pthread_mutex_lock(&l->vd->lock);
     l->started = true;
+    /* An interrupt pending in a restored device's ISR: its line goes up again (none at boot). */
+    if (l->line)
+        l->line_update(l->line_ctx);
     pthread_mutex_unlock(&l->vd->lock);
     uv_async_send(&l->async); /* status work the driver may have requested before the loop ran */
     return 0;

@@ -108,6 +108,7 @@ void virtio_loop_unbind_kicks(struct virtio_loop *l, const struct vm_ioctl *vmi,
 /*
  * Start/stop servicing kicks, status work and the line's resampler on loop (the loop thread),
  * together with the device's own back end (its start hook runs first, its stop hook last).
+ * Start also runs the line's update, so an interrupt a restored device had pending is raised.
  */
 int virtio_loop_start(struct virtio_loop *l, uv_loop_t *loop);
 void virtio_loop_stop(struct virtio_loop *l);

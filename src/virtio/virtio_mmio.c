@@ -13,6 +13,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "state.h"
+
 /* ISA pins free on kiln's platform (see virtio_mmio.h), in the order devices get them. */
 static const uint8_t mmio_gsis[VIRTIO_MMIO_GSI_COUNT] = {5, 6, 7, 9, 10, 11, 14, 15};
 
@@ -374,6 +376,48 @@ static void vm_stats(const struct device *d, struct kiln_stats *st)
     virtio_device_stats(((const struct virtio_mmio *)d)->vd, st);
 }
 
+/*
+ * Snapshot (loop thread, vCPUs paused): the transport's select registers, then the virtio
+ * device (core and its own state). The window's place and its line come from the config.
+ */
+static int vm_save(const struct device *d, struct device_state *st)
+{
+    const struct virtio_mmio *t = (const struct virtio_mmio *)d;
+    pthread_mutex_lock(&t->vd->lock);
+    state_put_u32(st, t->dfselect);
+    state_put_u32(st, t->gfselect);
+    state_put_u32(st, t->queue_select);
+    pthread_mutex_unlock(&t->vd->lock);
+    return virtio_save(t->vd, st);
+}
+
+/* MMIO has no MSI-X: a vector other than NO_VECTOR is a snapshot this transport never wrote. */
+static bool vectors_unused(const struct virtio_device *vd)
+{
+    bool ok = vd->config_vector == VIRTIO_NO_VECTOR;
+    for (unsigned i = 0; i < vd->num_queues; i++)
+        ok = ok && vd->queues[i].vector == VIRTIO_NO_VECTOR;
+    return ok;
+}
+
+/*
+ * Before the loop runs. The selects take any value, as the registers do (reads check them);
+ * the core checks queue sizes and features. A running device is activated again at start.
+ */
+static int vm_restore(struct device *d, struct device_state *st)
+{
+    struct virtio_mmio *t = (struct virtio_mmio *)d;
+    pthread_mutex_lock(&t->vd->lock);
+    t->dfselect = state_get_u32(st);
+    t->gfselect = state_get_u32(st);
+    t->queue_select = state_get_u32(st);
+    pthread_mutex_unlock(&t->vd->lock);
+    if (st->err)
+        return -EINVAL;
+    int ret = virtio_restore(t->vd, st);
+    return ret < 0 ? ret : vectors_unused(t->vd) ? 0 : -EINVAL;
+}
+
 static const struct device_ops vm_ops = {
     .read = vm_read,
     .write = vm_write,
@@ -381,6 +425,8 @@ static const struct device_ops vm_ops = {
     .stop = vm_stop,
     .destroy = vm_destroy,
     .stats = vm_stats,
+    .save = vm_save,
+    .restore = vm_restore,
 };
 
 struct device *virtio_mmio_device(struct virtio_mmio *t)

@@ -201,7 +201,9 @@ static inline void vfx_dev_queue_notify(struct virtio_device *vd, unsigned q)
     {                                                                                              \
         .dev = {.read = vfx_dev_config_read,                                                       \
                 .write = vfx_dev_config_write,                                                     \
-                .reset = vfx_dev_reset},                                                           \
+                .reset = vfx_dev_reset,                                                            \
+                .save = device_save_none,                                                          \
+                .restore = device_restore_none},                                                   \
         .name = "fake-blk", .device_id = VIRTIO_ID_BLOCK, .config_len = 8,                         \
         .activate = vfx_dev_activate, .queue_notify = vfx_dev_queue_notify,                        \
     }

@@ -11,6 +11,7 @@
 
 #include "devices/virtio_console.h"
 #include "memory.h"
+#include "state.h"
 #include "util.h"
 #include "virtio/virtio.h"
 #include "virtio_fixture.h"
@@ -44,12 +45,10 @@ static uint64_t new_buf(struct t *t)
     return BUF_GPA + STRIDE * (t->next_buf++ % 1024);
 }
 
-static void setup(struct t *t)
+/* A console with NPORTS socketpair ports on t's RAM and loop, started, behind the fake transport.
+ */
+static void make_console(struct t *t)
 {
-    memset(t, 0, sizeof(*t));
-    t->log = (struct kiln_log){vfx_capture, &t->rec, KILN_LOG_DEBUG};
-    ck_assert_int_eq(guest_mem_init(&t->gm, RAM), 0);
-    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
     struct virtio_console_port_spec specs[NPORTS];
     const char *names[NPORTS] = {"results", "org.test.echo"};
     for (unsigned i = 0; i < NPORTS; i++) {
@@ -65,6 +64,15 @@ static void setup(struct t *t)
     t->vd = virtio_console_device(t->con);
     vfx_attach_transport(t->vd, &t->rec, NQ);
     ck_assert_int_eq(virtio_console_start(t->con), 0);
+}
+
+static void setup(struct t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->log = (struct kiln_log){vfx_capture, &t->rec, KILN_LOG_DEBUG};
+    ck_assert_int_eq(guest_mem_init(&t->gm, RAM), 0);
+    ck_assert_int_eq(uv_loop_init(&t->loop), 0);
+    make_console(t);
     struct vqb *rings[NQ];
     for (unsigned i = 0; i < NQ; i++) {
         vqb_init(&t->q[i], &t->gm, QSIZE, RING_GPA(i), RING_GPA(i) + 0x1000, RING_GPA(i) + 0x2000);
@@ -73,15 +81,21 @@ static void setup(struct t *t)
     vfx_drive_up(t->vd, rings, NQ, VIRTIO_CONSOLE_F_MULTIPORT, false);
 }
 
-static void teardown(struct t *t)
+/* Stop and free the console and the host ends of its ports (RAM and loop stay). */
+static void drop_console(struct t *t)
 {
     virtio_console_stop(t->con);
     uv_run(&t->loop, UV_RUN_DEFAULT);
-    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
     virtio_console_destroy(t->con);
     for (unsigned i = 0; i < NPORTS; i++)
         if (t->host[i] >= 0)
             close(t->host[i]);
+}
+
+static void teardown(struct t *t)
+{
+    drop_console(t);
+    ck_assert_int_eq(uv_loop_close(&t->loop), 0);
     guest_mem_free(&t->gm);
 }
 
@@ -282,6 +296,9 @@ START_TEST(test_guest_to_host_backpressure)
     kick(&t, txq);
     uint16_t done = vqb_used_idx(&t.q[txq]);
     ck_assert_uint_lt(done, 64); /* held: the socket is full */
+    struct device_state st = {0};
+    ck_assert_int_eq(virtio_save(t.vd, &st), -EBUSY); /* a chain half written: not yet */
+    state_free(&st);
     static char buf[64 * 4096];
     size_t got = 0;
     for (int round = 0; round < 1000 && got < sizeof(buf); round++) {
@@ -378,6 +395,119 @@ START_TEST(test_tiny_control_buffers)
 }
 END_TEST
 
+/* ---- Snapshot. */
+
+/*
+ * The console is saved, freed with its host ends, and made again on the same RAM with new
+ * host ends; the state restored and the device activated as a restored VM's start does.
+ */
+static void save_and_remake(struct t *t, struct device_state *st)
+{
+    *st = (struct device_state){0};
+    ck_assert_int_eq(virtio_save(t->vd, st), 0);
+    drop_console(t);
+    make_console(t);
+    struct device_state rd = state_reader(st->buf, st->len);
+    ck_assert_int_eq(virtio_restore(t->vd, &rd), 0);
+    ck_assert_int_eq(state_done(&rd), 0);
+    virtio_loop_work(t->vd);
+    ck_assert(t->vd->active);
+}
+
+/* Ports ready and open, control messages the driver had no buffers for, output not kicked. */
+START_TEST(test_snapshot_restore)
+{
+    struct t t;
+    setup(&t);
+    post_rx(&t, CTRL_RX, 4, 256);
+    ctrl_out(&t, 0xffffffff, VIRTIO_CONSOLE_DEVICE_READY, 1);
+    ctrl_out(&t, 2, VIRTIO_CONSOLE_PORT_READY, 1);
+    for (unsigned id = 1; id <= NPORTS; id++)
+        expect_ctrl(&t, id, VIRTIO_CONSOLE_DEVICE_ADD, 0, NULL);
+    expect_ctrl(&t, 2, VIRTIO_CONSOLE_PORT_NAME, 1, "org.test.echo");
+    expect_ctrl(&t, 2, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL);
+    /* Port 2's host end hangs up; port 1 gets ready: three messages wait for buffers. */
+    ctrl_out(&t, 2, VIRTIO_CONSOLE_PORT_OPEN, 1);
+    post_rx(&t, VIRTIO_CONSOLE_RXQ(2), 1, 64);
+    close(t.host[1]);
+    t.host[1] = -1;
+    vfx_spin(&t.loop, 16);
+    ctrl_out(&t, 1, VIRTIO_CONSOLE_PORT_READY, 1);
+    ctrl_out(&t, 1, VIRTIO_CONSOLE_PORT_OPEN, 1);
+    /* Port 1's output, queued but never kicked. */
+    struct vqb_seg out = {new_buf(&t), 5, false};
+    memcpy(gpa_to_host(&t.gm, out.gpa, 5), "early", 5);
+    vqb_add(&t.q[VIRTIO_CONSOLE_TXQ(1)], &out, 1);
+    struct device_state st;
+    save_and_remake(&t, &st);
+    /* The output the driver had queued reaches the new host end at activation. */
+    char got[32] = "";
+    ck_assert_int_eq(read(t.host[0], got, sizeof(got)), 5);
+    ck_assert(memcmp(got, "early", 5) == 0);
+    /* The waiting messages, in order, then port 2's host end is back. */
+    post_rx(&t, CTRL_RX, 8, 256);
+    kick(&t, CTRL_RX);
+    expect_ctrl(&t, 2, VIRTIO_CONSOLE_PORT_OPEN, 0, NULL);
+    expect_ctrl(&t, 1, VIRTIO_CONSOLE_PORT_NAME, 1, "results");
+    expect_ctrl(&t, 1, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL);
+    expect_ctrl(&t, 2, VIRTIO_CONSOLE_PORT_OPEN, 1, NULL);
+    uint32_t id;
+    uint16_t e, v;
+    ck_assert(!ctrl_in(&t, &id, &e, &v, NULL));
+    /* Port 1 is open in the guest: host input flows without a new handshake. */
+    unsigned rxq = VIRTIO_CONSOLE_RXQ(1);
+    post_rx(&t, rxq, 2, 64);
+    ck_assert_int_eq(write(t.host[0], "ping\n", 5), 5);
+    vfx_spin(&t.loop, 16);
+    ck_assert_uint_eq(vqb_used_idx(&t.q[rxq]), 1);
+    ck_assert(!needs_reset(&t));
+    teardown(&t);
+    state_free(&st);
+}
+END_TEST
+
+/* Where the console's own part starts: after the core's (features, status, NQ queues). */
+#define CON_OFF (24 + NQ * 40)
+#define PORT_BYTES (KILN_PORT_NAME_MAX + 1 + 4)
+
+/* A restore of good with one u32 at off replaced by v: refused. */
+static void expect_refused(struct t *t, const struct device_state *good, size_t off, uint32_t v)
+{
+    struct device_state bad = {0};
+    state_put(&bad, good->buf, good->len);
+    ck_assert_uint_le(off + 4, bad.len);
+    memcpy(bad.buf + off, &v, sizeof(v));
+    drop_console(t);
+    make_console(t);
+    struct device_state rd = state_reader(bad.buf, bad.len);
+    ck_assert_msg(virtio_restore(t->vd, &rd) == -EINVAL, "0x%x at %zu taken", v, off);
+    state_free(&bad);
+}
+
+START_TEST(test_snapshot_refusals)
+{
+    struct t t;
+    setup(&t);
+    post_rx(&t, CTRL_RX, 1, 256);
+    ctrl_out(&t, 0xffffffff, VIRTIO_CONSOLE_DEVICE_READY, 1); /* one ADD sent, one waits */
+    struct device_state st = {0};
+    ck_assert_int_eq(virtio_save(t.vd, &st), 0);
+    size_t msgs = CON_OFF + 4 + NPORTS * PORT_BYTES;
+    ck_assert_uint_eq(st.len, msgs + 4 + 8);
+    expect_refused(&t, &st, CON_OFF, NPORTS + 1);                 /* other ports */
+    expect_refused(&t, &st, CON_OFF + 4, 0x73657270);             /* another name */
+    expect_refused(&t, &st, CON_OFF + 4 + PORT_BYTES - 4, 8);     /* unknown port flags */
+    expect_refused(&t, &st, msgs, 2);                             /* past the end */
+    expect_refused(&t, &st, msgs, (4 * KILN_MAX_PORTS + 8) + 1);  /* more than the outbox */
+    expect_refused(&t, &st, msgs + 4, NPORTS + 1);                /* a port that is not */
+    expect_refused(&t, &st, msgs + 4, 0);                         /* port 0 */
+    expect_refused(&t, &st, msgs + 8, VIRTIO_CONSOLE_PORT_READY); /* the driver's event */
+    expect_refused(&t, &st, msgs + 8, VIRTIO_CONSOLE_DEVICE_ADD | 2u << 16); /* value 2 */
+    teardown(&t);
+    state_free(&st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("virtio_console");
@@ -390,6 +520,8 @@ int main(void)
     tcase_add_test(tc, test_host_hangup);
     tcase_add_test(tc, test_hostile_control);
     tcase_add_test(tc, test_tiny_control_buffers);
+    tcase_add_test(tc, test_snapshot_restore);
+    tcase_add_test(tc, test_snapshot_refusals);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

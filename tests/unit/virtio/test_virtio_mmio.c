@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "state.h"
 #include "fixtures.h"
 #include "platform/irq_routing.h"
 #include "virtio/virtio.h"
@@ -59,7 +60,8 @@ static void spin(struct t *t)
     vfx_spin(&t->loop, 4);
 }
 
-static void setup_with(struct t *t, int fail_ioeventfd)
+/* The device on the bus, its loop made but not started (where a restore happens). */
+static void setup_unstarted(struct t *t, int fail_ioeventfd)
 {
     base_setup(t, fail_ioeventfd);
     const struct virtio_mmio_config cfg = mmio_cfg(t);
@@ -69,6 +71,11 @@ static void setup_with(struct t *t, int fail_ioeventfd)
     t->line = t->kvm.irqfd[0].fd;
     t->resample = t->kvm.irqfd[0].resample_fd;
     ck_assert_int_eq(uv_loop_init(&t->loop), 0);
+}
+
+static void setup_with(struct t *t, int fail_ioeventfd)
+{
+    setup_unstarted(t, fail_ioeventfd);
     ck_assert_int_eq(virtio_mmio_start(t->vm, &t->loop), 0);
     spin(t);
 }
@@ -688,6 +695,141 @@ START_TEST(test_second_device)
 }
 END_TEST
 
+/* ---- Snapshot. */
+
+/* The transport's saved state: what vm_save wrote. */
+static struct device_state save(struct t *t)
+{
+    struct device *d = virtio_mmio_device(t->vm);
+    struct device_state st = {0};
+    ck_assert_int_eq(d->ops->save(d, &st), 0);
+    ck_assert_int_eq(st.err, 0);
+    return st;
+}
+
+/* Restore buf into a fresh, unstarted transport; its result. */
+static int restore_into(struct t *t, const struct device_state *saved)
+{
+    struct device *d = virtio_mmio_device(t->vm);
+    struct device_state rd = state_reader(saved->buf, saved->len);
+    int ret = d->ops->restore(d, &rd);
+    return ret < 0 ? ret : state_done(&rd);
+}
+
+/* A running device with an interrupt pending and rings part used, saved and restored. */
+START_TEST(test_snapshot_restore)
+{
+    struct t a;
+    setup(&a);
+    bring_up(&a);
+    w32(&a, VIRTIO_MMIO_QUEUE_SEL, 1);
+    w32(&a, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+    w32(&a, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    virtio_config_changed(&a.dev.vd); /* generation 1, ISR config bit, the line up */
+    vfx_queue_irq(&a.dev.vd, 0);
+    ck_assert_uint_eq(vfx_fired(a.line), 1);
+    struct virtq *vq = &a.dev.vd.queues[1].vq;
+    vq->last_avail = 7;
+    vq->used_idx = 6;
+    vq->signalled_used = 5;
+    struct device_state st = save(&a);
+    teardown(&a);
+
+    struct t b;
+    setup_unstarted(&b, 0);
+    ck_assert_int_eq(restore_into(&b, &st), 0);
+    ck_assert_uint_eq(b.dev.activates, 0);
+    ck_assert_int_eq(virtio_mmio_start(b.vm, &b.loop), 0);
+    spin(&b);
+    /* Activated again, the rings resumed where they were, the interrupt raised again. */
+    ck_assert_uint_eq(b.dev.activates, 1);
+    ck_assert(b.dev.vd.active);
+    vq = &b.dev.vd.queues[1].vq;
+    ck_assert(vq->ready);
+    ck_assert_uint_eq(vq->last_avail, 7);
+    ck_assert_uint_eq(vq->used_idx, 6);
+    ck_assert_uint_eq(vq->signalled_used, 5);
+    ck_assert_uint_eq(vq->desc_gpa, ring_base(1));
+    ck_assert_uint_eq(vq->used_gpa, ring_base(1) + 0x2000);
+    ck_assert_uint_eq(vfx_fired(b.line), 1);
+    ck_assert_uint_eq(r32(&b, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
+    ck_assert_uint_eq(r32(&b, VIRTIO_MMIO_CONFIG_GENERATION), 1);
+    ck_assert_uint_eq(r32(&b, VIRTIO_MMIO_STATUS), 0x0f);
+    /* The selects: queue 1, the high halves of the features. */
+    ck_assert_uint_eq(r32(&b, VIRTIO_MMIO_QUEUE_READY), 1);
+    ck_assert_uint_eq(r32(&b, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 is bit 32 */
+    ck_assert_uint_eq(b.dev.vd.driver_features, VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX);
+    /* Kicks reach the device, and the EOI path works as before. */
+    vfx_poke(vfx_ioevent_fd(&b.kvm, 1));
+    spin(&b);
+    ck_assert_uint_eq(b.dev.notifies[1], 1);
+    w32(&b, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG);
+    vfx_poke(b.resample);
+    spin(&b);
+    ck_assert_uint_eq(vfx_fired(b.line), 0);
+    ck_assert_uint_eq(log_lines, 0);
+    teardown(&b);
+    state_free(&st);
+}
+END_TEST
+
+/* Offsets in the saved state: 3 selects, then the core (features, status, vectors/count). */
+#define ST_STATUS 28
+#define ST_QUEUE0 36 /* vector << 16 | size, flags, 3 ring addresses, positions */
+
+/* Restore of a state with one u32 at off replaced by v: refused. */
+static void expect_refused(const struct device_state *good, size_t off, uint32_t v)
+{
+    struct device_state bad = {0};
+    state_put(&bad, good->buf, good->len);
+    memcpy(bad.buf + off, &v, sizeof(v));
+    struct t t;
+    setup_unstarted(&t, 0);
+    ck_assert_msg(restore_into(&t, &bad) == -EINVAL, "0x%x at %zu taken", v, off);
+    ck_assert_int_eq(virtio_mmio_start(t.vm, &t.loop), 0);
+    teardown(&t);
+    state_free(&bad);
+}
+
+/* What the registers refuse, a snapshot cannot bring in either. */
+START_TEST(test_snapshot_refusals)
+{
+    struct t a;
+    setup(&a);
+    bring_up(&a);
+    struct device_state st = save(&a);
+    teardown(&a);
+    uint32_t q0;
+    memcpy(&q0, st.buf + ST_QUEUE0, 4);
+    ck_assert_uint_eq(q0, (uint32_t)VIRTIO_NO_VECTOR << 16 | 16);
+    expect_refused(&st, ST_QUEUE0, (uint32_t)VIRTIO_NO_VECTOR << 16 | 24);  /* not a power of 2 */
+    expect_refused(&st, ST_QUEUE0, (uint32_t)VIRTIO_NO_VECTOR << 16 | 512); /* above the max */
+    expect_refused(&st, ST_QUEUE0, (uint32_t)VIRTIO_NO_VECTOR << 16);       /* zero */
+    expect_refused(&st, ST_QUEUE0, 16);                 /* an MSI-X vector on MMIO */
+    expect_refused(&st, ST_QUEUE0 + 4, 4);              /* unknown queue flags */
+    expect_refused(&st, ST_QUEUE0 + 4, 2);              /* running, not enabled */
+    expect_refused(&st, ST_STATUS + 4, 0xffff0000 | 3); /* 3 queues */
+    expect_refused(&st, 12, 1u << 6);                   /* other features offered */
+    /* Short by a byte, or a byte too long. */
+    struct t t;
+    setup_unstarted(&t, 0);
+    struct device_state cut = state_reader(st.buf, st.len - 1);
+    struct device *d = virtio_mmio_device(t.vm);
+    ck_assert_int_eq(d->ops->restore(d, &cut), -EINVAL);
+    ck_assert_int_eq(virtio_mmio_start(t.vm, &t.loop), 0);
+    teardown(&t);
+    struct device_state longer = {0};
+    state_put(&longer, st.buf, st.len);
+    state_put_u32(&longer, 0);
+    setup_unstarted(&t, 0);
+    ck_assert_int_eq(restore_into(&t, &longer), -EINVAL);
+    ck_assert_int_eq(virtio_mmio_start(t.vm, &t.loop), 0);
+    teardown(&t);
+    state_free(&longer);
+    state_free(&st);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("virtio_mmio");
@@ -709,6 +851,8 @@ int main(void)
     tcase_add_test(tc, test_create_errors);
     tcase_add_test(tc, test_create_bad_device);
     tcase_add_test(tc, test_second_device);
+    tcase_add_test(tc, test_snapshot_restore);
+    tcase_add_test(tc, test_snapshot_refusals);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
