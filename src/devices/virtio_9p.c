@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fs/p9.h"
+#include "state.h"
 #include "virtio/virtio_attach.h"
 
 struct virtio_9p {
@@ -17,6 +18,7 @@ struct virtio_9p {
     struct p9_server *srv;
     uint8_t config[VIRTIO_9P_CONFIG_LEN]; /* tag_len, tag: immutable after creation */
     bool running;
+    bool serving; /* a request is between its pop and its push (loop thread) */
     struct virtq_chain chain;
     struct iovec iov[VIRTQ_CHAIN_MAX]; /* the chain's writable buffers: the reply goes there */
     uint8_t *req;                      /* P9_MSIZE_MAX: a stable copy of one request */
@@ -53,7 +55,9 @@ static void p9_queue_notify(struct virtio_device *vd, unsigned q)
         }
         if (ret == 0)
             break;
+        p->serving = true;
         serve(p);
+        p->serving = false;
         served = true;
     }
     if (served)
@@ -78,6 +82,25 @@ static int p9_reset(struct device *d)
     return 0; /* requests are served as they come: nothing in flight */
 }
 
+/*
+ * Snapshot (loop thread): the server's session, after the core's queues. Requests are served
+ * whole on the loop thread, so none is ever half done when this runs; -EBUSY if one were.
+ * Requests the guest queued but kiln had not taken are in guest RAM and its ring: the restored
+ * queue takes them.
+ */
+static int p9_save(const struct device *d, struct device_state *st)
+{
+    const struct virtio_9p *p = virtio_device_of((struct device *)d)->priv;
+    return p->serving ? -EBUSY : p9_server_save(p->srv, st);
+}
+
+/* Restore (before anything runs, before any seccomp filter): the fids opened again. */
+static int p9_restore(struct device *d, struct device_state *st)
+{
+    struct virtio_9p *p = virtio_device_of(d)->priv;
+    return p9_server_restore(p->srv, st);
+}
+
 static void p9_destroy(struct device *d)
 {
     virtio_9p_destroy(virtio_device_of(d)->priv);
@@ -89,6 +112,8 @@ static const struct virtio_device_ops p9_ops = {
             .read = virtio_config_read_bytes,
             .write = virtio_config_write_ignored,
             .reset = p9_reset,
+            .save = p9_save,
+            .restore = p9_restore,
             .destroy = p9_destroy,
         },
     .name = "virtio-9p",

@@ -288,7 +288,7 @@ struct p9_fid *p9_fid_arg(struct p9_server *s, struct p9_in *in)
 
 int p9_fid_error(const struct p9_in *in, const struct p9_fid *f)
 {
-    return in->bad ? EPROTO : !f ? EBADF : 0;
+    return in->bad ? EPROTO : !f ? EBADF : f->dead ? ESTALE : 0;
 }
 
 static size_t t_version(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
@@ -474,6 +474,7 @@ static size_t t_lopen(struct p9_server *s, struct p9_in *in, uint16_t tag, struc
     if (fd < 0)
         return p9_lerror(o, tag, -fd);
     f->open_fd = fd;
+    f->open_flags = (int)(flags & P9_REOPEN_FLAGS);
     p9_begin(o, P9_TLOPEN + 1, tag);
     p9_put_qid(o, &st);
     p9_put(o, 4, 0); /* iounit: up to msize */
@@ -490,7 +491,9 @@ static struct p9_fid *io_args(struct p9_server *s, struct p9_in *in, const struc
     struct p9_fid *f = p9_fid_arg(s, in);
     *off = p9_get(in, 8);
     *count = (uint32_t)p9_get(in, 4);
-    *err = in->bad ? EPROTO : !f || f->open_fd < 0 ? EBADF : *off > INT64_MAX ? EINVAL : 0;
+    *err = p9_fid_error(in, f);
+    if (!*err)
+        *err = f->open_fd < 0 ? EBADF : *off > INT64_MAX ? EINVAL : 0;
     if (*count > o->cap - P9_HEADER - 4)
         *count = (uint32_t)(o->cap - P9_HEADER - 4);
     return f;
@@ -561,8 +564,12 @@ done:
     return p9_finish(o);
 }
 
-static size_t t_clunk(struct p9_server *s, struct p9_fid *f, uint16_t tag, struct p9_out *o)
+/* Tclunk: the one request a dead fid (see p9_state.c) is served. */
+static size_t t_clunk(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
 {
+    struct p9_fid *f = p9_fid_arg(s, in);
+    if (in->bad || !f)
+        return p9_lerror(o, tag, in->bad ? EPROTO : EBADF);
     p9_fid_drop(s, f);
     p9_begin(o, P9_TCLUNK + 1, tag);
     return p9_finish(o);
@@ -621,6 +628,7 @@ static size_t t_flush_s(struct p9_server *s, struct p9_in *in, uint16_t tag, str
 static const struct p9_request handlers[] = {
     {P9_TVERSION, t_version}, {P9_TATTACH, t_attach}, {P9_TWALK, t_walk},
     {P9_TGETATTR, t_getattr}, {P9_TLOPEN, t_lopen},   {P9_TFLUSH, t_flush_s},
+    {P9_TCLUNK, t_clunk},
 };
 
 /* Requests that are a fid[4] and nothing else: served once the fid is known to be held. */
@@ -629,7 +637,6 @@ static const struct {
     uint8_t type;
     p9_fid_handler fn;
 } fid_handlers[] = {
-    {P9_TCLUNK, t_clunk},
     {P9_TSTATFS, t_statfs},
     {P9_TREADLINK, t_readlink},
 };

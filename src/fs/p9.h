@@ -62,6 +62,23 @@ struct p9_server;
 int p9_server_create(int root_fd, bool read_only, struct p9_server **out);
 void p9_server_destroy(struct p9_server *s);
 
+/* Saved device state for snapshots (state.h). */
+struct device_state;
+
+/*
+ * Snapshot: the session (msize, and every fid: its number, its path below the root, whether and
+ * how it was opened) appended to st. Returns 0 or -errno.
+ */
+int p9_server_save(const struct p9_server *s, struct device_state *st);
+/*
+ * Restore a saved session into s (a server for the same directory, before it serves anything):
+ * every path is opened again beneath the root as a walk does, opened fids with their flags but
+ * never creating or truncating. A fid that cannot be re-attached (its path gone, or none) is
+ * dead: every request on it but Tclunk gets ESTALE. Returns 0; -EINVAL for a state no server
+ * could have saved (s is then as new); -ENOMEM, -EMFILE or -ENFILE when the host runs short.
+ */
+int p9_server_restore(struct p9_server *s, struct device_state *st);
+
 /* The msize agreed with the client (P9_MSIZE_MAX until a Tversion). */
 uint32_t p9_msize(const struct p9_server *s);
 

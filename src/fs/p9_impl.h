@@ -22,13 +22,20 @@
 
 /* The open flags kiln passes on: access mode, append, truncate, directory, non-blocking. */
 #define P9_OPEN_FLAGS (O_ACCMODE | O_APPEND | O_TRUNC | O_DIRECTORY | O_NONBLOCK | O_LARGEFILE)
+/* What a fid remembers of them, to open it again on restore: never O_TRUNC (nor O_CREAT or
+ * O_EXCL, which are not passed on at all): a restore must not change a host file. */
+#define P9_REOPEN_FLAGS (P9_OPEN_FLAGS & ~O_TRUNC)
 
 struct p9_fid {
     bool used;
+    /* Restored from a snapshot without its file (its path gone, or it had none): every request
+     * but Tclunk gets ESTALE; fd and open_fd are -1. */
+    bool dead;
     uint16_t next; /* 1 + the next slot in this fid's bucket (used) or the free list; 0: none */
     uint32_t fid;
-    int fd;      /* O_PATH: what the fid names */
-    int open_fd; /* after Tlopen or Tlcreate: the open file or directory, else -1 */
+    int fd;         /* O_PATH: what the fid names */
+    int open_fd;    /* after Tlopen or Tlcreate: the open file or directory, else -1 */
+    int open_flags; /* what open_fd was opened with (P9_REOPEN_FLAGS), for a restore */
     /* Relative to the root, "" for the root itself; NULL once the guest removed or replaced
      * the name (the fd still names the file, but no path does: path operations get ESTALE). */
     char *path;
@@ -88,7 +95,7 @@ void p9_fid_drop(struct p9_server *s, struct p9_fid *f);
 /* Bind fid to (fd, path): a fid already there is replaced; takes fd and path. */
 int p9_fid_set(struct p9_server *s, uint32_t fid, int fd, char *path);
 /* The request's fid field; p9_fid_error, once every field is read: EPROTO for a short message,
- * EBADF for a fid the client does not hold, else 0. */
+ * EBADF for a fid the client does not hold, ESTALE for a dead one, else 0. */
 struct p9_fid *p9_fid_arg(struct p9_server *s, struct p9_in *in);
 int p9_fid_error(const struct p9_in *in, const struct p9_fid *f);
 

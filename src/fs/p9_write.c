@@ -267,6 +267,7 @@ static size_t t_lcreate(struct p9_server *s, struct p9_in *in, uint16_t tag, str
     free(f->path);
     f->fd = pfd;
     f->open_fd = fd;
+    f->open_flags = flags & P9_REOPEN_FLAGS;
     f->path = path;
     p9_begin(o, P9_TLCREATE + 1, tag);
     p9_put_qid(o, &st);
@@ -454,6 +455,8 @@ static size_t t_remove(struct p9_server *s, struct p9_in *in, uint16_t tag, stru
 {
     struct p9_fid *f = p9_fid_arg(s, in);
     int err = p9_fid_error(in, f);
+    if (err == ESTALE) /* a dead fid: clunked all the same */
+        p9_fid_drop(s, f);
     if (err)
         return p9_lerror(o, tag, err);
     int dfd = -1;

@@ -3,7 +3,8 @@
 # Run by busybox sh from the harness's guest init, after KILN-GUEST-INIT; init powers off when
 # this returns. Results are "SHARE key: value" console lines for share.sh.
 # Kernel command line: share_mods=DIR (modules to insmod, in DIR/load-order), share_tag=TAG,
-# share_mode=ro (read, and every change refused) or rw (changes, for the host to check).
+# share_mode=ro (read, and every change refused) or rw (changes, for the host to check; then
+# the VM is snapshotted, killed and restored, and goes on through the share: see across()).
 
 arg() {
     read -r cmdline </proc/cmdline
@@ -73,6 +74,38 @@ read_write() {
     cd /
 }
 
-if [ "$(arg share_mode)" = rw ]; then read_write; else read_only; fi
+# Across a snapshot: files open and the cwd in the share (work/, which share.sh filled) when
+# "snap ready" is said; share.sh then snapshots the VM, kills it, removes work/gone.txt, makes
+# work/from-host.txt and /go, and restores it. The restored guest sees /go and goes on: the same
+# open files, the same cwd, the share's changes both ways; gone.txt's open file is stale.
+across() {
+    cd /mnt/s/work || return
+    exec 3<>held.txt 4<ro.txt 5<gone.txt
+    echo before >&3
+    say "snap ready"
+    i=0
+    while [ ! -e /mnt/s/go ] && [ $i -lt 1200 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    say "snap go: after $i polls"
+    say "snap ls: $(ls | tr '\n' ' ')"
+    if echo after >&3; then say "snap write held: rc 0"; else say "snap write held: failed"; fi
+    read -r line <&4
+    say "snap read: $line"
+    msg=$(cat <&5 2>&1)
+    say "snap removed: rc $? $msg"
+    if echo new >new.txt; then say "snap create: rc 0"; else say "snap create: failed"; fi
+    say "snap host file: $(cat from-host.txt)"
+    exec 3>&- 4<&- 5<&-
+    cd /
+}
+
+if [ "$(arg share_mode)" = rw ]; then
+    read_write
+    across
+else
+    read_only
+fi
 umount /mnt/s
 say "umount rc: $?"

@@ -3,7 +3,11 @@
 # files (sha256 checked), lists a directory of 300 entries, reads a symlink as a link, and every
 # change is refused (EROFS); a FIFO shows as a FIFO; the host directory is unchanged afterwards.
 # Then a writable one: files, directories, renames, links, modes, times, truncation made by the
-# guest are on the host; no device node, no setuid bit, nothing outside the share changes.
+# guest are on the host; no device node, no setuid bit, nothing outside the share changes. With
+# files open in the share and its cwd there, that guest is snapshotted (--api-socket, kiln ctl
+# SOCKET snapshot DIR), killed and restored (kiln run --restore DIR): it goes on reading and
+# writing through the same open files, lists its cwd, sees the host's changes made in between,
+# and its writes reach the host; a file it held open and the host removed is stale (ESTALE).
 # Usage (from the host): tests/e2e/run-share.sh BUILD_DIR. Runs where /dev/kvm is real.
 set -euo pipefail
 
@@ -56,15 +60,32 @@ boot_checks_end $name
 
 # A writable share: the guest's changes are on the host afterwards, as the guest made them.
 rw=$E2E_TMP/rw
-mkdir -p "$rw/removeme/sub"
+mkdir -p "$rw/removeme/sub" "$rw/work"
+echo ro-line >"$rw/work/ro.txt"
+echo gone >"$rw/work/gone.txt"
+: >"$rw/work/held.txt"
+sock=$E2E_TMP/api.sock
+snap=$E2E_TMP/snap
 echo secret-$token >"$E2E_TMP/secret"
 ln -s ../secret "$rw/outside"
 name=share-rw
-kiln_boot $name --kernel "$kernel" --initrd "$initrd" --memory 256M \
+kiln_start $name /dev/null --kernel "$kernel" --initrd "$initrd" --memory 256M \
     --cmdline "console=ttyS0 quiet share_mods=$mods share_tag=rwshare share_mode=rw" \
-    --share "$rw,tag=rwshare" --timeout 240
+    --share "$rw,tag=rwshare" --api-socket "$sock" --timeout 240
 boot_checks_begin
-expect_rc $name 0
+if wait_for_console "$OUT" '^SHARE snap ready' 200 "$KILN_PID"; then
+    t0=$(now_ms)
+    if reply=$("$E2E_KILN" ctl "$sock" snapshot "$snap" 2>&1); then
+        ok "$name: snapshot with the share in use, in $(($(now_ms) - t0)) ms: $reply"
+    else
+        fail "$name: ctl snapshot: $reply"
+    fi
+else
+    fail "$name: the guest never said 'SHARE snap ready'"
+fi
+"$E2E_KILN" ctl "$sock" kill >/dev/null 2>&1 || true
+kiln_wait $name
+expect_rc $name 137
 expect_console $name '^SHARE mount rc: 0' "the guest mounted the share"
 # host_is WHAT GOT WANT: one comparison of what the host sees.
 host_is() {
@@ -91,6 +112,30 @@ expect_console $name '^SHARE read outside: rc [1-9]' \
 host_is "the file outside the share" "$(cat "$E2E_TMP/secret")" "secret-$token"
 host_is "the symlink out" "$(readlink "$rw/outside")" "../secret"
 expect_console $name '^SHARE fsync: rc 0' "fsync works"
+host_is "held.txt at the snapshot" "$(cat "$rw/work/held.txt")" "before"
+refute_console $name '^SHARE snap go' "the guest waited for the restore"
+boot_checks_end $name
+
+# In between, on the host: a file the guest holds open removed, a file made, the go signal.
+rm "$rw/work/gone.txt"
+echo host-made >"$rw/work/from-host.txt"
+touch "$rw/go"
+name=share-restored
+kiln_boot $name --restore "$snap" --memory 256M --share "$rw,tag=rwshare" --timeout 60
+boot_checks_begin
+expect_rc $name 0
+expect_console $name '^SHARE snap go' "the restored guest goes on"
+expect_console $name '^SHARE snap write held: rc 0' "a file open for writing writes on"
+expect_console $name '^SHARE snap create: rc 0' "a new file in the cwd"
+expect_console $name '^SHARE snap ls: from-host.txt held.txt ro.txt $' \
+    "its cwd in the share lists, with the host's changes"
+host_is "held.txt: written through one open file before and after" \
+    "$(tr '\n' ' ' <"$rw/work/held.txt")" "before after "
+expect_console $name '^SHARE snap read: ro-line$' "a file open for reading reads on"
+expect_console $name '^SHARE snap removed: rc [1-9].*Stale file handle' \
+    "a file open when the host removed it is stale"
+host_is "a file made after the restore" "$(cat "$rw/work/new.txt")" "new"
+expect_console $name '^SHARE snap host file: host-made$' "a file the host made reads"
 expect_console $name '^SHARE umount rc: 0' "the guest unmounted the share"
 boot_checks_end $name
 

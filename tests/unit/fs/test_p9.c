@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fs/p9.h"
+#include "state.h"
 #include "util.h"
 
 #define CAP 65536
@@ -847,6 +848,314 @@ START_TEST(test_read_only_changes)
 }
 END_TEST
 
+/* ---- Snapshots: a session saved, and restored into a new server over the same directory. */
+
+/* Save t's server, destroy it, and restore the state into a new one (read_only or not);
+ * returns the restore's result (state_done's when it succeeded). */
+static int save_restore(struct t *t, bool read_only)
+{
+    struct device_state st = {0};
+    ck_assert_int_eq(p9_server_save(t->s, &st), 0);
+    p9_server_destroy(t->s);
+    int root = open(t->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_ge(root, 0);
+    ck_assert_int_eq(p9_server_create(root, read_only, &t->s), 0);
+    struct device_state rd = state_reader(st.buf, st.len);
+    int ret = p9_server_restore(t->s, &rd);
+    if (ret == 0)
+        ret = state_done(&rd);
+    state_free(&st);
+    return ret;
+}
+
+/* The directory entries of one Treaddir reply named file-with-a-longish-name-NN, marked in
+ * seen; returns how many, and the offset of the last entry in *off. */
+static unsigned readdir_names(struct t *t, char *seen, uint64_t *off)
+{
+    unsigned names = 0;
+    uint32_t count = rep32(t, P9_HEADER);
+    for (size_t pos = P9_HEADER + 4; pos < P9_HEADER + 4 + count;) {
+        *off = le_get(t->rep + pos + 13, 8);
+        size_t n = (size_t)le_get(t->rep + pos + 22, 2);
+        int idx;
+        if (n == 27 &&
+            sscanf((const char *)t->rep + pos + 24, "file-with-a-longish-name-%02d", &idx) == 1) {
+            ck_assert(!seen[idx]);
+            seen[idx] = 1;
+            names++;
+        }
+        pos += 24 + n;
+    }
+    return names;
+}
+
+static void host_write(struct t *t, const char *rel, const char *data)
+{
+    FILE *f = fopen(hp(t, rel), "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(data, f);
+    fclose(f);
+}
+
+static off_t host_size(struct t *t, const char *rel)
+{
+    struct stat st;
+    ck_assert_int_eq(lstat(hp(t, rel), &st), 0);
+    return st.st_size;
+}
+
+START_TEST(test_snapshot_round_trip)
+{
+    struct t t;
+    setup(&t, false);
+    host_write(&t, "new.txt", "abcdef");
+    host_write(&t, "trunc.txt", "old contents");
+    /* msize 32768; fids 1-6: a file read, a listing half done, a file opened to read and write,
+     * a directory walked to, a file opened with O_TRUNC and O_APPEND, a file the guest made. */
+    ck_assert_int_eq(version(&t, 32768, "9P2000.L"), 0);
+    ck_assert_int_eq(attach(&t, 0), 0);
+    ck_assert_int_eq(walk1(&t, 0, 1, "a.txt"), 0);
+    ck_assert_int_eq(lopen(&t, 1, O_RDONLY), 0);
+    ck_assert_int_eq(walk1(&t, 0, 2, "sub"), 0);
+    ck_assert_int_eq(lopen(&t, 2, O_RDONLY | O_DIRECTORY), 0);
+    char seen[64] = {0};
+    uint64_t off = 0;
+    ck_assert_int_eq(read_op(&t, P9_TREADDIR, 2, 0, 300), 0);
+    unsigned names = readdir_names(&t, seen, &off);
+    ck_assert_uint_gt(names, 0);
+    ck_assert_int_eq(walk1(&t, 0, 3, "new.txt"), 0);
+    ck_assert_int_eq(lopen(&t, 3, O_RDWR), 0);
+    ck_assert_int_eq(walk1(&t, 0, 4, "sub"), 0);
+    ck_assert_int_eq(walk1(&t, 0, 5, "trunc.txt"), 0);
+    ck_assert_int_eq(lopen(&t, 5, O_WRONLY | O_TRUNC | O_APPEND), 0);
+    ck_assert_int_eq(write_op(&t, 5, 0, "kept", 4), 0);
+    ck_assert_int_eq(lopen(&t, 5, O_RDONLY), EBUSY);
+    ck_assert_int_eq(walk(&t, 0, 6, NULL, 0, NULL), 0);
+    ck_assert_int_eq(lcreate(&t, 6, "made.txt", O_RDWR | O_TRUNC, 0600), 0);
+    ck_assert_int_eq(write_op(&t, 6, 0, "123", 3), 0);
+
+    ck_assert_int_eq(save_restore(&t, false), 0);
+    ck_assert_uint_eq(p9_msize(t.s), 32768);
+    ck_assert_int_eq(host_size(&t, "trunc.txt"), 4); /* not truncated by the restore */
+    ck_assert_int_eq(host_size(&t, "made.txt"), 3);
+    /* Reads, the listing from where it stopped, writes: through the restored fids. */
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 1, 0, 100), 0);
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 5);
+    ck_assert(memcmp(t.rep + P9_HEADER + 4, "hello", 5) == 0);
+    for (;;) {
+        ck_assert_int_eq(read_op(&t, P9_TREADDIR, 2, off, 300), 0);
+        if (rep32(&t, P9_HEADER) == 0)
+            break;
+        names += readdir_names(&t, seen, &off);
+    }
+    ck_assert_uint_eq(names, 40);
+    ck_assert_int_eq(write_op(&t, 3, 0, "XY", 2), 0);
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 3, 0, 100), 0);
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 6);
+    ck_assert(memcmp(t.rep + P9_HEADER + 4, "XYcdef", 6) == 0);
+    ck_assert_int_eq(write_op(&t, 5, 0, "+more", 5), 0); /* O_APPEND still */
+    ck_assert_int_eq(host_size(&t, "trunc.txt"), 9);
+    ck_assert_int_eq(write_op(&t, 6, 3, "456", 3), 0);
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 6, 0, 100), 0); /* made O_RDWR: reads too */
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 6);
+    ck_assert(memcmp(t.rep + P9_HEADER + 4, "123456", 6) == 0);
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 5, 0, 100), EBADF); /* write-only still */
+    ck_assert_int_eq(walk1(&t, 4, 7, "file-with-a-longish-name-07"), 0);
+    ck_assert_int_eq(walk1(&t, 1, 8, "x"), EBUSY); /* opened still */
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 0), 0);
+    ck_assert_int_eq(lopen(&t, 4, O_RDONLY | O_DIRECTORY), 0);
+    ck_assert_int_eq(unlinkat_op(&t, 0, "made.txt", 0), 0); /* paths are known again */
+    ck_assert(!host_exists(&t, "made.txt"));
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 6), 0); /* an open unlinked file, as before */
+    /* A restored server saves again: the unlinked file's fid is dead after the next restore. */
+    ck_assert_int_eq(save_restore(&t, false), 0);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 6), ESTALE);
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 1, 1, 100), 0);
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 4);
+    for (uint32_t fid = 0; fid < 8; fid++)
+        ck_assert_int_eq(fid_op(&t, P9_TCLUNK, fid), 0);
+    ck_assert_int_eq(fid_op(&t, P9_TCLUNK, 0), EBADF);
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_snapshot_dead_fids)
+{
+    struct t t;
+    setup(&t, false);
+    host_write(&t, "gone.txt", "x");
+    host_write(&t, "kind.txt", "x");
+    host_write(&t, "rw.txt", "x");
+    ck_assert_int_eq(walk1(&t, 0, 1, "gone.txt"), 0); /* removed on the host in between */
+    ck_assert_int_eq(lopen(&t, 1, O_RDONLY), 0);
+    ck_assert_int_eq(walk1(&t, 0, 2, "kind.txt"), 0);   /* a directory in its place then */
+    ck_assert_int_eq(walk(&t, 0, 3, NULL, 0, NULL), 0); /* made, then unlinked by the guest */
+    ck_assert_int_eq(lcreate(&t, 3, "tmp.txt", O_RDWR, 0644), 0);
+    ck_assert_int_eq(unlinkat_op(&t, 0, "tmp.txt", 0), 0);
+    ck_assert_int_eq(write_op(&t, 3, 0, "still", 5), 0);
+    ck_assert_int_eq(walk1(&t, 0, 4, "rw.txt"), 0); /* written: dead on a read-only share */
+    ck_assert_int_eq(lopen(&t, 4, O_RDWR), 0);
+    ck_assert_int_eq(walk1(&t, 0, 5, "a.txt"), 0); /* read: lives on */
+    ck_assert_int_eq(lopen(&t, 5, O_RDONLY), 0);
+    ck_assert_int_eq(walk1(&t, 0, 6, "rw.txt"), 0); /* Tremove'd after the restore */
+    struct device_state st = {0};
+    ck_assert_int_eq(p9_server_save(t.s, &st), 0);
+    state_free(&st);
+    ck_assert_int_eq(unlink(hp(&t, "gone.txt")), 0);
+    ck_assert_int_eq(unlink(hp(&t, "kind.txt")), 0);
+    ck_assert_int_eq(mkdir(hp(&t, "kind.txt"), 0755), 0);
+    /* (save_restore saves again: the host changes above came after the first save too.) */
+    ck_assert_int_eq(save_restore(&t, true), 0);
+    static const uint8_t ops[] = {P9_TGETATTR, P9_TSTATFS, P9_TREADLINK};
+    for (uint32_t fid = 1; fid <= 4; fid++) {
+        for (unsigned i = 0; i < sizeof(ops); i++)
+            ck_assert_int_eq(fid_op(&t, ops[i], fid), ESTALE);
+        ck_assert_int_eq(lopen(&t, fid, O_RDONLY), ESTALE);
+        ck_assert_int_eq(read_op(&t, P9_TREAD, fid, 0, 10), ESTALE);
+        ck_assert_int_eq(read_op(&t, P9_TREADDIR, fid, 0, 100), ESTALE);
+        ck_assert_int_eq(walk1(&t, fid, 9, "x"), ESTALE);
+        ck_assert_int_eq(walk(&t, fid, 9, NULL, 0, NULL), ESTALE);
+        ck_assert_int_eq(walk1(&t, 0, fid, "a.txt"), EEXIST); /* held until clunked */
+    }
+    ck_assert_int_eq(read_op(&t, P9_TREAD, 5, 0, 10), 0);
+    ck_assert_uint_eq(rep32(&t, P9_HEADER), 5);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 6), 0);
+    for (uint32_t fid = 1; fid <= 4; fid++) {
+        ck_assert_int_eq(fid_op(&t, P9_TCLUNK, fid), 0);
+        ck_assert_int_eq(fid_op(&t, P9_TCLUNK, fid), EBADF);
+        ck_assert_int_eq(walk1(&t, 0, fid, "a.txt"), 0); /* the number is free again */
+    }
+    teardown(&t);
+}
+END_TEST
+
+START_TEST(test_snapshot_remove_dead)
+{
+    struct t t;
+    setup(&t, false);
+    host_write(&t, "gone.txt", "x");
+    ck_assert_int_eq(walk1(&t, 0, 1, "gone.txt"), 0);
+    ck_assert_int_eq(unlink(hp(&t, "gone.txt")), 0);
+    ck_assert_int_eq(save_restore(&t, false), 0);
+    ck_assert_int_eq(write_op(&t, 1, 0, "x", 1), ESTALE);
+    ck_assert_int_eq(fid_op(&t, P9_TREMOVE, 1), ESTALE); /* and clunked, as Tremove always is */
+    ck_assert_int_eq(fid_op(&t, P9_TCLUNK, 1), EBADF);
+    ck_assert_uint_eq(p9_msize(t.s), 65536);
+    teardown(&t);
+}
+END_TEST
+
+/* One fid of a hand-made state. */
+static void put_fid(struct device_state *st, uint32_t fid, uint32_t bits, uint32_t flags,
+                    uint32_t type, const char *path, size_t len)
+{
+    state_put_u32(st, fid);
+    state_put_u32(st, bits);
+    state_put_u32(st, flags);
+    state_put_u32(st, type);
+    state_put_u32(st, (uint32_t)len);
+    state_put(st, path, len);
+}
+
+/* Restore a hand-made state of msize and n fids (each put_fid'ed into fids) into t. */
+static int restore_blob(struct t *t, uint32_t msize, uint32_t n, const struct device_state *fids)
+{
+    struct device_state st = {0};
+    state_put_u32(&st, msize);
+    state_put_u32(&st, n);
+    state_put(&st, fids->buf, fids->len);
+    ck_assert_int_eq(st.err, 0);
+    struct device_state rd = state_reader(st.buf, st.len);
+    int ret = p9_server_restore(t->s, &rd);
+    if (ret == 0)
+        ret = state_done(&rd);
+    state_free(&st);
+    return ret;
+}
+
+/* A state with one fid (besides a good fid 0 before it) restores as ret says. */
+static void one_fid(struct t *t, int ret, uint32_t fid, uint32_t bits, uint32_t flags,
+                    uint32_t type, const char *path, size_t len)
+{
+    struct device_state fids = {0};
+    put_fid(&fids, 0, 1, 0, S_IFDIR, "", 0);
+    put_fid(&fids, fid, bits, flags, type, path, len);
+    ck_assert_int_eq(restore_blob(t, 65536, 2, &fids), ret);
+    if (ret < 0) /* nothing half restored: fid 0 is gone too */
+        ck_assert_int_eq(fid_op(t, P9_TGETATTR, 0), EBADF);
+    state_free(&fids);
+}
+
+START_TEST(test_snapshot_hostile)
+{
+    struct t t;
+    setup(&t, false);
+    static char longpath[4096], longname[300]; /* P9_PATH_MAX; past P9_NAME_MAX */
+    memset(longpath, 'a', sizeof(longpath));
+    for (size_t i = 200; i < sizeof(longpath); i += 201) /* names of 200 bytes */
+        longpath[i] = '/';
+    memset(longname, 'b', sizeof(longname));
+    /* Paths no walk makes: absolute, "..", ".", empty names, too long, a NUL inside. */
+    static const char *const bad_paths[] = {"/etc",  "..",     "../x", "sub/..", "sub/../..", ".",
+                                            "sub/.", "sub//x", "sub/", "/",      "a.txt/"};
+    for (unsigned i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++)
+        one_fid(&t, -EINVAL, 1, 1, 0, 0, bad_paths[i], strlen(bad_paths[i]));
+    one_fid(&t, -EINVAL, 1, 1, 0, 0, "sub\0x", 5);
+    one_fid(&t, -EINVAL, 1, 1, 0, 0, longpath, sizeof(longpath));
+    one_fid(&t, 0, 1, 1, 0, 0, longpath, sizeof(longpath) - 1); /* long, but could be: dead */
+    one_fid(&t, -EINVAL, 1, 1, 0, 0, longname, sizeof(longname));
+    /* Fid numbers: NOFID, twice; bits, flags and types outside the set. */
+    one_fid(&t, -EINVAL, 0xffffffff, 1, 0, 0, "sub", 3);
+    one_fid(&t, -EINVAL, 0, 1, 0, 0, "sub", 3);
+    one_fid(&t, -EINVAL, 1, 4, 0, 0, "sub", 3);
+    one_fid(&t, -EINVAL, 1, 3, O_RDWR | O_TRUNC, 0, "a.txt", 5);
+    one_fid(&t, -EINVAL, 1, 3, O_RDWR | O_CREAT, 0, "a.txt", 5);
+    one_fid(&t, -EINVAL, 1, 3, O_RDWR | O_EXCL, 0, "a.txt", 5);
+    one_fid(&t, -EINVAL, 1, 3, O_RDONLY | O_NOFOLLOW, 0, "a.txt", 5);
+    one_fid(&t, -EINVAL, 1, 1, O_RDWR, 0, "a.txt", 5); /* flags of a fid never opened */
+    one_fid(&t, -EINVAL, 1, 1, 0, 0x1234, "a.txt", 5);
+    one_fid(&t, -EINVAL, 1, 3, O_RDONLY, S_IFIFO, "fifo", 4);
+    one_fid(&t, -EINVAL, 1, 0, 0, 0, "a.txt", 5);  /* no path, yet a path */
+    one_fid(&t, -EINVAL, 1, 0, 0, S_IFREG, "", 0); /* no path, yet a type */
+    /* A path longer than what the state holds. */
+    struct device_state fids = {0};
+    put_fid(&fids, 1, 1, 0, 0, "", 0);
+    fids.len -= 4;
+    state_put_u32(&fids, 1000);
+    state_put(&fids, "sub", 3);
+    ck_assert_int_eq(restore_blob(&t, 65536, 1, &fids), -EINVAL);
+    state_free(&fids);
+    /* msize and counts. */
+    put_fid(&fids, 0, 1, 0, S_IFDIR, "", 0);
+    ck_assert_int_eq(restore_blob(&t, 4095, 1, &fids), -EINVAL);
+    ck_assert_int_eq(restore_blob(&t, P9_MSIZE_MAX + 1, 1, &fids), -EINVAL);
+    ck_assert_int_eq(restore_blob(&t, 65536, P9_MAX_FIDS + 1, &fids), -EINVAL);
+    ck_assert_int_eq(restore_blob(&t, 65536, 2, &fids), -EINVAL); /* one short */
+    ck_assert_uint_eq(p9_msize(t.s), P9_MSIZE_MAX);               /* as new after each */
+    ck_assert_int_eq(restore_blob(&t, 65536, 0, &fids), -EINVAL); /* one too many */
+    ck_assert_int_eq(restore_blob(&t, 8192, 1, &fids), 0);
+    ck_assert_uint_eq(p9_msize(t.s), 8192);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 0), 0);
+    state_free(&fids);
+    /* Well formed, yet nothing a server would re-attach: through a symlink (out -> /etc), a
+     * symlink opened, a FIFO opened (it must not block), a type that changed. Dead, not refused. */
+    one_fid(&t, 0, 1, 1, 0, 0, "out/passwd", 10);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 1), ESTALE);
+    one_fid(&t, 0, 1, 3, O_RDONLY, 0, "out", 3);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 1), ESTALE);
+    one_fid(&t, 0, 1, 3, O_RDONLY, 0, "fifo", 4);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 1), ESTALE);
+    one_fid(&t, 0, 1, 1, 0, S_IFREG, "sub", 3);
+    ck_assert_int_eq(fid_op(&t, P9_TGETATTR, 1), ESTALE);
+    one_fid(&t, 0, 1, 1, 0, S_IFLNK, "up", 2); /* a symlink walked to, not followed */
+    ck_assert_int_eq(fid_op(&t, P9_TREADLINK, 1), 0);
+    one_fid(&t, 0, 1, 3, O_RDONLY | O_DIRECTORY, S_IFDIR, "sub", 3);
+    ck_assert_int_eq(read_op(&t, P9_TREADDIR, 1, 0, 300), 0);
+    ck_assert_uint_gt(rep32(&t, P9_HEADER), 0);
+    teardown(&t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("p9");
@@ -864,6 +1173,10 @@ int main(void)
     tcase_add_test(tc, test_setattr);
     tcase_add_test(tc, test_hostile_writes);
     tcase_add_test(tc, test_read_only_changes);
+    tcase_add_test(tc, test_snapshot_round_trip);
+    tcase_add_test(tc, test_snapshot_dead_fids);
+    tcase_add_test(tc, test_snapshot_remove_dead);
+    tcase_add_test(tc, test_snapshot_hostile);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
