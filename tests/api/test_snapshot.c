@@ -140,6 +140,71 @@ START_TEST(test_restore_goes_on)
 }
 END_TEST
 
+/* fwsnap.bin (guests/fwsnap.S) booted as firmware, with the disk firmware needs (never read). */
+static void fw_config(struct kiln_config *cfg, int out_fd, const char *restore_dir)
+{
+    kiln_config_init(cfg);
+    cfg->firmware_path = restore_dir ? NULL : KILN_GUEST_DIR "/fwsnap.bin";
+    cfg->memory_bytes = 16 << 20;
+    cfg->serial_out_fd = out_fd;
+    cfg->timeout_ms = 120000;
+    cfg->restore_dir = restore_dir;
+    cfg->disks[0].path = path("fw.img");
+    cfg->ndisks = 1;
+}
+
+/*
+ * A firmware-booted VM snapshotted in the middle of its ticks goes on from there as a firmware
+ * machine, its RTC (index and CMOS memory) and fw_cfg (selector and read position) as they were:
+ * the guest checks both after its last tick and exits 0 only if they are.
+ */
+START_TEST(test_firmware_restore)
+{
+    int fd = open(path("fw.img"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_eq(ftruncate(fd, 1 << 20), 0);
+    close(fd);
+    int out = open(path("fw-before.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    struct kiln_config cfg;
+    fw_config(&cfg, out, NULL);
+    char err[KILN_ERRMSG_MAX];
+    struct runner r = {0};
+    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "create: %s", err);
+    pthread_create(&r.thread, NULL, run_main, &r);
+    for (int i = 0; i < 2000 && file_size(path("fw-before.out")) < 1000; i++)
+        sleep_ms(5);
+    ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
+    sleep_ms(200);
+    ck_assert_msg(kiln_vm_snapshot(r.vm, path("fwsnap"), err) == 0, "snapshot: %s", err);
+    kiln_vm_stop(r.vm);
+    pthread_join(r.thread, NULL);
+    kiln_vm_destroy(r.vm);
+    close(out);
+    char *before = slurp(path("fw-before.out"));
+    ck_assert_msg(strlen(before) >= 1000 && !strstr(before, "fwsnap:"), "%s", before);
+
+    out = open(path("fw-after.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    fw_config(&cfg, out, path("fwsnap"));
+    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "restore: %s", err);
+    ck_assert_str_eq(kiln_vm_config(r.vm)->firmware_path, KILN_GUEST_DIR "/fwsnap.bin");
+    run_main(&r);
+    kiln_vm_destroy(r.vm);
+    close(out);
+    char *after = slurp(path("fw-after.out"));
+    ck_assert_msg(strstr(after, "tick 0fff\nfwsnap: ok\n"), "after the restore: %.200s",
+                  after + (strlen(after) > 200 ? strlen(after) - 200 : 0));
+    ck_assert_int_eq(r.exit.reason, KILN_EXIT_STATUS);
+    ck_assert_int_eq(r.exit.status, 0);
+    /* It went on from where it was: the first tick after the restore follows the last before. */
+    unsigned last = 0, first = 0;
+    ck_assert_int_eq(sscanf(strrchr(before, 't'), "tick %x", &last), 1);
+    ck_assert_int_eq(sscanf(after, "tick %x", &first), 1);
+    ck_assert_uint_le(first, last + 1);
+    ck_assert_uint_ge(first + 1, last);
+    free(before);
+    free(after);
+}
+END_TEST
+
 /* A corrupt state file, another machine shape, a missing snapshot: refused, with a reason. */
 START_TEST(test_restore_refusals)
 {
@@ -199,6 +264,7 @@ int main(void)
     tcase_add_test(tc, test_restore_goes_on);
     tcase_add_test(tc, test_restore_refusals);
     tcase_add_test(tc, test_snapshot_needs_pause);
+    tcase_add_test(tc, test_firmware_restore);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
