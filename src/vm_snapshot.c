@@ -457,8 +457,8 @@ static int check_header(const struct kiln_vm *vm, const char *dir, struct device
         return kiln_fail(errmsg, EINVAL, "restore %s: state: corrupt (checksum mismatch)", dir);
     if (h.cpus != vm->cfg.cpus || h.memory != vm->cfg.memory_bytes)
         return kiln_fail(errmsg, EINVAL,
-                         "restore %s: the snapshot has %u vCPUs and %llu MiB; the config %u and "
-                         "%llu MiB",
+                         "restore %s: the snapshot has %u vCPUs and %llu MiB of memory; the "
+                         "config %u and %llu MiB",
                          dir, h.cpus, (unsigned long long)(h.memory >> 20), vm->cfg.cpus,
                          (unsigned long long)(vm->cfg.memory_bytes >> 20));
     return 0;

@@ -143,13 +143,15 @@ END_TEST
 /* fwsnap.bin (guests/fwsnap.S) booted as firmware, with the disk firmware needs (never read). */
 static void fw_config(struct kiln_config *cfg, int out_fd, const char *restore_dir)
 {
+    static char disk[600]; /* path() reuses its buffer: restore_dir may be in it */
+    snprintf(disk, sizeof(disk), "%s/fw.img", tmpdir);
     kiln_config_init(cfg);
     cfg->firmware_path = restore_dir ? NULL : KILN_GUEST_DIR "/fwsnap.bin";
     cfg->memory_bytes = 16 << 20;
     cfg->serial_out_fd = out_fd;
     cfg->timeout_ms = 120000;
     cfg->restore_dir = restore_dir;
-    cfg->disks[0].path = path("fw.img");
+    cfg->disks[0].path = disk;
     cfg->ndisks = 1;
 }
 
