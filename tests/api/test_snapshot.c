@@ -60,6 +60,22 @@ static long file_size(const char *p)
     return stat(p, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/*
+ * After a pause: wait until the loop has written out what the UART had taken (p stops growing
+ * for 200 ms; at most 5 s). Output still pending at the snapshot is in it and comes out again
+ * after the restore; stopping the VM writes it out too, so the two files would both hold it.
+ */
+static void settle(const char *p)
+{
+    long size = file_size(p);
+    for (int quiet = 0, i = 0; quiet < 4 && i < 100; i++) {
+        sleep_ms(50);
+        long now = file_size(p);
+        quiet = now == size ? quiet + 1 : 0;
+        size = now;
+    }
+}
+
 static char *slurp(const char *p)
 {
     FILE *f = fopen(p, "r");
@@ -98,7 +114,7 @@ static char *snapshot_midway(void)
     for (int i = 0; i < 2000 && file_size(path("before.out")) < 100000; i++)
         sleep_ms(5);
     ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
-    sleep_ms(200); /* the loop writes out what the UART had taken */
+    settle(path("before.out")); /* the loop writes out what the UART had taken */
     int ret = kiln_vm_snapshot(r.vm, path("snap"), err);
     ck_assert_msg(ret == 0, "snapshot: %s", err);
     kiln_vm_stop(r.vm);
@@ -175,7 +191,7 @@ START_TEST(test_firmware_restore)
     for (int i = 0; i < 2000 && file_size(path("fw-before.out")) < 1000; i++)
         sleep_ms(5);
     ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
-    sleep_ms(200);
+    settle(path("fw-before.out"));
     ck_assert_msg(kiln_vm_snapshot(r.vm, path("fwsnap"), err) == 0, "snapshot: %s", err);
     kiln_vm_stop(r.vm);
     pthread_join(r.thread, NULL);
