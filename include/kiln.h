@@ -233,8 +233,10 @@ struct kiln_config {
 
     /*
      * Restore instead of boot: the directory kiln_vm_snapshot() wrote. The rest of the config
-     * must describe the same machine (cpus, memory, devices; checked); kernel, initrd and
-     * command line are not used. Guest RAM is mapped copy-on-write from the snapshot, not read.
+     * must describe the same machine (cpus, memory, devices; checked); kernel, initrd, command
+     * line and firmware_path are not used (a VM booted through firmware is restored with the
+     * BIOS image its snapshot holds). Guest RAM is mapped copy-on-write from the snapshot, not
+     * read.
      */
     const char *restore_dir;
 
@@ -390,9 +392,10 @@ KILN_API void kiln_vm_stats(const struct kiln_vm *vm, struct kiln_stats *stats);
 /*
  * Write the whole state of a paused VM (kiln_vm_pause) into directory dir (made if missing;
  * its "state" and "memory" files are replaced): every vCPU's registers, FPU, MSRs, LAPIC and
- * events, the in-kernel interrupt controllers, PIT and clock, each device's state, and guest
- * RAM. kiln_config.restore_dir then starts an equal VM from it. The VM stays paused. Returns 0,
- * or -errno with a one-line message; -ENOTSUP if a device cannot be saved yet (named).
+ * events, the in-kernel interrupt controllers, PIT and clock, each device's state, the BIOS
+ * image of a VM booted through firmware, and guest RAM. kiln_config.restore_dir then starts an
+ * equal VM from it. The VM stays paused. Returns 0, or -errno with a one-line message; -ENOTSUP if
+ * a device cannot be saved yet (named).
  */
 KILN_API int kiln_vm_snapshot(struct kiln_vm *vm, const char *dir, char errmsg[KILN_ERRMSG_MAX]);
 

@@ -105,9 +105,10 @@ static bool copy_device_strings(struct kiln_vm *vm)
     return ok && own(vm, &c->vsock.uds_path);
 }
 
+/* A restored VM's firmware, if any, is the snapshot's (vm_restore_open), never the config's. */
 static int copy_strings(struct kiln_vm *vm, const struct kiln_config *cfg, char *errmsg)
 {
-    bool firmware = boot_via_firmware(cfg);
+    bool firmware = !cfg->restore_dir && boot_via_firmware(cfg);
     const char *fw = cfg->firmware_path ? cfg->firmware_path : KILN_DEFAULT_FIRMWARE;
     if (!copy_string(firmware ? NULL : cfg->kernel_path, &vm->kernel_path) ||
         !copy_string(firmware ? fw : NULL, &vm->firmware_path) ||
@@ -215,6 +216,12 @@ static int add_mmio_cmdline(struct kiln_vm *vm, char *errmsg)
     return ret < 0 ? kiln_fail(errmsg, -ret, "kernel command line: %s", strerror(-ret)) : 0;
 }
 
+/* A snapshot's header and its firmware, which decide the machine, before anything checks it. */
+static int open_snapshot(struct kiln_vm *vm, char *errmsg)
+{
+    return vm->restore_dir ? vm_restore_open(vm, errmsg) : 0;
+}
+
 static int create_memory(struct kiln_vm *vm, char *errmsg)
 {
     if (vm->restore_dir)
@@ -231,7 +238,7 @@ static int create_memory(struct kiln_vm *vm, char *errmsg)
 static int load_guest(struct kiln_vm *vm, char *errmsg)
 {
     if (vm->restore_dir)
-        return 0; /* RAM holds the guest already */
+        return 0; /* RAM holds the guest already, and the firmware came with the snapshot */
     if (vm->firmware_path)
         return firmware_load(&vm->mem, vm->firmware_path, &vm->firmware, &vm->boot, errmsg);
     const struct boot_request req = {
@@ -435,8 +442,8 @@ static int add_fw_cfg(struct kiln_vm *vm, char *errmsg)
  */
 static int write_tables(struct kiln_vm *vm, char *errmsg)
 {
-    if (vm->restore_dir)
-        return 0; /* in the snapshot's RAM */
+    if (vm->restore_dir && !vm->firmware_path)
+        return 0; /* in the snapshot's RAM; fw_cfg's files are made again (and checked) */
     unsigned n = vm->cfg.transport == KILN_TRANSPORT_MMIO ? virtio_count(&vm->cfg) : 0;
     bool full = vm->firmware_path != NULL;
     const struct acpi_config ac = {
@@ -517,6 +524,7 @@ int kiln_vm_create(const struct kiln_config *cfg, struct kiln_vm **out,
         return kiln_fail(errmsg, ENOMEM, "out of memory");
     int ret;
     if ((ret = copy_strings(vm, cfg, errmsg)) < 0 ||    /* kernel or firmware, command line */
+        (ret = open_snapshot(vm, errmsg)) < 0 ||        /* or a snapshot's machine and firmware */
         (ret = check_user_config(vm, errmsg)) < 0 ||    /* sizes, counts, each device's own */
         (ret = add_mmio_cmdline(vm, errmsg)) < 0 ||     /* where virtio-mmio devices will be */
         (ret = create_memory(vm, errmsg)) < 0 ||        /* guest RAM around the PCI hole */
@@ -569,6 +577,7 @@ void kiln_vm_destroy(struct kiln_vm *vm)
     free(vm->initrd_path);
     free(vm->cmdline);
     free(vm->restore_dir);
+    state_free(&vm->restore_state);
     pthread_cond_destroy(&vm->call_cond);
     for (unsigned i = 0; i < vm->nowned; i++)
         free(vm->owned[i]);

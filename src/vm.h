@@ -19,6 +19,7 @@
 #include "pci/pci.h"
 #include "platform/irq_routing.h"
 #include "sandbox.h"
+#include "state.h"
 #include "util.h"
 #include "vcpu/vcpu.h"
 #include "virtio/virtio_attach.h"
@@ -36,12 +37,14 @@ struct kiln_vm {
     /* The snapshot memory file guest RAM is mapped from (restored VMs; ino 0: none). */
     dev_t mem_file_dev;
     ino_t mem_file_ino;
+    /* Its state file, read whole by vm_restore_open, its reader past the firmware part. */
+    struct device_state restore_state;
 
     int kvm_fd;
     int vm_fd;
     struct guest_mem mem;
     struct boot_entry boot;
-    struct firmware firmware; /* the BIOS image, when booting through firmware */
+    struct firmware firmware; /* the BIOS image, when booting through firmware (or restored) */
     struct fw_cfg *fw_cfg;    /* its configuration device (one of devices[]), or NULL */
     struct device *power;     /* the ACPI power device (one of devices[]): the power button */
     /* Strings of cfg's disks, nets, ports and shares, copied (kiln_vm_config hands them out). */
@@ -113,8 +116,11 @@ int vm_map_firmware(struct kiln_vm *vm, char *errmsg);
 int vm_add_fw_cfg(struct kiln_vm *vm, char *errmsg);
 int vm_write_fw_cfg(struct kiln_vm *vm, const struct acpi_config *ac, char *errmsg);
 
-/* vm_snapshot.c, when restoring: guest RAM mapped from the snapshot (instead of fresh RAM), and
- * after the devices and vCPUs exist, their state, the irqchip's, PIT's and clock's. */
+/* vm_snapshot.c, when restoring: first the state file, checked against the config, and the
+ * firmware it holds (which makes the VM a firmware machine, with firmware_path its old name);
+ * guest RAM mapped from the snapshot (instead of fresh RAM); and after the devices and vCPUs
+ * exist, their state, the irqchip's, PIT's and clock's. */
+int vm_restore_open(struct kiln_vm *vm, char *errmsg);
 int vm_restore_memory(struct kiln_vm *vm, char *errmsg);
 /* kiln_vm_snapshot into two open files (dir names them in messages): any thread but a vCPU's,
  * the loop's included (the API's snapshot), opening nothing. The files must be regular, open

@@ -2,8 +2,9 @@
 /*
  * DIR/memory is guest RAM as one file (the regions back to back, as guest_mem lays them out),
  * with holes where pages are zero. DIR/state is a header (magic, format, kiln version, machine
- * shape, CRC-32 of the rest) and then, in order: the in-kernel PIC pair, IOAPIC, PIT and clock;
- * each vCPU's state; each device's name and state. Every part is length-prefixed, and a restore
+ * shape, CRC-32 of the rest) and then, in order: the firmware (its path and the whole image; empty
+ * for a VM that booted a kernel); the in-kernel PIC pair, IOAPIC, PIT and clock; each vCPU's
+ * state; each device's name and state. Every part is length-prefixed, and a restore
  * must consume each exactly. A snapshot is only restored by the kiln version that wrote it.
  */
 #include <errno.h>
@@ -22,9 +23,10 @@
 #include "vm.h"
 
 #define SNAP_MAGIC "KILNSNAP"
-#define SNAP_FORMAT 1
+#define SNAP_FORMAT 2
 #define SNAP_STATE_MAX (256u << 20)
 #define PAGE 4096
+#define SNAP_PATH_MAX 4096
 
 struct snap_header {
     char magic[8];
@@ -83,6 +85,49 @@ static int restore_platform(struct kiln_vm *vm, struct device_state *st)
     return 0;
 }
 
+/*
+ * The BIOS image the VM booted (or was restored with): the guest may jump to its reset vector,
+ * and its old path, for kiln_vm_config. Below 1 MiB it is guest RAM, in the memory file.
+ */
+static int save_firmware(const struct kiln_vm *vm, struct device_state *st)
+{
+    const char *path = vm->firmware_path ? vm->firmware_path : "";
+    state_put_u32(st, (uint32_t)strlen(path));
+    state_put(st, path, strlen(path));
+    if (vm->firmware_path) {
+        state_put_u64(st, vm->firmware.size);
+        state_put(st, vm->firmware.image, vm->firmware.size);
+    }
+    return st->err ? -st->err : 0;
+}
+
+/* The firmware part: a machine with firmware gets its image (checked) and path. */
+static int restore_firmware(struct kiln_vm *vm, struct device_state *st)
+{
+    uint32_t n = state_get_u32(st);
+    if (st->err || n >= SNAP_PATH_MAX || n > st->len - st->off)
+        return -EINVAL;
+    if (n == 0)
+        return 0; /* a kernel booted: no firmware */
+    char *path = calloc(1, n + 1);
+    if (!path)
+        return -ENOMEM;
+    state_get(st, path, n);
+    uint64_t size = state_get_u64(st);
+    int ret = st->err || strlen(path) != n || size != st->len - st->off
+                  ? -EINVAL
+                  : firmware_copy(st->buf + st->off, (size_t)size, &vm->firmware);
+    if (ret < 0) {
+        free(path);
+        return ret;
+    }
+    st->off += (size_t)size;
+    vm->firmware_path = path;
+    vm->cfg.firmware_path = path;
+    vm->boot = (struct boot_entry){.mode = BOOT_MODE_RESET}; /* as firmware_load says */
+    return 0;
+}
+
 /* One length-prefixed part: what fn appends, preceded by its size. */
 static int put_part(struct device_state *st, int (*fn)(const void *obj, struct device_state *),
                     const void *obj)
@@ -124,6 +169,11 @@ static int device_part(const void *d, struct device_state *st)
 static int platform_part(const void *vm, struct device_state *st)
 {
     return save_platform(vm, st);
+}
+
+static int firmware_part(const void *vm, struct device_state *st)
+{
+    return save_firmware(vm, st);
 }
 
 /* The devices' part, on the loop thread (see save_devices). */
@@ -175,7 +225,10 @@ static int save_devices(struct kiln_vm *vm, struct device_state *st, const char 
 /* Everything but RAM, after the header. */
 static int save_payload(struct kiln_vm *vm, struct device_state *st, char *errmsg, const char *dir)
 {
-    int ret = put_part(st, platform_part, vm);
+    int ret = put_part(st, firmware_part, vm);
+    if (ret < 0)
+        return snap_fail(errmsg, -ret, dir, "firmware");
+    ret = put_part(st, platform_part, vm);
     if (ret < 0)
         return snap_fail(errmsg, -ret, dir, "interrupt controllers, PIT and clock");
     for (unsigned i = 0; i < vm->cpus.n; i++)
@@ -427,7 +480,8 @@ static int read_state(const char *dir, struct device_state *st, char *errmsg)
     return 0;
 }
 
-/* The header: ours, this version's, intact, and the machine the config describes. */
+/* The header: ours, this version's, intact, and the machine the config describes (its devices are
+ * counted once they exist, by check_devices). */
 static int check_header(const struct kiln_vm *vm, const char *dir, struct device_state *st,
                         char *errmsg)
 {
@@ -443,13 +497,25 @@ static int check_header(const struct kiln_vm *vm, const char *dir, struct device
     if (h.payload_len != st->len - st->off ||
         (uint32_t)crc32(0, st->buf + st->off, (uInt)h.payload_len) != h.crc)
         return kiln_fail(errmsg, EINVAL, "restore %s: state: corrupt (checksum mismatch)", dir);
-    if (h.cpus != vm->cfg.cpus || h.memory != vm->cfg.memory_bytes || h.ndevices != vm->ndevices)
+    if (h.cpus != vm->cfg.cpus || h.memory != vm->cfg.memory_bytes)
         return kiln_fail(errmsg, EINVAL,
-                         "restore %s: the snapshot has %u vCPUs, %llu MiB and %u devices; the "
-                         "config %u, %llu MiB and %u",
-                         dir, h.cpus, (unsigned long long)(h.memory >> 20), h.ndevices,
-                         vm->cfg.cpus, (unsigned long long)(vm->cfg.memory_bytes >> 20),
-                         vm->ndevices);
+                         "restore %s: the snapshot has %u vCPUs and %llu MiB of memory; the "
+                         "config %u and %llu MiB",
+                         dir, h.cpus, (unsigned long long)(h.memory >> 20), vm->cfg.cpus,
+                         (unsigned long long)(vm->cfg.memory_bytes >> 20));
+    return 0;
+}
+
+/* The snapshot's device count (in its header) against the devices the config made. */
+static int check_devices(const struct kiln_vm *vm, const char *dir, const struct device_state *st,
+                         char *errmsg)
+{
+    struct snap_header h;
+    memcpy(&h, st->buf, sizeof(h)); /* read_state made sure it is there */
+    if (h.ndevices != vm->ndevices)
+        return kiln_fail(
+            errmsg, EINVAL, "restore %s: the snapshot has %u devices; the config makes %u (%s)",
+            dir, h.ndevices, vm->ndevices, vm->firmware_path ? "a firmware boot" : "a kernel boot");
     return 0;
 }
 
@@ -517,15 +583,27 @@ int vm_restore_memory(struct kiln_vm *vm, char *errmsg)
     return ret < 0 ? kiln_fail(errmsg, -ret, "restore %s: memory: %s", dir, strerror(-ret)) : 0;
 }
 
-int vm_restore_state(struct kiln_vm *vm, char *errmsg)
+int vm_restore_open(struct kiln_vm *vm, char *errmsg)
 {
-    struct device_state st;
-    int ret = read_state(vm->cfg.restore_dir, &st, errmsg);
+    const char *dir = vm->cfg.restore_dir;
+    struct device_state *st = &vm->restore_state;
+    int ret = read_state(dir, st, errmsg);
+    if (ret == 0)
+        ret = check_header(vm, dir, st, errmsg);
     if (ret < 0)
         return ret;
-    ret = check_header(vm, vm->cfg.restore_dir, &st, errmsg);
+    struct device_state part = get_part(st);
+    ret = st->err ? -EINVAL : restore_firmware(vm, &part);
     if (ret == 0)
-        ret = restore_payload(vm, &st, vm->cfg.restore_dir, errmsg);
-    state_free(&st);
+        ret = state_done(&part);
+    return ret < 0 ? kiln_fail(errmsg, -ret, "restore %s: firmware: %s", dir, strerror(-ret)) : 0;
+}
+
+int vm_restore_state(struct kiln_vm *vm, char *errmsg)
+{
+    int ret = check_devices(vm, vm->cfg.restore_dir, &vm->restore_state, errmsg);
+    if (ret == 0)
+        ret = restore_payload(vm, &vm->restore_state, vm->cfg.restore_dir, errmsg);
+    state_free(&vm->restore_state);
     return ret;
 }

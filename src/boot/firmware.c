@@ -17,24 +17,34 @@ static bool has_reset_vector(const uint8_t *image, size_t size)
     return op == 0xea /* far jmp */ || op == 0xe9 /* near jmp */ || op == 0xeb /* short jmp */;
 }
 
+/* A fresh page-aligned, writable copy of size bytes (the caller fills it), or -errno. */
+static int alloc_image(size_t size, struct firmware *fw)
+{
+    fw->image = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fw->image == MAP_FAILED) {
+        fw->image = NULL;
+        return -errno;
+    }
+    fw->size = size;
+    return 0;
+}
+
+static bool size_ok(size_t size)
+{
+    return size >= FIRMWARE_MIN_SIZE && size <= FIRMWARE_MAX_SIZE && size % FIRMWARE_MIN_SIZE == 0;
+}
+
 static int read_image(const char *path, struct firmware *fw, char *errmsg)
 {
     struct boot_blob blob;
     int ret = boot_open("firmware", path, FIRMWARE_MAX_SIZE, "256 KiB", ENOEXEC, &blob, errmsg);
-    if (ret == 0 && (blob.len < FIRMWARE_MIN_SIZE || blob.len % FIRMWARE_MIN_SIZE))
+    if (ret == 0 && !size_ok(blob.len))
         ret = kiln_fail(errmsg, ENOEXEC,
                         "firmware '%s': %zu bytes, not a BIOS image (a multiple of 64 KiB)", path,
                         blob.len);
+    if (ret == 0 && (ret = alloc_image(blob.len, fw)) < 0)
+        kiln_fail(errmsg, -ret, "firmware '%s': %s", path, strerror(-ret));
     if (ret == 0) {
-        fw->image =
-            mmap(NULL, blob.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (fw->image == MAP_FAILED) {
-            fw->image = NULL;
-            ret = kiln_fail(errmsg, errno, "firmware '%s': %s", path, strerror(errno));
-        }
-    }
-    if (ret == 0) {
-        fw->size = blob.len;
         if ((ret = blob_read(&blob, 0, fw->image, blob.len)) < 0)
             kiln_fail(errmsg, -ret, "firmware '%s': read failed: %s", path, strerror(-ret));
     }
@@ -64,6 +74,17 @@ int firmware_load(const struct guest_mem *gm, const char *path, struct firmware 
     }
     *entry = (struct boot_entry){.mode = BOOT_MODE_RESET};
     return 0;
+}
+
+int firmware_copy(const void *image, size_t size, struct firmware *fw)
+{
+    *fw = (struct firmware){0};
+    if (!size_ok(size) || !has_reset_vector(image, size))
+        return -EINVAL;
+    int ret = alloc_image(size, fw);
+    if (ret == 0)
+        memcpy(fw->image, image, size);
+    return ret;
 }
 
 void firmware_free(struct firmware *fw)

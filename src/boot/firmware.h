@@ -28,6 +28,13 @@ struct firmware {
 int firmware_load(const struct guest_mem *gm, const char *path, struct firmware *fw,
                   struct boot_entry *entry, char *errmsg);
 
+/*
+ * A copy of an image already in memory (a snapshot's), checked as firmware_load checks a file,
+ * and nothing written to guest RAM (the snapshot's RAM has the legacy part). Returns 0, -EINVAL
+ * if it does not look like a BIOS image, or -ENOMEM.
+ */
+int firmware_copy(const void *image, size_t size, struct firmware *fw);
+
 /* Where the image sits: it ends at 4 GiB. */
 static inline uint64_t firmware_gpa(const struct firmware *fw)
 {

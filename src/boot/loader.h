@@ -22,10 +22,16 @@ struct boot_entry {
     uint64_t boot_info; /* zero page (LONG64) or hvm_start_info (PVH32) address */
 };
 
-/* A configuration without a kernel boots through firmware (a restored VM boots nothing). */
+/*
+ * A machine with BIOS firmware (and its devices): a configuration without a kernel boots through
+ * it. A restored VM boots nothing: it has firmware when its snapshot had, and then the VM's own
+ * configuration names the image in firmware_path (kiln_vm_create sets it from the snapshot).
+ */
 static inline bool boot_via_firmware(const struct kiln_config *cfg)
 {
-    return !cfg->restore_dir && (!cfg->kernel_path || !cfg->kernel_path[0]);
+    if (cfg->restore_dir)
+        return cfg->firmware_path != NULL;
+    return !cfg->kernel_path || !cfg->kernel_path[0];
 }
 
 /* What to boot. */

@@ -6,8 +6,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "platform/aml.h"
+#include "state.h"
 
 /* What a read of the DMA register gives: "QEMU CFG", so firmware can tell DMA is there. */
 static const uint8_t dma_signature[8] = {'Q', 'E', 'M', 'U', ' ', 'C', 'F', 'G'};
@@ -164,9 +166,60 @@ static void fw_cfg_destroy(struct device *d)
     free(f);
 }
 
+/* CRC-32 of every item, with its key and length: the contents the guest can read. */
+static uint32_t contents_crc(const struct fw_cfg *f)
+{
+    uLong crc = crc32(0, NULL, 0);
+    for (unsigned key = 0; key < FW_CFG_FILE_FIRST + f->nfiles; key++) {
+        const struct item *it = lookup(f, (uint16_t)key);
+        const uint32_t head[2] = {key, it->len};
+        crc = crc32(crc, (const Bytef *)head, sizeof(head));
+        if (it->len)
+            crc = crc32(crc, it->data, it->len);
+    }
+    return (uint32_t)crc;
+}
+
+/*
+ * The selector, the read position and the DMA high half. The items are not saved: the restored
+ * VM makes them again from its configuration, and their CRC-32 here must match, so a guest in
+ * the middle of reading a file goes on reading the same bytes.
+ */
+static int fw_cfg_save(const struct device *d, struct device_state *st)
+{
+    struct fw_cfg *f = (struct fw_cfg *)d;
+    pthread_mutex_lock(&f->lock);
+    state_put_u32(st, f->selected);
+    state_put_u32(st, f->offset);
+    state_put_u32(st, f->dma_high);
+    state_put_u32(st, contents_crc(f));
+    pthread_mutex_unlock(&f->lock);
+    return st->err ? -st->err : 0;
+}
+
+static int fw_cfg_restore(struct device *d, struct device_state *st)
+{
+    struct fw_cfg *f = (struct fw_cfg *)d;
+    uint32_t selected = state_get_u32(st), offset = state_get_u32(st);
+    uint32_t dma_high = state_get_u32(st), crc = state_get_u32(st);
+    if (st->err || selected > UINT16_MAX)
+        return -EINVAL;
+    pthread_mutex_lock(&f->lock);
+    int ret = crc == contents_crc(f) ? 0 : -EINVAL;
+    if (ret == 0) {
+        f->selected = (uint16_t)selected;
+        f->offset = offset;
+        f->dma_high = dma_high;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return ret;
+}
+
 static const struct device_ops fw_cfg_ops = {
     .read = fw_cfg_read,
     .write = fw_cfg_write,
+    .save = fw_cfg_save,
+    .restore = fw_cfg_restore,
     .reset = fw_cfg_reset,
     .destroy = fw_cfg_destroy,
     .describe = fw_cfg_describe,

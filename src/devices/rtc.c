@@ -12,6 +12,7 @@
 #include "platform/acpi.h"
 #include "platform/aml.h"
 #include "platform/layout.h"
+#include "state.h"
 
 /* Registers and CMOS cells. */
 enum {
@@ -289,9 +290,71 @@ static void rtc_destroy(struct device *d)
     free(r);
 }
 
+static void put_civil(struct device_state *st, const struct civil *c)
+{
+    const uint8_t f[5] = {(uint8_t)c->mon, (uint8_t)c->mday, (uint8_t)c->hour, (uint8_t)c->min,
+                          (uint8_t)c->sec};
+    state_put_u64(st, (uint64_t)c->year);
+    state_put(st, f, sizeof(f));
+}
+
+/* Years far past any the guest can set or the clock reach, and safe from overflow. */
+#define YEAR_MAX 100000
+
+/* A date and time as the guest's writes make them (write_time clamps every field), or false. */
+static bool get_civil(struct device_state *st, struct civil *c)
+{
+    uint8_t f[5];
+    int64_t year = (int64_t)state_get_u64(st);
+    state_get(st, f, sizeof(f));
+    *c = (struct civil){year, f[0], f[1], f[2], f[3], f[4]};
+    return !st->err && year >= 0 && year < YEAR_MAX && c->mon >= 1 && c->mon <= 12 &&
+           c->mday >= 1 && c->mday <= 31 && c->hour <= 23 && c->min <= 59 && c->sec <= 59;
+}
+
+/*
+ * The registers and CMOS cells as they are, and the guest's time now (or the time it is setting,
+ * register B's SET). A restore continues the clock from that time, as KVM's clock continues from
+ * where it stood: no time passes for the guest in between (to the second; the clock has no finer
+ * grain the guest can see but register A's update flag).
+ */
+static int rtc_save(const struct device *d, struct device_state *st)
+{
+    struct rtc *r = (struct rtc *)d;
+    pthread_mutex_lock(&r->lock);
+    struct civil now = guest_time(r);
+    state_put(st, &r->index, 1);
+    state_put(st, r->ram, sizeof(r->ram));
+    put_civil(st, &now);
+    pthread_mutex_unlock(&r->lock);
+    return st->err ? -st->err : 0;
+}
+
+static int rtc_restore(struct device *d, struct device_state *st)
+{
+    struct rtc *r = (struct rtc *)d;
+    uint8_t index, ram[sizeof(r->ram)];
+    struct civil now;
+    state_get(st, &index, 1);
+    state_get(st, ram, sizeof(ram));
+    /* Only what the guest's writes can make: a 7-bit index, register A's UIP bit clear. */
+    if (!get_civil(st, &now) || index > 0x7f || ram[REG_A] & A_UIP)
+        return -EINVAL;
+    pthread_mutex_lock(&r->lock);
+    r->index = index;
+    memcpy(r->ram, ram, sizeof(ram));
+    r->frozen = ram[REG_B] & B_SET;
+    r->set_time = now;
+    r->offset = seconds_from_civil(&now) - host_now().tv_sec;
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
 static const struct device_ops rtc_ops = {
     .read = rtc_read,
     .write = rtc_write,
+    .save = rtc_save,
+    .restore = rtc_restore,
     .destroy = rtc_destroy,
     .describe = rtc_describe,
 };

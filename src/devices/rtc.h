@@ -21,7 +21,8 @@ extern const struct device_class rtc_class;
 
 /*
  * The clock runs on the host's UTC time plus whatever offset the guest sets by writing it. No
- * interrupts: alarm, periodic and update-ended flags never rise (register C reads 0).
+ * interrupts: alarm, periodic and update-ended flags never rise (register C reads 0). A snapshot
+ * saves the guest's time; the restored clock goes on from it (see rtc_save).
  */
 int rtc_create(const struct rtc_config *cfg, struct device **out);
 

@@ -221,6 +221,31 @@ static bool wait_while_paused(struct vcpus *s)
     return !atomic_load(&s->stopping);
 }
 
+/*
+ * Before parking for a pause: KVM finishes the instruction of an I/O or MMIO exit (an OUT's
+ * RIP, an IN's or an MMIO read's register) only on the next KVM_RUN, so the state a snapshot
+ * reads now would replay the access after a restore. KVM_RUN with immediate_exit set completes
+ * it and returns at once (EINTR); a string I/O's next round exits again and is handled here.
+ * Returns false if the vCPU must stop.
+ */
+static bool finish_exit(struct vcpu *v)
+{
+    for (;;) {
+        __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                return true;
+            end_vm(&v->set->host.end, KILN_EXIT_ERROR, 0, errno, "vcpu %u: KVM_RUN: %s", v->index,
+                   strerror(errno));
+            return false;
+        }
+        atomic_fetch_add(&v->exits, 1);
+        atomic_fetch_add(&v->exit_kinds[exit_kind(v->run->exit_reason)], 1);
+        if (vcpu_handle_exit(v) == VCPU_STOP)
+            return false;
+    }
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -235,7 +260,7 @@ static void *vcpu_thread(void *arg)
         if (atomic_load(&s->stopping))
             break;
         if (atomic_load(&s->pause_req)) {
-            if (!wait_while_paused(s))
+            if (!finish_exit(v) || !wait_while_paused(s))
                 break;
             continue;
         }

@@ -75,7 +75,8 @@ void vcpus_stop(struct vcpus *s);
 /* Wait for the threads to finish (after vcpus_stop). */
 void vcpus_join(struct vcpus *s);
 /*
- * Park every vCPU outside KVM_RUN, returning once all are parked (or the VM is stopping);
+ * Park every vCPU outside KVM_RUN, returning once all are parked (or the VM is stopping), each
+ * with the instruction of its last I/O or MMIO exit completed, so its state can be saved;
  * vcpus_resume lets them run again. vcpus_resume returns -EINVAL if no pause was requested.
  */
 void vcpus_pause(struct vcpus *s);

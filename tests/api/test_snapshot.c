@@ -60,6 +60,22 @@ static long file_size(const char *p)
     return stat(p, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/*
+ * After a pause: wait until the loop has written out what the UART had taken (p stops growing
+ * for 200 ms; at most 5 s). Output still pending at the snapshot is in it and comes out again
+ * after the restore; stopping the VM writes it out too, so the two files would both hold it.
+ */
+static void settle(const char *p)
+{
+    long size = file_size(p);
+    for (int quiet = 0, i = 0; quiet < 4 && i < 100; i++) {
+        sleep_ms(50);
+        long now = file_size(p);
+        quiet = now == size ? quiet + 1 : 0;
+        size = now;
+    }
+}
+
 static char *slurp(const char *p)
 {
     FILE *f = fopen(p, "r");
@@ -98,7 +114,7 @@ static char *snapshot_midway(void)
     for (int i = 0; i < 2000 && file_size(path("before.out")) < 100000; i++)
         sleep_ms(5);
     ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
-    sleep_ms(200); /* the loop writes out what the UART had taken */
+    settle(path("before.out")); /* the loop writes out what the UART had taken */
     int ret = kiln_vm_snapshot(r.vm, path("snap"), err);
     ck_assert_msg(ret == 0, "snapshot: %s", err);
     kiln_vm_stop(r.vm);
@@ -231,6 +247,80 @@ START_TEST(test_restore_mmio_disk)
 }
 END_TEST
 
+/* fwsnap.bin (guests/fwsnap.S) booted as firmware, with the disk firmware needs (never read). */
+static void fw_config(struct kiln_config *cfg, int out_fd, const char *restore_dir)
+{
+    static char disk[600]; /* path() reuses its buffer: restore_dir may be in it */
+    snprintf(disk, sizeof(disk), "%s/fw.img", tmpdir);
+    kiln_config_init(cfg);
+    cfg->firmware_path = restore_dir ? NULL : KILN_GUEST_DIR "/fwsnap.bin";
+    cfg->memory_bytes = 16 << 20;
+    cfg->serial_out_fd = out_fd;
+    cfg->timeout_ms = 120000;
+    cfg->restore_dir = restore_dir;
+    cfg->disks[0].path = disk;
+    cfg->ndisks = 1;
+}
+
+/*
+ * A firmware-booted VM snapshotted in the middle of its ticks goes on from there as a firmware
+ * machine, its RTC (index and CMOS memory) and fw_cfg (selector and read position) as they were:
+ * the guest checks both after its last tick and exits 0 only if they are.
+ */
+START_TEST(test_firmware_restore)
+{
+    int fd = open(path("fw.img"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_eq(ftruncate(fd, 1 << 20), 0);
+    close(fd);
+    int out = open(path("fw-before.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    struct kiln_config cfg;
+    fw_config(&cfg, out, NULL);
+    char err[KILN_ERRMSG_MAX];
+    struct runner r = {0};
+    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "create: %s", err);
+    pthread_create(&r.thread, NULL, run_main, &r);
+    for (int i = 0; i < 2000 && file_size(path("fw-before.out")) < 1000; i++)
+        sleep_ms(5);
+    ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
+    settle(path("fw-before.out"));
+    ck_assert_msg(kiln_vm_snapshot(r.vm, path("fwsnap"), err) == 0, "snapshot: %s", err);
+    kiln_vm_stop(r.vm);
+    pthread_join(r.thread, NULL);
+    kiln_vm_destroy(r.vm);
+    close(out);
+    char *before = slurp(path("fw-before.out"));
+    ck_assert_msg(strlen(before) >= 1000 && !strstr(before, "fwsnap:"), "%s", before);
+
+    out = open(path("fw-after.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    fw_config(&cfg, out, path("fwsnap"));
+    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "restore: %s", err);
+    ck_assert_str_eq(kiln_vm_config(r.vm)->firmware_path, KILN_GUEST_DIR "/fwsnap.bin");
+    run_main(&r);
+    kiln_vm_destroy(r.vm);
+    close(out);
+    char *after = slurp(path("fw-after.out"));
+    ck_assert_msg(strstr(after, "tick 0fff\nfwsnap: ok\n"), "after the restore: %.200s",
+                  after + (strlen(after) > 200 ? strlen(after) - 200 : 0));
+    ck_assert_int_eq(r.exit.reason, KILN_EXIT_STATUS);
+    ck_assert_int_eq(r.exit.status, 0);
+    /* Every tick once, in order: it went on from the byte it had reached, not from the reset. */
+    char *all = malloc(strlen(before) + strlen(after) + 1);
+    strcpy(all, before);
+    strcat(all, after);
+    char *want = malloc(0x1000 * 10 + 16);
+    size_t n = 0;
+    for (unsigned i = 0; i < 0x1000; i++)
+        n += (size_t)sprintf(want + n, "tick %04x\n", i);
+    strcpy(want + n, "fwsnap: ok\n");
+    ck_assert_msg(strcmp(all, want) == 0, "before %zu + after %zu bytes != %zu expected",
+                  strlen(before), strlen(after), strlen(want));
+    free(all);
+    free(want);
+    free(before);
+    free(after);
+}
+END_TEST
+
 /* A corrupt state file, another machine shape, a missing snapshot: refused, with a reason. */
 START_TEST(test_restore_refusals)
 {
@@ -341,6 +431,7 @@ int main(void)
     tcase_add_test(tc, test_restore_mmio_disk);
     tcase_add_test(tc, test_snapshot_needs_pause);
     tcase_add_test(tc, test_snapshot_fds);
+    tcase_add_test(tc, test_firmware_restore);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

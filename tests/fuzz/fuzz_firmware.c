@@ -4,6 +4,7 @@
 #include "devices/rtc.h"
 #include "fuzz_common.h"
 #include "platform/layout.h"
+#include "state.h"
 
 /*
  * Input: 24 bytes of fw_cfg file contents (three files of 8 bytes), then operations, each a
@@ -16,8 +17,12 @@
  *   3 PORT u8 u8 u32   any access to fw_cfg's two regions: region/offset/width, write/read, value
  *   4 RTC u8 u8        index write (bit 7 of the first: a data write of the second instead)
  *   5 PM u8 u32        any access to the PM registers' four regions
- * The checks: every DMA request in RAM gets its control word back as 0 or the error bit, and
- * the RTC's seconds are valid BCD or binary in 0-59.
+ *   6 SNAP u8 u8 u8    save fw_cfg or the RTC (bit 0 of the first), flip the bits of the second
+ *                      in the byte at the third (mod its length; none when the second is 0), and
+ *                      restore the device from it
+ * The checks: every DMA request in RAM gets its control word back as 0 or the error bit, the
+ * RTC's seconds are valid BCD or binary in 0-59, and a restore takes an unchanged state and
+ * answers any other with 0 or -EINVAL.
  */
 
 #define RAM_SIZE (64u << 10)
@@ -149,13 +154,29 @@ static void rtc_op(struct fixture *x, struct fz *f)
         FZ_CHECK((v >> 4) < 6 && (v & 0x0f) < 10);
 }
 
+/* A device's saved state, perhaps damaged, restored into it. */
+static void snap_op(struct fixture *x, struct fz *f)
+{
+    uint8_t which = fz_u8(f), flip = fz_u8(f), at = fz_u8(f);
+    struct device *d = which & 1 ? x->rtc : x->fwdev;
+    struct device_state st = {0};
+    FZ_CHECK(d->ops->save(d, &st) == 0 && st.len > 0);
+    st.buf[at % st.len] ^= flip;
+    struct device_state r = state_reader(st.buf, st.len);
+    int ret = d->ops->restore(d, &r);
+    if (ret == 0)
+        ret = state_done(&r);
+    FZ_CHECK(ret == 0 || (flip && ret == -EINVAL));
+    state_free(&st);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fz f = {data, size};
     struct fixture x = {0};
     make(&x, &f);
     while (fz_more(&f)) {
-        switch (fz_u8(&f) % 6) {
+        switch (fz_u8(&f) % 7) {
         case 0: {
             uint8_t sel[2] = {fz_u8(&f), fz_u8(&f)};
             x.fwdev->ops->write(x.fwdev, 0, 0, sel, 2);
@@ -176,8 +197,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 4:
             rtc_op(&x, &f);
             break;
-        default:
+        case 5:
             dev_access(x.pm, &f);
+            break;
+        default:
+            snap_op(&x, &f);
             break;
         }
     }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "devices/fw_cfg.h"
+#include "state.h"
 
 #define RAM (16u << 20)
 
@@ -216,6 +217,69 @@ START_TEST(test_reset)
 }
 END_TEST
 
+/* A second device with the same contents as fc gets, restored from st: 0 or the error. */
+static int restore_into(struct fw_cfg **out, const char *blob, const struct device_state *st)
+{
+    ck_assert_int_eq(fw_cfg_create(&gm, &test_log, out), 0);
+    ck_assert_int_eq(fw_cfg_add_file(*out, "etc/blob", blob, (uint32_t)strlen(blob)), 0);
+    struct device *d = fw_cfg_device(*out);
+    struct device_state r = state_reader(st->buf, st->len);
+    int ret = d->ops->restore(d, &r);
+    return ret == 0 ? state_done(&r) : ret;
+}
+
+/* A guest half-way through a file reads on where it was; the DMA high half stays latched. */
+START_TEST(test_save_restore)
+{
+    ck_assert_int_eq(fw_cfg_add_file(fc, "etc/blob", "0123456789", 10), 0);
+    select_key(FW_CFG_FILE_FIRST);
+    uint8_t got[4];
+    read_data(got, 3);
+    uint8_t one[4] = {0, 0, 0, 1};
+    dev->ops->write(dev, DMA, 0, one, 4); /* a request's high half: 4 GiB, outside RAM */
+    struct device_state st = {0};
+    ck_assert_int_eq(dev->ops->save(dev, &st), 0);
+    dev->ops->destroy(dev);
+    ck_assert_int_eq(restore_into(&fc, "0123456789", &st), 0);
+    dev = fw_cfg_device(fc);
+    read_data(got, 4);
+    ck_assert_int_eq(memcmp(got, "3456", 4), 0);
+    /* The low half starts it at 4 GiB + 0x1000, not at 0x1000 (which holds a valid request). */
+    uint8_t req[16] = {0, 0, 0, FW_CFG_DMA_READ, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0x20, 0};
+    ck_assert_int_eq(guest_write(&gm, 0x1000, req, sizeof(req)), 0);
+    uint8_t lo[4] = {0, 0, 0x10, 0};
+    dev->ops->write(dev, DMA, 4, lo, 4);
+    ck_assert_uint_eq(warnings, 1);
+    read_data(got, 1);
+    ck_assert_uint_eq(got[0], '7'); /* the DMA read nothing */
+    state_free(&st);
+}
+END_TEST
+
+/* Other contents than the snapshot's (another config), a short or a long state: refused. */
+START_TEST(test_restore_refused)
+{
+    ck_assert_int_eq(fw_cfg_add_file(fc, "etc/blob", "0123456789", 10), 0);
+    struct device_state st = {0};
+    ck_assert_int_eq(dev->ops->save(dev, &st), 0);
+    struct fw_cfg *other;
+    ck_assert_int_eq(restore_into(&other, "0123456780", &st), -EINVAL);
+    fw_cfg_device(other)->ops->destroy(fw_cfg_device(other));
+    st.len--;
+    ck_assert_int_eq(restore_into(&other, "0123456789", &st), -EINVAL);
+    fw_cfg_device(other)->ops->destroy(fw_cfg_device(other));
+    st.len++;
+    state_put_u32(&st, 0);
+    ck_assert_int_eq(restore_into(&other, "0123456789", &st), -EINVAL);
+    fw_cfg_device(other)->ops->destroy(fw_cfg_device(other));
+    st.len -= 4;
+    st.buf[2] = 1; /* a selector above 16 bits */
+    ck_assert_int_eq(restore_into(&other, "0123456789", &st), -EINVAL);
+    fw_cfg_device(other)->ops->destroy(fw_cfg_device(other));
+    state_free(&st);
+}
+END_TEST
+
 static Suite *fw_cfg_suite(void)
 {
     Suite *s = suite_create("fw_cfg");
@@ -227,6 +291,8 @@ static Suite *fw_cfg_suite(void)
     tcase_add_test(tc, test_dma_read_and_skip);
     tcase_add_test(tc, test_dma_hostile);
     tcase_add_test(tc, test_reset);
+    tcase_add_test(tc, test_save_restore);
+    tcase_add_test(tc, test_restore_refused);
     suite_add_tcase(s, tc);
     return s;
 }
