@@ -12,7 +12,7 @@
 
 #include "kiln.h"
 
-#define LINES 20000
+#define LINES 4000
 
 static char tmpdir[] = "/tmp/kiln-snap.XXXXXX";
 
@@ -34,7 +34,7 @@ static void config(struct kiln_config *cfg, int out_fd, const char *restore_dir)
 {
     kiln_config_init(cfg);
     cfg->kernel_path = KILN_GUEST_DIR "/flood.elf";
-    cfg->cmdline = "lines=20000";
+    cfg->cmdline = "lines=4000";
     cfg->memory_bytes = 16 << 20;
     cfg->serial_out_fd = out_fd;
     cfg->timeout_ms = 120000;
