@@ -817,7 +817,9 @@ static void evq_flush(struct virtio_vsock *v)
 {
     struct virtq *q = queue(v, VSOCK_EVQ);
     bool pushed = false;
-    while (v->evt_reset && v->running) {
+    /* Bounded: a driver that keeps posting short buffers cannot hold the loop (its next kick
+     * brings the device back). */
+    for (unsigned n = 0; n < 2 * VSOCK_QUEUE_SIZE && v->evt_reset && v->running; n++) {
         int ret = virtq_pop(q, &v->chain);
         if (ret < 0) {
             driver_error(v, VSOCK_EVQ, ret);
@@ -858,7 +860,7 @@ static int vsock_activate(struct virtio_device *vd)
     pthread_mutex_unlock(&vd->lock);
     v->running = ready;
     v->rx_wait = false;
-    evq_flush(v); /* before any host connection: the reset must not overtake a new one */
+    evq_flush(v); /* before any host connection: a reset after a new one would drop it too */
     listen_update_poll(v);
     if (ready)
         tx_pump(v);
