@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "state.h"
 #include "virtio/virtio_attach.h"
 
 #define CMD_MAX 32      /* longest "CONNECT <port>" line a host program may send */
@@ -76,6 +77,7 @@ struct virtio_vsock {
     bool rx_pushed;  /* receive buffers used since the last signal */
     bool bad_logged; /* a malformed packet was logged (once per device) */
     bool full_logged;
+    bool evt_reset;  /* a TRANSPORT_RESET event is owed the driver (since a restore) */
     unsigned nconns; /* slots not FREE */
     uint32_t next_port;
     unsigned rr; /* the connection the next receive pass starts at */
@@ -271,6 +273,15 @@ static uint32_t alloc_port(struct virtio_vsock *v, uint32_t guest_port)
 
 /* ---- Device -> guest packets (receive queue). */
 
+/* The index of a chain's first writable buffer (readable ones come first). */
+static unsigned first_writable(const struct virtq_chain *ch)
+{
+    unsigned f = ch->count;
+    while (f > 0 && ch->buf[f - 1].writable)
+        f--;
+    return f;
+}
+
 /*
  * The next receive chain with room for a header, in v->chain; *first: its first writable
  * buffer. 1 = got one, 0 = none (rx_wait set unless more arrived), -1 = driver error.
@@ -297,10 +308,7 @@ static int rx_pop(struct virtio_vsock *v, unsigned *first)
             v->rx_pushed = true;
             continue;
         }
-        unsigned f = ch->count;
-        while (f > 0 && ch->buf[f - 1].writable)
-            f--;
-        *first = f;
+        *first = first_writable(ch);
         return 1;
     }
 }
@@ -798,6 +806,48 @@ static void conn_poll_cb(uv_poll_t *h, int status, int events)
     rx_flush(v);
 }
 
+/* ---- Device -> guest events (event queue). */
+
+/*
+ * The transport reset owed since a restore, into the driver's next event buffer, and the
+ * interrupt: the guest drops the connections it had (this process has none of them), and keeps
+ * its listening sockets. Without a buffer now, it goes when the driver kicks the event queue.
+ */
+static void evq_flush(struct virtio_vsock *v)
+{
+    struct virtq *q = queue(v, VSOCK_EVQ);
+    bool pushed = false;
+    /* Bounded: a driver that keeps posting short buffers cannot hold the loop (its next kick
+     * brings the device back). */
+    for (unsigned n = 0; n < 2 * VSOCK_QUEUE_SIZE && v->evt_reset && v->running; n++) {
+        int ret = virtq_pop(q, &v->chain);
+        if (ret < 0) {
+            driver_error(v, VSOCK_EVQ, ret);
+            return;
+        }
+        if (ret == 0 && virtq_enable_notify_and_check(q))
+            continue;
+        if (ret == 0)
+            break;
+        const struct virtq_chain *ch = &v->chain;
+        if (ch->writable_len < VSOCK_EVENT_LEN) {
+            bad_packet(v, "an event buffer smaller than an event");
+            virtq_push(q, ch->head, 0);
+            pushed = true;
+            continue;
+        }
+        uint8_t ev[VSOCK_EVENT_LEN];
+        le_put(ev, VSOCK_EVENT_LEN, VSOCK_EVENT_TRANSPORT_RESET);
+        unsigned f = first_writable(ch);
+        virtq_bufs_write(ch->buf + f, ch->count - f, 0, ev, sizeof(ev));
+        virtq_push(q, ch->head, VSOCK_EVENT_LEN);
+        pushed = true;
+        v->evt_reset = false;
+    }
+    if (pushed)
+        virtio_queue_signal(&v->vd, VSOCK_EVQ);
+}
+
 /* ---- virtio_device_ops ---- */
 
 static int vsock_activate(struct virtio_device *vd)
@@ -810,6 +860,7 @@ static int vsock_activate(struct virtio_device *vd)
     pthread_mutex_unlock(&vd->lock);
     v->running = ready;
     v->rx_wait = false;
+    evq_flush(v); /* before any host connection: a reset after a new one would drop it too */
     listen_update_poll(v);
     if (ready)
         tx_pump(v);
@@ -823,6 +874,7 @@ static int vsock_reset(struct device *d)
     v->running = false;
     v->rx_wait = false;
     v->rst_count = 0;
+    v->evt_reset = false; /* a driver starting over has no connections to drop */
     for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
         conn_close(&v->conns[i]);
     listen_update_poll(v);
@@ -841,7 +893,46 @@ static void vsock_queue_notify(struct virtio_device *vd, unsigned q)
         virtq_set_notify(queue(v, q), false);
         rx_flush(v);
         update_all_polls(v);
+    } else if (q == VSOCK_EVQ) {
+        evq_flush(v);
     }
+}
+
+/*
+ * Snapshot (loop thread): the guest's CID and the next host port to hand out. Connections are
+ * not saved, as in Firecracker: their host sockets belong to this process. Every packet is
+ * handled as it arrives, so nothing is ever in flight.
+ */
+static int vsock_save(const struct device *d, struct device_state *st)
+{
+    const struct virtio_vsock *v = virtio_device_of((struct device *)d)->priv;
+    state_put_u64(st, v->cid);
+    state_put_u32(st, v->next_port);
+    return 0;
+}
+
+/*
+ * Restore into a device made from the same configuration, before it starts. It has no
+ * connections; a driver that was running gets a transport reset once its queues are live again
+ * (new host ports go on from the saved one, so none matches a connection the guest has not
+ * dropped yet).
+ */
+static int vsock_restore(struct device *d, struct device_state *st)
+{
+    struct virtio_device *vd = virtio_device_of(d);
+    struct virtio_vsock *v = vd->priv;
+    uint64_t cid = state_get_u64(st);
+    uint32_t next_port = state_get_u32(st);
+    if (st->err || next_port < VSOCK_HOST_PORT_FIRST || next_port == UINT32_MAX)
+        return -EINVAL;
+    if (cid != v->cid) {
+        klog(vd->log, KILN_LOG_WARN, "virtio-vsock: the snapshot's guest CID is %llu, not %llu",
+             (unsigned long long)cid, (unsigned long long)v->cid);
+        return -EINVAL;
+    }
+    v->next_port = next_port;
+    v->evt_reset = (vd->status & VIRTIO_STATUS_DRIVER_OK) != 0;
+    return 0;
 }
 
 static int vsock_start(struct device *d, uv_loop_t *loop)
@@ -866,6 +957,8 @@ static const struct virtio_device_ops vsock_ops = {
             .read = virtio_config_read_bytes,
             .write = virtio_config_write_ignored, /* guest_cid is read-only */
             .reset = vsock_reset,
+            .save = vsock_save,
+            .restore = vsock_restore,
             .start = vsock_start,
             .stop = vsock_stop,
             .destroy = vsock_destroy,

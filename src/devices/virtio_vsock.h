@@ -17,10 +17,13 @@
 #define VSOCK_QUEUE_SIZE 256
 #define VSOCK_RXQ 0 /* device -> driver packets */
 #define VSOCK_TXQ 1 /* driver -> device packets */
-#define VSOCK_EVQ 2 /* device -> driver events (kiln sends none) */
+#define VSOCK_EVQ 2 /* device -> driver events (a transport reset after a restore) */
 #define VSOCK_NQ 3
 
 #define VSOCK_HOST_CID 2
+/* An event (virtio 1.x, "Device Events"): le32 id. TRANSPORT_RESET: drop every connection. */
+#define VSOCK_EVENT_LEN 4
+#define VSOCK_EVENT_TRANSPORT_RESET 0
 #define VSOCK_HDR_LEN 44
 #define VSOCK_TYPE_STREAM 1
 /* Connections at once (both directions together), and the guest bytes kiln holds for each one

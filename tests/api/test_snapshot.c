@@ -1,4 +1,5 @@
 /* test_snapshot.c: kiln_vm_snapshot and restore_dir on real KVM: a guest goes on where it was. */
+/* Every VM here has a virtio-vsock device too (flood drives no device): its state goes along. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #define LINES 4000
 
 static char tmpdir[] = "/tmp/kiln-snap.XXXXXX";
+static char vsock_path[600]; /* tmpdir/v.sock: the vsock device's socket */
 
 static void sleep_ms(long ms)
 {
@@ -39,6 +41,7 @@ static void config(struct kiln_config *cfg, int out_fd, const char *restore_dir)
     cfg->serial_out_fd = out_fd;
     cfg->timeout_ms = 120000;
     cfg->restore_dir = restore_dir;
+    cfg->vsock = (struct kiln_vsock){.cid = 5, .uds_path = vsock_path};
 }
 
 struct runner {
@@ -336,6 +339,14 @@ START_TEST(test_restore_refusals)
     cfg.memory_bytes = 32 << 20;
     ck_assert_int_eq(kiln_vm_create(&cfg, &vm, err), -EINVAL);
     ck_assert_msg(strstr(err, "memory"), "%s", err);
+    config(&cfg, -1, path("snap"));
+    cfg.vsock.cid = 6; /* the snapshot's device has CID 5 */
+    ck_assert_int_eq(kiln_vm_create(&cfg, &vm, err), -EINVAL);
+    ck_assert_msg(strstr(err, "virtio-vsock"), "%s", err);
+    config(&cfg, -1, path("snap"));
+    cfg.vsock.uds_path = NULL; /* one device fewer */
+    ck_assert_int_eq(kiln_vm_create(&cfg, &vm, err), -EINVAL);
+    ck_assert_msg(strstr(err, "devices"), "%s", err);
     /* One flipped byte in the middle of the state. */
     int fd = open(path("snap/state"), O_RDWR);
     off_t size = lseek(fd, 0, SEEK_END);
@@ -423,6 +434,7 @@ int main(void)
         return 77;
     if (!mkdtemp(tmpdir))
         return 1;
+    snprintf(vsock_path, sizeof(vsock_path), "%s/v.sock", tmpdir);
     Suite *s = suite_create("snapshot");
     TCase *tc = tcase_create("snapshot");
     tcase_set_timeout(tc, 240);

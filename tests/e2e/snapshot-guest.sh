@@ -1,8 +1,11 @@
 #!/bin/sh
-# snapshot-guest.sh: /test.sh of the snapshot guest (L2): count on the console and on the disk.
-# Run by busybox sh from the harness's guest init. Kernel command line: kiln_mods=DIR (modules to
-# insmod, in DIR/load-order). Every 0.2 s: "COUNT N" on the console, and "COUNT N" written to
-# the first sector of /dev/vda (synced), so the host sees the disk work go on after a restore.
+# snapshot-guest.sh: /test.sh of the snapshot guest (L2): a vsock echo server, and a count on the
+# console and on the disk. Run by busybox sh from the harness's guest init. Kernel command line:
+# kiln_mods=DIR (modules to insmod, in DIR/load-order), kiln_vsock_tool=PATH (vsock_tool: with
+# it, an echo server on vsock port 1234, its messages on the console: "listening on 1234", and
+# "echo: read: ..." for a connection that fails, as one open at a snapshot does after the
+# restore). Every 0.2 s: "COUNT N" on the console, and "COUNT N" written to the first sector of
+# /dev/vda (synced), so the host sees the disk work go on after a restore.
 
 arg() {
     read -r cmdline </proc/cmdline
@@ -12,6 +15,7 @@ arg() {
 }
 
 mods=$(arg kiln_mods)
+tool=$(arg kiln_vsock_tool)
 while read -r ko; do
     insmod "$mods/$ko" || echo "SNAP insmod $ko: failed"
 done <"$mods/load-order"
@@ -21,6 +25,14 @@ while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do
     i=$((i + 1))
 done
 echo "SNAP disk: $(cat /sys/block/vda/size 2>/dev/null) sectors"
+if [ -n "$tool" ]; then
+    i=0
+    while [ ! -e /dev/vsock ] && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    "$tool" listen 1234 &
+fi
 n=0
 while true; do
     echo "COUNT $n"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# snapshot.sh: a Linux guest counting on its console and its virtio-blk disk is snapshotted
-# through the API socket (kiln ctl SOCKET snapshot), stopped, and restored with kiln run
-# --restore: it goes on counting from where it was (not from 0), and its disk writes after the
-# restore land on the disk. Usage (from the host): tests/e2e/run-snapshot.sh BUILD_DIR. Runs
+# snapshot.sh: a Linux guest counting on its console and its virtio-blk disk, with a vsock echo
+# server on port 1234, is snapshotted through the API socket (kiln ctl SOCKET snapshot) while a
+# host program holds a vsock connection to it, stopped, and restored with kiln run --restore: it
+# goes on counting from where it was (not from 0), its disk writes after the restore land on the
+# disk, the connection held at the snapshot is reset in the guest (the transport-reset event),
+# and a new host connection through the vsock socket reaches the listener from before the
+# snapshot and gets its echo. Usage (from the host): tests/e2e/run-snapshot.sh BUILD_DIR. Runs
 # where /dev/kvm is real (in L1 when nested). Exit: 0 when every check passed; 1 otherwise.
 set -euo pipefail
 
@@ -20,7 +23,11 @@ disk=$E2E_TMP/disk.img
 truncate -s 8M "$disk"
 sock=$E2E_TMP/api.sock
 snap=$E2E_TMP/snap
-machine=(--memory 256M --disk "path=$disk")
+vsk=$E2E_TMP/v.sock
+tool=$build/e2e/vsock_tool
+machine=(--memory 256M --disk "path=$disk" --vsock "cid=5,socket=$vsk")
+# vecho WORD: WORD through a new host connection to the guest's port 1234 and back (empty if not).
+vecho() { echo "$1" | "$tool" host "$vsk" 1234 30 2>&1 || true; }
 # disk_count: the counter the guest last wrote to the disk's first sector.
 disk_count() { head -c 14 "$disk" | sed -n 's/^COUNT 0*\([0-9][0-9]*\)$/\1/p'; }
 # last_count: the last COUNT line on the console so far.
@@ -28,19 +35,36 @@ last_count() { tr -d '\r' <"$OUT" | grep -a '^COUNT [0-9]*$' | tail -n 1 | cut -
 
 name=cold
 kiln_start $name /dev/null --kernel "$kernel" --initrd "$initrd" "${machine[@]}" \
-    --cmdline "console=ttyS0 quiet kiln_mods=$mods" --api-socket "$sock" --snapshot-dir "$snap" \
-    --timeout 300
+    --cmdline "console=ttyS0 quiet kiln_mods=$mods kiln_vsock_tool=$tool" --api-socket "$sock" \
+    --snapshot-dir "$snap" --timeout 300
 boot_checks_begin
 if wait_for_console "$OUT" '^COUNT 25' 240 "$KILN_PID"; then
     ok "$name: the guest counts ($(($(now_ms) - KILN_START_MS)) ms to COUNT 25)"
 else
     fail "$name: no COUNT 25 on the console"
 fi
+got=$(vecho before)
+[[ $got == before ]] && ok "$name: a host connection through $vsk gets its echo from guest port 1234" ||
+    fail "$name: vsock echo before the snapshot: '$got'"
+# A connection open across the snapshot: its stdin a FIFO held open on fd 7 until after the kill.
+mkfifo "$E2E_TMP/held.in"
+"$tool" host "$vsk" 1234 30 <"$E2E_TMP/held.in" >"$E2E_TMP/held.out" 2>&1 &
+held=$!
+exec 7>"$E2E_TMP/held.in"
+echo held >&7
+for ((i = 0; i < 100; i++)); do
+    [[ $(cat "$E2E_TMP/held.out") == held ]] && break
+    sleep 0.1
+done
+[[ $(cat "$E2E_TMP/held.out") == held ]] && ok "$name: a host connection is open (echoed) at the snapshot" ||
+    fail "$name: the held connection got '$(cat "$E2E_TMP/held.out")'"
 t0=$(now_ms)
 reply=$("$E2E_KILN" ctl "$sock" snapshot 2>&1) && ok "$name: snapshot in $(($(now_ms) - t0)) ms: $reply" ||
     fail "$name: ctl snapshot: $reply"
 "$E2E_KILN" ctl "$sock" kill >/dev/null 2>&1 || true
 kiln_wait $name
+exec 7>&-
+wait "$held" || true
 at=$(last_count)
 expect_rc $name 137
 echo "$name: the last count before the kill: $at; state $(stat -c %s "$snap/state") bytes, memory $(du -k "$snap/memory" | cut -f1) KiB on disk"
@@ -69,6 +93,18 @@ if wait_for_console "$OUT" "^COUNT $target"$'\r'"?\$" 60 "$KILN_PID"; then
 else
     fail "$name: no COUNT $target within 60 s of the restore"
 fi
+# The guest dropped the connection it had at the snapshot (kiln's transport-reset event): its
+# echo child's read fails. Its listener, from before the snapshot, takes a new connection.
+if wait_for_console "$OUT" '^echo: read: ' 30 "$KILN_PID"; then
+    ok "$name: the guest reset the connection open at the snapshot ($(tr -d '\r' <"$OUT" | grep -a -m1 '^echo: read: '))"
+else
+    fail "$name: the connection open at the snapshot was not reset in the guest (no transport reset?)"
+fi
+t0=$(now_ms)
+got=$(vecho after)
+[[ $got == after ]] &&
+    ok "$name: a new host connection reaches the guest's listener from before the snapshot: echo in $(($(now_ms) - t0)) ms" ||
+    fail "$name: vsock echo after the restore: '$got'"
 info=$("$E2E_KILN" ctl "$sock" info 2>&1) || true
 grep -q '"state": "running"' <<<"$info" && ok "$name: the API answers: running" ||
     fail "$name: ctl info: $info"

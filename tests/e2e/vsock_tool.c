@@ -1,8 +1,13 @@
 /* vsock_tool.c: a tiny static AF_VSOCK client and echo server for the e2e guest (busybox has none).
  *
  *   vsock_tool listen PORT        accept forever; echo each connection's bytes back until its EOF
+ *                                 (a connection that fails: "echo: read: <strerror>" on stderr)
  *   vsock_tool connect CID PORT   stdin to the socket (half-closed at EOF), the socket to stdout
  *   vsock_tool cid                the guest's own CID (IOCTL_VM_SOCKETS_GET_LOCAL_CID)
+ *   vsock_tool host SOCKET PORT [SECONDS]
+ *                                 on the host: to guest PORT through kiln's unix SOCKET
+ *                                 ("CONNECT PORT", "OK ..."), then as connect; tried again every
+ *                                 20 ms (each try given 1 s) for up to SECONDS (default: once)
  *
  * Exit status: 0, or 1 with one line on stderr (connect: "connect: <strerror>").
  */
@@ -11,12 +16,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int die(const char *what)
@@ -48,6 +56,8 @@ static void echo(int fd)
         ssize_t r = read(fd, buf, sizeof(buf));
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0)
+            fprintf(stderr, "echo: read: %s\n", strerror(errno));
         if (r <= 0 || !write_all(fd, buf, (size_t)r))
             break;
     }
@@ -128,6 +138,63 @@ static int connect_port(unsigned cid, unsigned port)
     return relay(s);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read one line ending in \n into line (cap bytes) within ms; false on EOF, error or timeout. */
+static int read_line(int s, char *line, size_t cap, int ms)
+{
+    size_t n = 0;
+    int64_t end = now_ms() + ms;
+    while (n + 1 < cap) {
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        int left = (int)(end - now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0 || read(s, line + n, 1) != 1)
+            return 0;
+        if (line[n++] == '\n') {
+            line[n] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* One try: a connection through kiln's socket that the guest accepted, or -1. */
+static int host_try(const char *path, unsigned port)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char line[64];
+    int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+    if (s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        write_all(s, line, (size_t)n) && read_line(s, line, sizeof(line), 1000) &&
+        strncmp(line, "OK ", 3) == 0)
+        return s;
+    if (s >= 0)
+        close(s);
+    return -1;
+}
+
+static int host_port(const char *path, unsigned port, unsigned seconds)
+{
+    int64_t end = now_ms() + 1000 * (int64_t)seconds;
+    for (;;) {
+        int s = host_try(path, port);
+        if (s >= 0)
+            return relay(s);
+        if (now_ms() >= end) {
+            fprintf(stderr, "host: %s port %u: the guest did not accept\n", path, port);
+            return 1;
+        }
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+}
+
 static int local_cid(void)
 {
     unsigned cid = 0;
@@ -148,6 +215,10 @@ int main(int argc, char **argv)
                             (unsigned)strtoul(argv[3], NULL, 0));
     if (argc == 2 && strcmp(argv[1], "cid") == 0)
         return local_cid();
-    fprintf(stderr, "usage: vsock_tool listen PORT | connect CID PORT | cid\n");
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "host") == 0)
+        return host_port(argv[2], (unsigned)strtoul(argv[3], NULL, 0),
+                         argc == 5 ? (unsigned)strtoul(argv[4], NULL, 0) : 0);
+    fprintf(stderr, "usage: vsock_tool listen PORT | connect CID PORT | cid | "
+                    "host SOCKET PORT [SECONDS]\n");
     return 2;
 }
