@@ -18,7 +18,7 @@ tool=$build/e2e/vsock_tool
     exit 1
 }
 mods=$build/e2e/snapshot-$ver
-"$here/harness" guest-modules "$mods" virtio_pci virtio_blk vsock vmw_vsock_virtio_transport_common \
+"$here/harness" guest-modules "$mods" virtio_pci virtio_blk virtio_net vsock vmw_vsock_virtio_transport_common \
     vmw_vsock_virtio_transport
 "$here/harness" guest-initramfs "$build/e2e/snapshot-guest.cpio.gz" "$here/snapshot-guest.sh" "$mods" \
     "$tool"

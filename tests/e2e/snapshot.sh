@@ -5,7 +5,8 @@
 # goes on counting from where it was (not from 0), its disk writes after the restore land on the
 # disk, the connection held at the snapshot is reset in the guest (the transport-reset event),
 # and a new host connection through the vsock socket reaches the listener from before the
-# snapshot and gets its echo. Usage (from the host): tests/e2e/run-snapshot.sh BUILD_DIR. Runs
+# snapshot and gets its echo. Its network (--net user, libslirp) works on too: the guest's
+# periodic HTTP fetches from a server on L1's loopback go on after the restore. Usage (from the host): tests/e2e/run-snapshot.sh BUILD_DIR. Runs
 # where /dev/kvm is real (in L1 when nested). Exit: 0 when every check passed; 1 otherwise.
 set -euo pipefail
 
@@ -25,7 +26,15 @@ sock=$E2E_TMP/api.sock
 snap=$E2E_TMP/snap
 vsk=$E2E_TMP/v.sock
 tool=$build/e2e/vsock_tool
-machine=(--memory 256M --disk "path=$disk" --vsock "cid=5,socket=$vsk")
+machine=(--memory 256M --disk "path=$disk" --vsock "cid=5,socket=$vsk" --net user)
+# The guest fetches /count/N from this server (10.0.2.2 is the host's loopback through libslirp).
+http_port=18080
+http_log=$E2E_TMP/http.log
+python3 -m http.server --bind 127.0.0.1 "$http_port" --directory "$E2E_TMP" 2>"$http_log" >/dev/null &
+http_pid=$!
+trap 'kill "$http_pid" 2>/dev/null || true; rm -rf "$E2E_TMP"' EXIT
+# http_counts: the counts the server was asked for, in order.
+http_counts() { sed -n 's|.*"GET /count/\([0-9]*\) HTTP.*|\1|p' "$http_log"; }
 # vecho WORD: WORD through a new host connection to the guest's port 1234 and back (empty if not).
 vecho() { echo "$1" | "$tool" host "$vsk" 1234 30 2>&1 || true; }
 # disk_count: the counter the guest last wrote to the disk's first sector.
@@ -35,7 +44,8 @@ last_count() { tr -d '\r' <"$OUT" | grep -a '^COUNT [0-9]*$' | tail -n 1 | cut -
 
 name=cold
 kiln_start $name /dev/null --kernel "$kernel" --initrd "$initrd" "${machine[@]}" \
-    --cmdline "console=ttyS0 quiet kiln_mods=$mods kiln_vsock_tool=$tool" --api-socket "$sock" \
+    --cmdline "console=ttyS0 quiet kiln_mods=$mods kiln_vsock_tool=$tool kiln_http=$http_port" \
+    --api-socket "$sock" \
     --snapshot-dir "$snap" --timeout 300
 boot_checks_begin
 if wait_for_console "$OUT" '^COUNT 25' 240 "$KILN_PID"; then
@@ -43,6 +53,9 @@ if wait_for_console "$OUT" '^COUNT 25' 240 "$KILN_PID"; then
 else
     fail "$name: no COUNT 25 on the console"
 fi
+n=$(http_counts | tail -n 1)
+[[ -n $n ]] && ok "$name: the guest fetches over --net user (last /count/$n)" ||
+    fail "$name: no HTTP fetch from the guest reached L1's server: $(tail -n 3 "$http_log")"
 got=$(vecho before)
 [[ $got == before ]] && ok "$name: a host connection through $vsk gets its echo from guest port 1234" ||
     fail "$name: vsock echo before the snapshot: '$got'"
@@ -105,6 +118,17 @@ got=$(vecho after)
 [[ $got == after ]] &&
     ok "$name: a new host connection reaches the guest's listener from before the snapshot: echo in $(($(now_ms) - t0)) ms" ||
     fail "$name: vsock echo after the restore: '$got'"
+# Its network goes on: a fetch of a count made after the restore reached the server.
+for ((i = 0; i < 100; i++)); do
+    n=$(http_counts | tail -n 1)
+    [[ -n $n && $n -ge $target ]] && break
+    sleep 0.1
+done
+if [[ -n $n && $n -ge $target ]]; then
+    ok "$name: the guest's network works on: it fetched /count/$n (>= $target) through libslirp"
+else
+    fail "$name: no HTTP fetch of a count after the restore (last '$n', wanted >= $target)"
+fi
 info=$("$E2E_KILN" ctl "$sock" info 2>&1) || true
 grep -q '"state": "running"' <<<"$info" && ok "$name: the API answers: running" ||
     fail "$name: ctl info: $info"
