@@ -46,13 +46,15 @@ if [ -n "$http" ]; then
     ip link set eth0 up
     ip addr add 10.0.2.15/24 dev eth0
     ip route add default via 10.0.2.2
-    echo "SNAP net: $(ip -4 -o addr show dev eth0 | awk '{ print $4 }')"
+    echo "SNAP net: $(ip -4 -o addr show dev eth0 | awk '{ print $4 }'); $(ip route | tr '\n' ';')"
 fi
 n=0
 while true; do
     echo "COUNT $n"
     if [ -n "$http" ] && [ $((n % 5)) -eq 0 ]; then
-        wget -q -T 5 -O /dev/null "http://10.0.2.2:$http/count/$n" 2>/dev/null &
+        # (No -T: Debian 12's busybox wget crashes with it.)
+        (out=$(wget -q -O /dev/null "http://10.0.2.2:$http/count/$n" 2>&1) ||
+            echo "SNAP wget $n: ${out:-failed}") &
     fi
     printf 'COUNT %08d\n' "$n" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync 2>/dev/null
     n=$((n + 1))

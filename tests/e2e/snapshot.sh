@@ -27,14 +27,31 @@ snap=$E2E_TMP/snap
 vsk=$E2E_TMP/v.sock
 tool=$build/e2e/vsock_tool
 machine=(--memory 256M --disk "path=$disk" --vsock "cid=5,socket=$vsk" --net user)
-# The guest fetches /count/N from this server (10.0.2.2 is the host's loopback through libslirp).
+# The guest fetches /count/N from this server (10.0.2.2 is the host's loopback through libslirp;
+# L1 starts with lo down).
+ip link set lo up 2>/dev/null || true
 http_port=18080
 http_log=$E2E_TMP/http.log
-python3 -m http.server --bind 127.0.0.1 "$http_port" --directory "$E2E_TMP" 2>"$http_log" >/dev/null &
+: >"$http_log"
+# shellcheck disable=SC2016 # Python
+python3 -c '
+import http.server, sys
+class Count(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+        with open(sys.argv[2], "a") as log:
+            log.write(self.path + "\n")
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Count).serve_forever()
+' "$http_port" "$http_log" 2>"$E2E_TMP/http.err" &
 http_pid=$!
 trap 'kill "$http_pid" 2>/dev/null || true; rm -rf "$E2E_TMP"' EXIT
 # http_counts: the counts the server was asked for, in order.
-http_counts() { sed -n 's|.*"GET /count/\([0-9]*\) HTTP.*|\1|p' "$http_log"; }
+http_counts() { sed -n 's|^/count/\([0-9]*\)$|\1|p' "$http_log"; }
 # vecho WORD: WORD through a new host connection to the guest's port 1234 and back (empty if not).
 vecho() { echo "$1" | "$tool" host "$vsk" 1234 30 2>&1 || true; }
 # disk_count: the counter the guest last wrote to the disk's first sector.
@@ -55,7 +72,7 @@ else
 fi
 n=$(http_counts | tail -n 1)
 [[ -n $n ]] && ok "$name: the guest fetches over --net user (last /count/$n)" ||
-    fail "$name: no HTTP fetch from the guest reached L1's server: $(tail -n 3 "$http_log")"
+    fail "$name: no HTTP fetch from the guest reached L1's server ($(cat "$E2E_TMP/http.err"))"
 got=$(vecho before)
 [[ $got == before ]] && ok "$name: a host connection through $vsk gets its echo from guest port 1234" ||
     fail "$name: vsock echo before the snapshot: '$got'"
