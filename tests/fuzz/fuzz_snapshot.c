@@ -55,8 +55,9 @@
  * its loop, saves (any answer), stops and is destroyed with nothing left on its loop. Sanitizers
  * catch the rest, leaks included.
  *
- * KILN_FUZZ_SNAPSHOT_SEEDS=DIR: write a seed per kind (and transport) to DIR, each a device
- * brought up by a driver (or a 9P client) and saved, then exit (tests/fuzz/corpus/snapshot).
+ * KILN_FUZZ_SNAPSHOT_SEEDS=DIR: write two seeds per kind (and transport) to DIR, then exit
+ * (tests/fuzz/corpus/snapshot): the state of a device brought up by a virtio driver, a 9P client
+ * or register writes (with two accesses after the restore), and that of a fresh one.
  */
 
 #define RAM_SIZE (256u << 10)
@@ -106,7 +107,7 @@ struct inst {
 
 static struct fz_ram ram;
 static char tmp[64], share[96], vsock_path[96];
-static unsigned ends;
+static unsigned ends; /* the VM ended by a device (i8042 reset, ACPI sleep): counted only */
 
 static void on_end(void *ctx, enum kiln_exit_reason reason, int status, int error, const char *msg)
 {
