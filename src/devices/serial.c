@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,13 +95,18 @@ static int serial_save(const struct device *d, struct device_state *st)
 static int serial_restore(struct device *d, struct device_state *st)
 {
     struct serial *s = (struct serial *)d;
-    struct uart16550 uart;
-    state_get(st, &uart, sizeof(uart));
+    /* The UART's bytes as saved: its bool must be 0 or 1 before they are a struct uart16550. */
+    uint8_t raw[sizeof(struct uart16550)];
+    state_get(st, raw, sizeof(raw));
+    struct uart16550 uart = {0};
+    bool flag_ok = raw[offsetof(struct uart16550, thr_ipending)] <= 1;
+    if (flag_ok)
+        memcpy(&uart, raw, sizeof(uart));
     uint32_t level = state_get_u32(st);
     uint64_t len = state_get_u64(st);
-    if (st->err || len > SERIAL_OUT_RING || level > 1 || uart.rx.count > UART_FIFO_SIZE ||
-        uart.tx.count > UART_FIFO_SIZE || uart.rx.head >= UART_FIFO_SIZE ||
-        uart.tx.head >= UART_FIFO_SIZE)
+    if (st->err || !flag_ok || len > SERIAL_OUT_RING || level > 1 ||
+        uart.rx.count > UART_FIFO_SIZE || uart.tx.count > UART_FIFO_SIZE ||
+        uart.rx.head >= UART_FIFO_SIZE || uart.tx.head >= UART_FIFO_SIZE)
         return -EINVAL;
     pthread_mutex_lock(&s->lock);
     state_get(st, s->ring, (size_t)len);

@@ -447,9 +447,21 @@ static int bus_save(const struct device *d, struct device_state *st)
 static int bus_restore(struct device *d, struct device_state *st)
 {
     struct pci_bus *bus = (struct pci_bus *)d;
-    bus->conf1 = state_get_u32(st);
-    state_get(st, bus->host.cfg, PCI_CFG_SIZE);
-    return st->err ? -st->err : 0;
+    uint32_t conf1 = state_get_u32(st);
+    uint8_t cfg[PCI_CFG_SIZE];
+    state_get(st, cfg, PCI_CFG_SIZE);
+    if (st->err || (conf1 & ~CONF1_ADDR_MASK))
+        return -EINVAL;
+    /* As for a function: only what the guest may write differs; a refused state changes nothing. */
+    for (unsigned i = 0; i < PCI_CFG_SIZE; i++)
+        if ((cfg[i] ^ bus->host.cfg[i]) & ~bus->host.wmask[i])
+            return -EINVAL;
+    pthread_mutex_lock(&bus->lock);
+    bus->conf1 = conf1;
+    memcpy(bus->host.cfg, cfg, PCI_CFG_SIZE);
+    atomic_store(&bus->host.command, (uint16_t)pci_cfg_get(&bus->host, PCI_COMMAND, 2));
+    pthread_mutex_unlock(&bus->lock);
+    return 0;
 }
 
 static const struct device_ops bus_ops = {

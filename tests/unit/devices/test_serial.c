@@ -2,12 +2,15 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "devices/serial.h"
 #include "devices/uart16550.h"
+#include "state.h"
 
 #define LSR_DR 0x01
 #define LSR_THRE 0x20
@@ -221,6 +224,38 @@ START_TEST(test_no_output_fd_discards)
 }
 END_TEST
 
+/* A crafted snapshot whose UART bool (thr_ipending) is neither 0 nor 1 is refused, and the
+ * device then still takes its own saved state (found by tests/fuzz/fuzz_snapshot.c). */
+START_TEST(test_restore_refuses_bad_bool)
+{
+    struct kiln_log log = {.level = KILN_LOG_ERROR};
+    struct serial_config cfg = {.in_fd = -1, .out_fd = -1, .irq_fd = -1, .log = &log};
+    struct serial *s;
+    ck_assert_int_eq(serial_create(&cfg, &s), 0);
+    struct device *d = serial_device(s);
+    uint8_t v = 0x5a;
+    d->ops->write(d, 0, UART_SCR, &v, 1);
+    struct device_state good = {0};
+    ck_assert_int_eq(d->ops->save(d, &good), 0);
+    ck_assert_uint_ge(good.len, sizeof(struct uart16550));
+    uint8_t *bad = malloc(good.len);
+    ck_assert_ptr_nonnull(bad);
+    memcpy(bad, good.buf, good.len);
+    bad[offsetof(struct uart16550, thr_ipending)] = 6;
+    struct device_state r = state_reader(bad, good.len);
+    ck_assert_int_eq(d->ops->restore(d, &r), -EINVAL);
+    r = state_reader(good.buf, good.len);
+    ck_assert_int_eq(d->ops->restore(d, &r), 0);
+    ck_assert_int_eq(state_done(&r), 0);
+    v = 0;
+    d->ops->read(d, 0, UART_SCR, &v, 1);
+    ck_assert_uint_eq(v, 0x5a);
+    free(bad);
+    state_free(&good);
+    d->ops->destroy(d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("serial");
@@ -231,6 +266,7 @@ int main(void)
     tcase_add_test(tc, test_output_backpressure_is_bounded);
     tcase_add_test(tc, test_irq_pulses_on_rising_edge);
     tcase_add_test(tc, test_no_output_fd_discards);
+    tcase_add_test(tc, test_restore_refuses_bad_bool);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -7,6 +7,7 @@
 #include "platform/acpi.h"
 #include "bus.h"
 #include "pci/pci.h"
+#include "state.h"
 #include "util.h"
 
 #define WIN PCI_MMIO_WINDOW_BASE
@@ -169,6 +170,40 @@ START_TEST(test_host_bridge)
     ck_assert_uint_eq(cfg_rd(&t, 0, PCI_REVISION_ID, 4), 0x06000002);
     ck_assert_uint_eq(cfg_rd(&t, 0, PCI_HEADER_TYPE, 1), 0);
     ck_assert_uint_eq(cfg_rd(&t, 0, PCI_BAR0, 4), 0);
+    teardown(&t);
+}
+END_TEST
+
+/* The host bridge's snapshot part: its own state back; a state with other identity bytes, a bad
+ * latch or too few bytes refused with the bridge unchanged (found by tests/fuzz/fuzz_snapshot.c).
+ */
+START_TEST(test_host_bridge_restore)
+{
+    struct t t;
+    setup(&t);
+    struct device *d = pci_bus_device(t.pci);
+    cfg_wr(&t, 0, PCI_COMMAND, 0x0006, 2);
+    struct device_state good = {0};
+    ck_assert_int_eq(d->ops->save(d, &good), 0);
+    ck_assert_uint_eq(good.len, 4 + PCI_CFG_SIZE);
+    uint8_t *bad = malloc(good.len);
+    ck_assert_ptr_nonnull(bad);
+    const size_t vendor = 4 + PCI_VENDOR_ID, latch_top = 3;
+    const size_t flips[2] = {vendor, latch_top};
+    for (unsigned i = 0; i < 3; i++) {
+        memcpy(bad, good.buf, good.len);
+        if (i < 2)
+            bad[flips[i]] ^= 0x40;
+        struct device_state r = state_reader(bad, i < 2 ? good.len : good.len - 1);
+        ck_assert_int_eq(d->ops->restore(d, &r), -EINVAL);
+        ck_assert_uint_eq(cfg_rd(&t, 0, PCI_VENDOR_ID, 2), 0x8086);
+        ck_assert_uint_eq(cfg_rd(&t, 0, PCI_COMMAND, 2) & 0x0006, 0x0006);
+    }
+    struct device_state r = state_reader(good.buf, good.len);
+    ck_assert_int_eq(d->ops->restore(d, &r), 0);
+    ck_assert_int_eq(state_done(&r), 0);
+    free(bad);
+    state_free(&good);
     teardown(&t);
 }
 END_TEST
@@ -530,6 +565,7 @@ int main(void)
     tcase_add_test(tc, test_slots_and_window_full);
     tcase_add_test(tc, test_bus_conflicts);
     tcase_add_test(tc, test_acpi_aml);
+    tcase_add_test(tc, test_host_bridge_restore);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
