@@ -36,11 +36,18 @@ struct fw_cfg {
     uint32_t dma_high;
 };
 
-/* The item a selector names; keys that name nothing read as empty. */
+/*
+ * The item a selector names; keys that name nothing read as empty. Bit 15 picks the
+ * architecture-local keys, a namespace of their own in which kiln has nothing: SeaBIOS reads
+ * x86's legacy ACPI table list there (0x8000) and, when it was taken for key 0 ("QEMU"), made
+ * 17745 empty table entries of it, one DMA exit each, and then searched them on every lookup.
+ */
 static const struct item *lookup(const struct fw_cfg *f, uint16_t key)
 {
     static const struct item none = {NULL, 0};
-    key &= 0x3fff; /* bit 14 asks for a write channel, bit 15 is architecture-local */
+    if (key & FW_CFG_ARCH_LOCAL)
+        return &none;
+    key &= ~FW_CFG_WRITE_CHANNEL;
     if (key < FW_CFG_FILE_FIRST)
         return &f->fixed[key];
     if ((unsigned)(key - FW_CFG_FILE_FIRST) < f->nfiles)

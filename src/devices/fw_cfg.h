@@ -26,6 +26,8 @@
 #define FW_CFG_MAX_CPUS 0x0f  /* le16 */
 #define FW_CFG_FILE_DIR 0x19  /* be32 count, then one 64-byte entry per file */
 #define FW_CFG_FILE_FIRST 0x20
+#define FW_CFG_WRITE_CHANNEL 0x4000 /* selector bit: a write channel (kiln has none) */
+#define FW_CFG_ARCH_LOCAL 0x8000    /* selector bit: the architecture's own keys (kiln has none) */
 
 #define FW_CFG_MAX_FILES 32
 #define FW_CFG_NAME_MAX 56 /* bytes, with the terminating NUL */
