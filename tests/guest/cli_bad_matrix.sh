@@ -349,7 +349,8 @@ mkdir -p "$D/snap"
 head -c 1048576 /dev/zero >"$D/snap/memory"
 check restore_missing "$D/nosuch" "No such file" -- run --restore "$D/nosuch"
 check restore_with_kernel "--kernel" "not with --restore" -- run --restore "$D/snap" --kernel "$HELLO"
-check restore_memory_size "$D/snap" "memory is 1048576 bytes" -- run --restore "$D/snap"
+# (A memory file of the wrong size beside a good state: api.snapshot's refusals.)
+check restore_no_state "$D/snap" "state: No such file" -- run --restore "$D/snap"
 check snapshot_dir_no_api "--snapshot-dir" "needs --api-socket" -- \
     run --kernel "$HELLO" --snapshot-dir "$D/out"
 check snapshot_dir_is_restore "$D/snap" "the --restore directory" -- \
