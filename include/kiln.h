@@ -136,8 +136,9 @@ struct kiln_net {
 enum kiln_transport {
     KILN_TRANSPORT_PCI = 0, /* modern virtio-pci on PCI bus 0 (the default) */
     /*
-     * virtio-mmio: kiln appends virtio_mmio.device=... entries to the command line; the guest
-     * kernel needs CONFIG_VIRTIO_MMIO and CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES.
+     * virtio-mmio: each device is a LNRO0005 entry in the DSDT (ACPI kernels) and a
+     * virtio_mmio.device=... entry kiln appends to the command line (kernels with
+     * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES); the guest kernel needs CONFIG_VIRTIO_MMIO.
      */
     KILN_TRANSPORT_MMIO,
 };

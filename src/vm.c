@@ -200,7 +200,13 @@ static int check_user_config(struct kiln_vm *vm, char *errmsg)
 /* Bytes one virtio_mmio.device= entry takes at most (" virtio_mmio.device=512@0x...:15"). */
 #define MMIO_CMDLINE_ENTRY_MAX 48
 
-/* With virtio-mmio the guest learns where the devices are from its command line. */
+/*
+ * With virtio-mmio the guest learns where the devices are from two places, each for one kind of
+ * kernel: these virtio_mmio.device= entries (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES: minimal kernels,
+ * often without ACPI) and the DSDT (each transport's describe hook: ACPI kernels such as the
+ * distros'). A kernel with both finds each device twice; the second probe fails with -EBUSY on
+ * the window the first one holds, which costs a log line and nothing else.
+ */
 static int add_mmio_cmdline(struct kiln_vm *vm, char *errmsg)
 {
     unsigned n = virtio_count(&vm->cfg);

@@ -202,7 +202,8 @@ static void header_seal(struct acpi_area *a, struct acpi_header *h)
 
 /* ---- DSDT. */
 
-#define AML_MAX 2048
+/* Room for every entry, 16 virtio-mmio devices (about 70 bytes each) included. */
+#define AML_MAX 4096
 
 uint32_t acpi_eisaid(const char id[7])
 {

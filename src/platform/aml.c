@@ -122,23 +122,48 @@ void aml_crs_io(struct aml *a, uint16_t port, uint8_t len, int irq)
 
 void aml_crs_ext_irq(struct aml *a, uint32_t gsi, bool edge)
 {
-    /* Extended Interrupt Descriptor: length 6; flags bit 0 consumer, bit 1 edge (0: level). */
-    const uint8_t desc[] = {0x89,
-                            6,
-                            0,
-                            (uint8_t)(edge ? 0x03 : 0x01),
-                            1,
-                            (uint8_t)gsi,
-                            (uint8_t)(gsi >> 8),
-                            (uint8_t)(gsi >> 16),
-                            (uint8_t)(gsi >> 24),
-                            0x79,
-                            0x00};
+    uint8_t buf[16];
+    struct aml res = {.buf = buf, .cap = sizeof(buf)};
+    aml_res_ext_irq(&res, gsi, (uint8_t)(AML_IRQ_CONSUMER | (edge ? AML_IRQ_EDGE : 0)));
+    aml_crs(a, &res);
+}
+
+/* A large resource item's header: its tag, then the length of what follows, 16 bits. */
+static void res_large(struct aml *res, uint8_t tag, uint16_t len)
+{
+    aml_byte(res, tag);
+    aml_le(res, len, 2);
+}
+
+void aml_res_memory32_fixed(struct aml *res, uint32_t base, uint32_t len, bool writable)
+{
+    res_large(res, 0x86, 9);
+    aml_byte(res, writable ? 0x01 : 0x00); /* information: bit 0 is _RW */
+    aml_le(res, base, 4);
+    aml_le(res, len, 4);
+}
+
+void aml_res_ext_irq(struct aml *res, uint32_t gsi, uint8_t flags)
+{
+    res_large(res, 0x89, 6);
+    aml_byte(res, flags);
+    aml_byte(res, 1); /* interrupt table length */
+    aml_le(res, gsi, 4);
+}
+
+void aml_crs(struct aml *a, const struct aml *res)
+{
+    if (res->overflow) {
+        a->overflow = true;
+        return;
+    }
     aml_name(a, "_CRS");
     aml_byte(a, 0x11); /* BufferOp */
     size_t pkg = aml_open(a);
-    aml_integer(a, (uint32_t)sizeof(desc));
-    aml_bytes(a, desc, sizeof(desc));
+    aml_integer(a, (uint32_t)res->len + 2);
+    aml_bytes(a, res->buf, res->len);
+    aml_byte(a, 0x79); /* End Tag; its checksum 0 means "not checked" */
+    aml_byte(a, 0x00);
     aml_close(a, pkg);
 }
 

@@ -45,4 +45,21 @@ void aml_crs_io(struct aml *a, uint16_t port, uint8_t len, int irq);
  * Exclusive) {gsi} }). */
 void aml_crs_ext_irq(struct aml *a, uint32_t gsi, bool edge);
 
+/*
+ * Resource descriptors (ACPI "Resource Data Types for ACPI") go into a scratch struct aml of
+ * their own, res, which aml_crs then wraps into Name(_CRS, ResourceTemplate() { ... }).
+ */
+/* Memory32Fixed(ReadWrite or ReadOnly, base, len): 12 bytes, tag 0x86. */
+void aml_res_memory32_fixed(struct aml *res, uint32_t base, uint32_t len, bool writable);
+
+/* Extended Interrupt descriptor flags (byte 3). */
+#define AML_IRQ_CONSUMER 0x01   /* ResourceConsumer (0: ResourceProducer) */
+#define AML_IRQ_EDGE 0x02       /* Edge (0: Level) */
+#define AML_IRQ_ACTIVE_LOW 0x04 /* ActiveLow (0: ActiveHigh) */
+#define AML_IRQ_SHARED 0x08     /* Shared (0: Exclusive) */
+/* Interrupt(flags) {gsi}: 9 bytes, tag 0x89, one interrupt, no resource source. */
+void aml_res_ext_irq(struct aml *res, uint32_t gsi, uint8_t flags);
+/* Name(_CRS, Buffer() { res's descriptors, End Tag }); res's overflow carries over to a. */
+void aml_crs(struct aml *a, const struct aml *res);
+
 #endif

@@ -18,7 +18,7 @@ static int attach_pci(struct virtio_env *env, struct virtio_device *vd, struct d
 
 static int attach_mmio(struct virtio_env *env, struct virtio_device *vd, struct device **out)
 {
-    struct virtio_mmio_config mc = {.irqs = env->irqs, .log = env->log};
+    struct virtio_mmio_config mc = {.irqs = env->irqs, .log = env->log, .index = env->mmio_next};
     int ret = virtio_mmio_slot(env->mmio_next, &mc.base, &mc.gsi);
     struct virtio_mmio *t;
     if (ret == 0)

@@ -1,6 +1,7 @@
 /* virtio_mmio.c: virtio over MMIO: version 2 registers, a level IRQ line, ioeventfd kicks. */
 #include "virtio/virtio_mmio.h"
 
+#include "platform/aml.h"
 #include "virtio/virtio_loop.h"
 
 #include <errno.h>
@@ -15,6 +16,8 @@
 
 #include "state.h"
 
+_Static_assert(VIRTIO_MMIO_MAX_DEVICES - 1 <= VIRTIO_MMIO_MAX_INDEX, "a DSDT name per device");
+
 /* ISA pins free on kiln's platform (see virtio_mmio.h), in the order devices get them. */
 static const uint8_t mmio_gsis[VIRTIO_MMIO_GSI_COUNT] = {5, 6, 7, 9, 10, 11, 14, 15};
 
@@ -28,6 +31,7 @@ struct virtio_mmio {
     struct irq_routing *irqs;
     const struct kiln_log *log;
     uint64_t base;
+    unsigned gsi, index; /* the line's pin, and the DSDT entry's _UID */
     /* Guarded by vd->lock. */
     uint32_t dfselect, gfselect, queue_select;
     /* Set at create. */
@@ -418,6 +422,30 @@ static int vm_restore(struct device *d, struct device_state *st)
     return ret < 0 ? ret : vectors_unused(t->vd) ? 0 : -EINVAL;
 }
 
+/*
+ * The DSDT entry that lets a kernel without virtio_mmio.device= support (Debian's) find the
+ * window: Linux's virtio_mmio driver matches _HID LNRO0005. The line is level-triggered and
+ * active high, as the MADT's interrupt source override for the pin says; Shared, since devices
+ * past VIRTIO_MMIO_GSI_COUNT share pins (and the driver requests every line shared).
+ */
+static void vm_describe(const struct device *d, struct aml *a)
+{
+    const struct virtio_mmio *t = (const struct virtio_mmio *)d;
+    static const char hex[] = "0123456789ABCDEF";
+    const char name[5] = {'V', 'R', hex[(t->index >> 4) & 0xf], hex[t->index & 0xf], '\0'};
+    uint8_t buf[32];
+    struct aml res = {.buf = buf, .cap = sizeof(buf)};
+    aml_res_memory32_fixed(&res, (uint32_t)t->base, VIRTIO_MMIO_SIZE, true);
+    aml_res_ext_irq(&res, t->gsi, AML_IRQ_CONSUMER | AML_IRQ_SHARED);
+    size_t dev = aml_device_open(a, name);
+    aml_name(a, "_HID");
+    aml_string(a, "LNRO0005");
+    aml_name(a, "_UID");
+    aml_integer(a, t->index);
+    aml_crs(a, &res);
+    aml_close(a, dev);
+}
+
 static const struct device_ops vm_ops = {
     .read = vm_read,
     .write = vm_write,
@@ -427,6 +455,7 @@ static const struct device_ops vm_ops = {
     .stats = vm_stats,
     .save = vm_save,
     .restore = vm_restore,
+    .describe = vm_describe,
 };
 
 struct device *virtio_mmio_device(struct virtio_mmio *t)
@@ -467,6 +496,8 @@ static struct virtio_mmio *alloc_transport(struct virtio_device *vd,
     t->irqs = cfg->irqs;
     t->log = cfg->log;
     t->base = cfg->base;
+    t->gsi = cfg->gsi;
+    t->index = cfg->index;
     t->line = (struct irq_level){.fd = -1, .resample_fd = -1};
     virtio_loop_set_line(&t->loop, &t->line, line_update_locked, t);
     return t;
@@ -478,7 +509,8 @@ static bool config_valid(const struct virtio_device *vd, const struct virtio_mmi
     const struct virtio_device_ops *ops = vd->ops;
     return vd->num_queues && ops->config_len <= VIRTIO_MMIO_CONFIG_MAX && ops->name &&
            ops->queue_notify && !(ops->dev.read && !ops->config_len) && cfg->irqs &&
-           cfg->base % VIRTIO_MMIO_SIZE == 0 && cfg->gsi < IRQ_ROUTING_IRQCHIP_GSIS;
+           cfg->base % VIRTIO_MMIO_SIZE == 0 && cfg->base <= UINT32_MAX - VIRTIO_MMIO_SIZE + 1 &&
+           cfg->gsi < IRQ_ROUTING_IRQCHIP_GSIS && cfg->index <= VIRTIO_MMIO_MAX_INDEX;
 }
 
 int virtio_mmio_create(struct virtio_device *vd, const struct virtio_mmio_config *cfg,

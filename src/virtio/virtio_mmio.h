@@ -57,6 +57,8 @@
 #define VIRTIO_MMIO_STRIDE 0x1000
 #define VIRTIO_MMIO_MAX_DEVICES 16
 #define VIRTIO_MMIO_GSI_COUNT 8
+/* The largest index the DSDT's two-hex-digit device names (VR00..VRFF) have room for. */
+#define VIRTIO_MMIO_MAX_INDEX 0xff
 
 struct virtio_mmio;
 
@@ -64,6 +66,7 @@ struct virtio_mmio_config {
     struct irq_routing *irqs; /* the level line's irqfd, and KVM_IOEVENTFD via its ioctl */
     uint64_t base;            /* guest-physical address of the window */
     unsigned gsi;             /* I/O APIC pin of the device's interrupt (< 24) */
+    unsigned index;           /* its place among the VM's virtio-mmio devices: its ACPI _UID */
     const struct kiln_log *log;
 };
 
@@ -81,8 +84,9 @@ int virtio_mmio_cmdline_append(char *buf, size_t size, uint64_t base, unsigned g
  * Be vd's transport (vd initialized with virtio_device_init, at least one queue, config_len at
  * most VIRTIO_MMIO_CONFIG_MAX), with its register window at cfg->base: registers one KVM
  * ioeventfd per queue on QueueNotify and the level line's irqfd. The window is the MMIO range
- * of virtio_mmio_device(t), for the caller to put on its bus. Build time only. Returns 0 or
- * -errno.
+ * of virtio_mmio_device(t), for the caller to put on its bus. The window must lie below 4 GiB
+ * (ACPI's Memory32Fixed describes it) and index be at most VIRTIO_MMIO_MAX_INDEX. Build time
+ * only. Returns 0 or -errno.
  */
 int virtio_mmio_create(struct virtio_device *vd, const struct virtio_mmio_config *cfg,
                        struct virtio_mmio **out);
@@ -95,7 +99,10 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
 /*
  * The transport as the VM's device (device.h): the register window as MMIO range 0, and
  * start/stop/destroy/stats that also drive vd's own hooks. Its destroy frees vd too; tests that
- * own vd call virtio_mmio_destroy instead.
+ * own vd call virtio_mmio_destroy instead. Its describe hook writes the DSDT entry Linux's
+ * virtio_mmio driver matches on ACPI: Device (VRxx) { _HID "LNRO0005", _UID index, _CRS {
+ * Memory32Fixed(ReadWrite, base, VIRTIO_MMIO_SIZE), Interrupt(ResourceConsumer, Level,
+ * ActiveHigh, Shared) {gsi} } }, xx the index in hex.
  */
 struct device *virtio_mmio_device(struct virtio_mmio *t);
 

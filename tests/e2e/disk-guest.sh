@@ -4,7 +4,8 @@
 # powers off when this returns. Every result is a "DISK key: value" console line for disk.sh.
 # kiln_action: mkfs (format vda, write files, print their sha256) | ro (vda is read-only: try to
 # write it, read the files back) | serial (print serial, size, ro of every vdX) | durable (write
-# and sync file A, print DISK-A-SYNCED, then write file B until killed).
+# and sync file A, print DISK-A-SYNCED, then write file B until killed) | mmio (which transport
+# and platform device vda sits on; read 1 MiB at 1 MiB, write 1 MiB at 2 MiB, print their sha256).
 # kiln_mods=DIR: the modules to insmod, in the order of DIR/load-order. kiln_mke2fs=PATH: the
 # host's mke2fs in the image, called by its path: busybox sh runs its own applets (a feeble
 # mke2fs without -t ext4) in preference to PATH for bare command names.
@@ -17,7 +18,8 @@ arg() {
     done
 }
 
-# The distro kernel has virtio_pci, virtio_blk and ext4 as modules; load them, dependencies first.
+# The distro kernel has virtio_pci, virtio_mmio, virtio_blk and ext4 as modules; load them,
+# dependencies first.
 load_modules() {
     mods=$(arg kiln_mods)
     while read -r ko; do
@@ -107,6 +109,29 @@ case $action in
             n=$((n + 1))
             [ $((n % 10)) -eq 0 ] && echo "DISK B rewrites: $n"
         done
+        ;;
+    mmio)
+        # /sys/block/vda/device is the virtio device; its parent is the transport's device, a
+        # platform device named after its ACPI node (LNRO0005:00) when ACPI described it.
+        dev=$(readlink -f /sys/block/vda/device)
+        echo "DISK vda device: $dev"
+        parent=${dev%/*}
+        echo "DISK vda transport: $(basename "$(readlink -f "$parent/driver")") ${parent##*/}"
+        echo "DISK virtio-mmio devices: $(cd /sys/bus/platform/drivers/virtio-mmio 2>/dev/null &&
+            echo LNRO*)"
+        echo "DISK sum read: $(dd if=/dev/vda bs=1M skip=1 count=1 2>/dev/null | sha256sum |
+            cut -d' ' -f1)"
+        dd if=/dev/urandom of=/tmp/w bs=1M count=1 2>/dev/null
+        # Without the disk, dd would make a plain file of that name on devtmpfs and succeed.
+        rc="no block device /dev/vda"
+        if [ -b /dev/vda ]; then
+            dd if=/tmp/w of=/dev/vda bs=1M seek=2 conv=fsync 2>/tmp/dd.err
+            rc=$?
+        fi
+        echo "DISK write rc: $rc"
+        : >>/tmp/dd.err
+        [ "$rc" = 0 ] || echo "DISK write error: $(tr '\n' ' ' </tmp/dd.err)"
+        echo "DISK sum written: $(sha256sum /tmp/w | cut -d' ' -f1)"
         ;;
     *) echo "DISK unknown action: $action" ;;
 esac

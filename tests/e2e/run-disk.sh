@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-disk.sh: ctest entry e2e.disk: build the virtio-blk guest image on the host, run disk.sh.
 # Usage: run-disk.sh BUILD_DIR   (BUILD_DIR holds the kiln binary; images go to BUILD_DIR/e2e)
-# The guest image carries the distro's virtio-pci, virtio-blk and ext4 modules (uncompressed for
+# The guest image carries the distro's virtio-pci, virtio-mmio, virtio-blk and ext4 modules (uncompressed for
 # busybox insmod, with a load-order file, in BUILD_DIR/e2e/virtio-blk-VERSION) and the host's
 # mkfs.ext4 (mke2fs) with its libraries: busybox has no mkfs.ext4.
 set -euo pipefail
@@ -28,7 +28,7 @@ mke2fs=$(readlink -f "$(command -v mke2fs)")
 
 # The modules, dependencies first (see harness guest-modules).
 mods=$build/e2e/virtio-blk-$ver
-"$here/harness" guest-modules "$mods" virtio_pci virtio_blk ext4
+"$here/harness" guest-modules "$mods" virtio_pci virtio_mmio virtio_blk ext4
 
 # mke2fs goes in as /sbin/mkfs.ext4 would resolve (the real file), with /etc/mke2fs.conf so the
 # guest makes the same ext4 flavour as the host's e2fsck expects.

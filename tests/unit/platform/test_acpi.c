@@ -209,6 +209,96 @@ START_TEST(test_eisaid_and_pkglen)
 }
 END_TEST
 
+/* The PkgLength at p: its value (the package's length from p on) and its size in *n. */
+static unsigned pkglen_at(const uint8_t *p, unsigned *n)
+{
+    *n = 1 + (p[0] >> 6);
+    if (*n == 1)
+        return p[0] & 0x3f;
+    unsigned v = p[0] & 0x0f;
+    for (unsigned i = 1; i < *n; i++)
+        v |= (unsigned)p[i] << (4 + 8 * (i - 1));
+    return v;
+}
+
+/*
+ * Name(_CRS, Buffer) at p: checks the wrapping (NameOp, BufferOp, PkgLength, the size integer,
+ * the End Tag last) and returns the descriptors' bytes, their count in *n.
+ */
+static const uint8_t *crs_at(const uint8_t *p, size_t avail, size_t *n)
+{
+    ck_assert_uint_ge(avail, 8);
+    ck_assert_int_eq(memcmp(p, "\x08_CRS\x11", 6), 0);
+    unsigned lsize, pkg = pkglen_at(p + 6, &lsize);
+    ck_assert_uint_le(6 + pkg, avail);
+    const uint8_t *q = p + 6 + lsize;
+    unsigned size = 0;
+    if (q[0] == 0x0a) { /* BytePrefix: every template here is short */
+        size = q[1];
+        q += 2;
+    } else {
+        ck_abort_msg("buffer size: opcode 0x%02x", q[0]);
+    }
+    ck_assert_uint_eq((size_t)(q - (p + 6)) + size, pkg); /* the package ends with the buffer */
+    ck_assert_uint_ge(size, 2);
+    ck_assert_uint_eq(q[size - 2], 0x79); /* End Tag, small item, length 1 */
+    ck_assert_uint_eq(q[size - 1], 0x00); /* checksum 0: not checked */
+    *n = size - 2;
+    return q;
+}
+
+START_TEST(test_aml_resources)
+{
+    uint8_t rbuf[64], buf[128];
+    struct aml res = {.buf = rbuf, .cap = sizeof(rbuf)};
+    aml_res_memory32_fixed(&res, 0xd0003000u, 0x200, true);
+    aml_res_memory32_fixed(&res, 0x12345678u, 0x9abcdef0u, false);
+    aml_res_ext_irq(&res, 9, AML_IRQ_CONSUMER | AML_IRQ_SHARED);
+    aml_res_ext_irq(&res, 0x01020304u, AML_IRQ_CONSUMER | AML_IRQ_EDGE | AML_IRQ_ACTIVE_LOW);
+    ck_assert(!res.overflow);
+    ck_assert_uint_eq(res.len, 12 + 12 + 9 + 9);
+    struct aml a = {.buf = buf, .cap = sizeof(buf)};
+    aml_crs(&a, &res);
+    ck_assert(!a.overflow);
+    size_t n;
+    const uint8_t *d = crs_at(a.buf, a.len, &n);
+    ck_assert_uint_eq(n, res.len);
+    /* Memory32Fixed: tag 0x86, length 9, _RW in bit 0, then base and length little-endian. */
+    const uint8_t mem1[12] = {0x86, 9, 0, 1, 0x00, 0x30, 0x00, 0xd0, 0x00, 0x02, 0, 0};
+    const uint8_t mem2[12] = {0x86, 9, 0, 0, 0x78, 0x56, 0x34, 0x12, 0xf0, 0xde, 0xbc, 0x9a};
+    ck_assert_int_eq(memcmp(d, mem1, 12), 0);
+    ck_assert_int_eq(memcmp(d + 12, mem2, 12), 0);
+    /* Extended Interrupt: tag 0x89, length 6, flags (consumer 1, edge 2, low 4, shared 8),
+     * one entry, the GSI as a dword. */
+    const uint8_t irq1[9] = {0x89, 6, 0, 0x09, 1, 9, 0, 0, 0};
+    const uint8_t irq2[9] = {0x89, 6, 0, 0x07, 1, 0x04, 0x03, 0x02, 0x01};
+    ck_assert_int_eq(memcmp(d + 24, irq1, 9), 0);
+    ck_assert_int_eq(memcmp(d + 33, irq2, 9), 0);
+    ck_assert_uint_eq(a.len, (size_t)(d - a.buf) + n + 2);
+
+    /* aml_crs_ext_irq is the same encoding: level (flags 1) and edge (flags 3). */
+    a.len = 0;
+    aml_crs_ext_irq(&a, 5, false);
+    d = crs_at(a.buf, a.len, &n);
+    const uint8_t level5[9] = {0x89, 6, 0, 0x01, 1, 5, 0, 0, 0};
+    ck_assert_uint_eq(n, 9);
+    ck_assert_int_eq(memcmp(d, level5, 9), 0);
+    a.len = 0;
+    aml_crs_ext_irq(&a, 5, true);
+    d = crs_at(a.buf, a.len, &n);
+    ck_assert_uint_eq(d[3], 0x03);
+
+    /* A template that did not fit its scratch buffer poisons the output. */
+    uint8_t tiny[8];
+    struct aml small = {.buf = tiny, .cap = sizeof(tiny)};
+    aml_res_memory32_fixed(&small, 0, 0, true);
+    ck_assert(small.overflow);
+    a.len = 0;
+    aml_crs(&a, &small);
+    ck_assert(a.overflow);
+}
+END_TEST
+
 struct events {
     int poweroff, reset, panic;
 };
@@ -471,6 +561,7 @@ int main(void)
     tcase_add_test(tc, test_power_button_pm1);
     tcase_add_test(tc, test_power_button_ged);
     tcase_add_test(tc, test_eisaid_and_pkglen);
+    tcase_add_test(tc, test_aml_resources);
     tcase_add_test(tc, test_acpi_pm_device);
     tcase_add_test(tc, test_pvpanic_device);
     suite_add_tcase(s, tc);

@@ -3,6 +3,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include "bus.h"
 #include "state.h"
 #include "fixtures.h"
+#include "platform/acpi.h"
+#include "platform/aml.h"
 #include "platform/irq_routing.h"
 #include "virtio/virtio.h"
 #include "virtio_fixture.h"
@@ -594,6 +597,147 @@ START_TEST(test_slots_and_cmdline)
 }
 END_TEST
 
+/*
+ * The DSDT entry, decoded byte by byte: Device (VRxx) { Name(_HID, "LNRO0005"), Name(_UID, i),
+ * Name(_CRS, Buffer (0x19) { Memory32Fixed, Extended Interrupt, End Tag }) }.
+ */
+static void check_entry(const uint8_t *p, size_t n, unsigned index, uint64_t base, unsigned gsi)
+{
+    char name[5];
+    snprintf(name, sizeof(name), "VR%02X", index);
+    ck_assert_uint_ge(n, 4);
+    ck_assert_uint_eq(p[0], 0x5b); /* ExtOpPrefix */
+    ck_assert_uint_eq(p[1], 0x82); /* DeviceOp */
+    /* The entry is under 63 bytes: a one-byte PkgLength, counting itself and what follows. */
+    ck_assert_uint_eq(p[2] >> 6, 0);
+    ck_assert_uint_eq(2 + (size_t)p[2], n);
+    const uint8_t *q = p + 3;
+    ck_assert_int_eq(memcmp(q, name, 4), 0);
+    q += 4;
+    ck_assert_int_eq(memcmp(q, "\x08_HID\x0dLNRO0005", 15), 0); /* 15: the string's NUL too */
+    q += 15;
+    ck_assert_int_eq(memcmp(q, "\x08_UID", 5), 0);
+    q += 5;
+    if (index <= 1) {
+        ck_assert_uint_eq(*q++, index); /* ZeroOp, OneOp */
+    } else {
+        ck_assert_uint_eq(*q++, 0x0a);
+        ck_assert_uint_eq(*q++, index);
+    }
+    /* Name(_CRS, Buffer): BufferOp, PkgLength, BytePrefix size, 12 + 9 + 2 bytes. */
+    ck_assert_int_eq(memcmp(q, "\x08_CRS\x11", 6), 0);
+    q += 6;
+    ck_assert_uint_eq(q[0], 1 + 2 + 23); /* PkgLength: itself, the size, the bytes */
+    ck_assert_uint_eq(q[1], 0x0a);
+    ck_assert_uint_eq(q[2], 23);
+    q += 3;
+    const uint8_t want[23] = {/* Memory32Fixed(ReadWrite, base, 0x200) */
+                              0x86, 9, 0, 1, (uint8_t)base, (uint8_t)(base >> 8),
+                              (uint8_t)(base >> 16), (uint8_t)(base >> 24), 0x00, 0x02, 0, 0,
+                              /* Interrupt(ResourceConsumer, Level, ActiveHigh, Shared) {gsi} */
+                              0x89, 6, 0, 0x09, 1, (uint8_t)gsi, 0, 0, 0,
+                              /* End Tag */
+                              0x79, 0};
+    ck_assert_int_eq(memcmp(q, want, sizeof(want)), 0);
+    ck_assert_ptr_eq(q + sizeof(want), p + n); /* nothing else in the device */
+}
+
+static const uint8_t *find_bytes(const uint8_t *hay, size_t n, const void *needle, size_t m)
+{
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0)
+            return hay + i;
+    return NULL;
+}
+
+/* The table at gpa in the built tables: its bytes, after checking the signature and checksum. */
+static const uint8_t *built_table(const struct acpi_tables *at, uint64_t gpa, const char *sig)
+{
+    ck_assert_uint_ge(gpa, at->base);
+    const uint8_t *h = at->buf + (gpa - at->base);
+    ck_assert_int_eq(memcmp(h, sig, 4), 0);
+    uint32_t len;
+    memcpy(&len, h + 4, 4);
+    ck_assert_uint_le(gpa - at->base + len, at->len);
+    uint8_t sum = 0;
+    for (uint32_t i = 0; i < len; i++)
+        sum += h[i];
+    ck_assert_uint_eq(sum, 0);
+    return h;
+}
+
+/* The DSDT of tables built for devs: found through RSDP, XSDT and FADT, checksums checked. */
+static const uint8_t *built_dsdt(const struct acpi_tables *at)
+{
+    uint64_t xsdt, fadt = 0, dsdt;
+    memcpy(&xsdt, at->buf + 24, 8);
+    const uint8_t *x = built_table(at, xsdt, "XSDT");
+    for (unsigned i = 0; i < 2 && !fadt; i++) {
+        uint64_t gpa;
+        memcpy(&gpa, x + 36 + 8 * i, 8);
+        if (memcmp(at->buf + (gpa - at->base), "FACP", 4) == 0)
+            fadt = gpa;
+    }
+    memcpy(&dsdt, built_table(at, fadt, "FACP") + 140, 8);
+    return built_table(at, dsdt, "DSDT");
+}
+
+START_TEST(test_acpi_entry)
+{
+    struct t t;
+    setup(&t);
+    /* The hook alone, for device index 3 at its slot. */
+    struct vfx_dev other = {0};
+    virtio_device_init(&other.vd, &fake_ops, &other, 0, 2, 64, &t.gm, &test_log);
+    struct virtio_mmio_config cfg = mmio_cfg(&t);
+    ck_assert_int_eq(virtio_mmio_slot(3, &cfg.base, &cfg.gsi), 0);
+    cfg.index = 3;
+    struct virtio_mmio *vm3;
+    ck_assert_int_eq(virtio_mmio_create(&other.vd, &cfg, &vm3), 0);
+    struct device *d3 = virtio_mmio_device(vm3);
+    ck_assert_ptr_nonnull(d3->ops->describe);
+    uint8_t buf[256];
+    struct aml a = {.buf = buf, .cap = sizeof(buf)};
+    d3->ops->describe(d3, &a);
+    ck_assert(!a.overflow);
+    check_entry(buf, a.len, 3, cfg.base, cfg.gsi);
+    size_t entry_len = a.len;
+
+    /* In the DSDT, in the order given, inside a table whose checksum and length hold. */
+    struct device *devs[2] = {virtio_mmio_device(t.vm), d3};
+    struct acpi_config ac = {
+        .cpus = 1, .level_irqs = 1u << 5 | 1u << 9, .devices = devs, .ndevices = 2};
+    struct acpi_tables at;
+    ck_assert_int_eq(acpi_build(&ac, 0xe0000, &at), 0);
+    const uint8_t *dsdt = built_dsdt(&at);
+    uint32_t dlen;
+    memcpy(&dlen, dsdt + 4, 4);
+    const uint8_t *e0 = find_bytes(dsdt, dlen, "VR00", 4);
+    const uint8_t *e3 = find_bytes(dsdt, dlen, "VR03", 4);
+    ck_assert_ptr_nonnull(e0);
+    ck_assert_ptr_nonnull(e3);
+    ck_assert(e0 < e3);
+    check_entry(e0 - 3, entry_len - 1, 0, BASE, GSI); /* _UID 0 is ZeroOp: one byte shorter */
+    check_entry(e3 - 3, entry_len, 3, cfg.base, cfg.gsi);
+    acpi_tables_free(&at);
+
+    /* The most devices a VM has fit the DSDT (the same device 16 times: only the size counts). */
+    struct device *many[VIRTIO_MMIO_MAX_DEVICES];
+    for (unsigned i = 0; i < VIRTIO_MMIO_MAX_DEVICES; i++)
+        many[i] = d3;
+    ac.devices = many;
+    ac.ndevices = VIRTIO_MMIO_MAX_DEVICES;
+    ck_assert_int_eq(acpi_build(&ac, 0xe0000, &at), 0);
+    memcpy(&dlen, built_dsdt(&at) + 4, 4);
+    ck_assert_uint_gt(dlen, 36 + VIRTIO_MMIO_MAX_DEVICES * entry_len);
+    acpi_tables_free(&at);
+
+    virtio_mmio_destroy(vm3);
+    virtio_device_destroy(&other.vd);
+    teardown(&t);
+}
+END_TEST
+
 static void other_read(struct device *d, unsigned region, uint64_t off, uint8_t *data, uint32_t len)
 {
     (void)d;
@@ -629,6 +773,13 @@ START_TEST(test_create_errors)
     ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
     cfg = mmio_cfg(&t);
     cfg.irqs = NULL;
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
+    /* Past what the DSDT can describe: a window above 4 GiB, an index past VRFF. */
+    cfg = mmio_cfg(&t);
+    cfg.base = 0x100000000ULL;
+    ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
+    cfg = mmio_cfg(&t);
+    cfg.index = VIRTIO_MMIO_MAX_INDEX + 1;
     ck_assert_int_eq(virtio_mmio_create(&t.dev.vd, &cfg, &vm), -EINVAL);
     ck_assert_ptr_null(vm);
     ck_assert_uint_eq(t.kvm.nirqfd + t.kvm.nioev, 0);
@@ -848,6 +999,7 @@ int main(void)
     tcase_add_test(tc, test_reset_after_driver_ok);
     tcase_add_test(tc, test_hostile_driver);
     tcase_add_test(tc, test_slots_and_cmdline);
+    tcase_add_test(tc, test_acpi_entry);
     tcase_add_test(tc, test_create_errors);
     tcase_add_test(tc, test_create_bad_device);
     tcase_add_test(tc, test_second_device);
