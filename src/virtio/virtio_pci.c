@@ -485,9 +485,10 @@ static int vp_restore(struct device *d, struct device_state *st)
     ret = msix_restore(&t->msix, st);
     t->dfselect = state_get_u32(st);
     t->gfselect = state_get_u32(st);
-    t->queue_select = (uint16_t)state_get_u32(st);
+    uint32_t queue_select = state_get_u32(st);
+    t->queue_select = (uint16_t)queue_select;
     pthread_mutex_unlock(&t->vd->lock);
-    if (ret == 0 && st->err)
+    if (ret == 0 && (st->err || queue_select > UINT16_MAX)) /* a 16-bit register */
         ret = -EINVAL;
     return ret < 0 ? ret : virtio_restore(t->vd, st);
 }
