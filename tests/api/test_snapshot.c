@@ -104,27 +104,67 @@ static char *expected(void)
     return buf;
 }
 
+/* A new VM from cfg running on r's thread, paused once its console file out has min_bytes and
+ * settled. */
+static void start_and_pause(struct runner *r, const struct kiln_config *cfg, const char *out,
+                            long min_bytes)
+{
+    char err[KILN_ERRMSG_MAX];
+    *r = (struct runner){0};
+    ck_assert_msg(kiln_vm_create(cfg, &r->vm, err) == 0, "create: %s", err);
+    pthread_create(&r->thread, NULL, run_main, r);
+    for (int i = 0; i < 2000 && file_size(out) < min_bytes; i++)
+        sleep_ms(5);
+    ck_assert_int_eq(kiln_vm_pause(r->vm), 0);
+    settle(out); /* the loop writes out what the UART had taken */
+}
+
+/* Stop and destroy r's VM and close its console fd: what the console file out holds. */
+static char *stop_vm(struct runner *r, int out_fd, const char *out)
+{
+    kiln_vm_stop(r->vm);
+    pthread_join(r->thread, NULL);
+    kiln_vm_destroy(r->vm);
+    close(out_fd);
+    return slurp(out);
+}
+
+/* A VM restored from cfg run to its end on this thread; what its console file out holds. */
+static char *restore_and_run(struct runner *r, const struct kiln_config *cfg, int out_fd,
+                             const char *out)
+{
+    char err[KILN_ERRMSG_MAX];
+    *r = (struct runner){0};
+    ck_assert_msg(kiln_vm_create(cfg, &r->vm, err) == 0, "restore: %s", err);
+    run_main(r);
+    kiln_vm_destroy(r->vm);
+    if (out_fd >= 0)
+        close(out_fd);
+    return out ? slurp(out) : NULL;
+}
+
+/* a then b, in a new string. */
+static char *joined(const char *a, const char *b)
+{
+    char *all = malloc(strlen(a) + strlen(b) + 1);
+    strcpy(all, a);
+    strcat(all, b);
+    return all;
+}
+
 /* Boot flood, pause it part way, snapshot into tmpdir/snap, stop it. The output so far. */
 static char *snapshot_midway(void)
 {
-    int out = open(path("before.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char out_path[600], err[KILN_ERRMSG_MAX];
+    snprintf(out_path, sizeof(out_path), "%s", path("before.out"));
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     struct kiln_config cfg;
     config(&cfg, out, NULL);
-    char err[KILN_ERRMSG_MAX];
-    struct runner r = {0};
-    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "create: %s", err);
-    pthread_create(&r.thread, NULL, run_main, &r);
-    for (int i = 0; i < 2000 && file_size(path("before.out")) < 100000; i++)
-        sleep_ms(5);
-    ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
-    settle(path("before.out")); /* the loop writes out what the UART had taken */
+    struct runner r;
+    start_and_pause(&r, &cfg, out_path, 100000);
     int ret = kiln_vm_snapshot(r.vm, path("snap"), err);
     ck_assert_msg(ret == 0, "snapshot: %s", err);
-    kiln_vm_stop(r.vm);
-    pthread_join(r.thread, NULL);
-    kiln_vm_destroy(r.vm);
-    close(out);
-    char *before = slurp(path("before.out"));
+    char *before = stop_vm(&r, out, out_path);
     ck_assert_msg(strlen(before) >= 100000 && strstr(before, "flood: done") == NULL,
                   "paused midway: %zu bytes", strlen(before));
     return before;
@@ -133,21 +173,17 @@ static char *snapshot_midway(void)
 START_TEST(test_restore_goes_on)
 {
     char *before = snapshot_midway();
-    int out = open(path("after.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char out_path[600], snap[600];
+    snprintf(out_path, sizeof(out_path), "%s", path("after.out"));
+    snprintf(snap, sizeof(snap), "%s", path("snap"));
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     struct kiln_config cfg;
-    config(&cfg, out, path("snap"));
-    char err[KILN_ERRMSG_MAX];
-    struct runner r = {0};
-    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "restore: %s", err);
-    run_main(&r);
-    kiln_vm_destroy(r.vm);
-    close(out);
+    config(&cfg, out, snap);
+    struct runner r;
+    char *after = restore_and_run(&r, &cfg, out, out_path);
     ck_assert_int_eq(r.exit.reason, KILN_EXIT_STATUS);
     ck_assert_int_eq(r.exit.status, 0);
-    char *after = slurp(path("after.out"));
-    char *all = malloc(strlen(before) + strlen(after) + 1);
-    strcpy(all, before);
-    strcat(all, after);
+    char *all = joined(before, after);
     char *want = expected();
     /* Every line once, in order: the restored guest went on from the byte it had reached. */
     ck_assert_msg(strcmp(all, want) == 0, "before %zu + after %zu bytes != %zu expected",
@@ -205,40 +241,26 @@ START_TEST(test_restore_mmio_disk)
     ck_assert_int_eq(write(fd, "KILNMMIO", 8), 8);
     ck_assert_int_eq(ftruncate(fd, 1 << 20), 0);
     close(fd);
-    int out = open(path("mmio-before.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char out_path[600], err[KILN_ERRMSG_MAX];
+    snprintf(out_path, sizeof(out_path), "%s", path("mmio-before.out"));
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     struct kiln_config cfg;
     mmio_config(&cfg, out, image, NULL);
-    char err[KILN_ERRMSG_MAX];
-    struct runner r = {0};
-    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "create: %s", err);
-    pthread_create(&r.thread, NULL, run_main, &r);
-    for (int i = 0; i < 2000 && file_size(path("mmio-before.out")) < 8000; i++)
-        sleep_ms(5);
-    ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
-    sleep_ms(200);
+    struct runner r;
+    start_and_pause(&r, &cfg, out_path, 8000);
     ck_assert_msg(kiln_vm_snapshot(r.vm, snap, err) == 0, "snapshot: %s", err);
-    kiln_vm_stop(r.vm);
-    pthread_join(r.thread, NULL);
-    kiln_vm_destroy(r.vm);
-    close(out);
-    char *before = slurp(path("mmio-before.out"));
+    char *before = stop_vm(&r, out, out_path);
     int seen = rounds_in_order(before);
     ck_assert_msg(seen > 100 && seen < ROUNDS, "paused midway: %d rounds", seen);
 
-    out = open(path("mmio-after.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    snprintf(out_path, sizeof(out_path), "%s", path("mmio-after.out"));
+    out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     mmio_config(&cfg, out, image, snap);
-    struct runner r2 = {0};
-    ck_assert_msg(kiln_vm_create(&cfg, &r2.vm, err) == 0, "restore: %s", err);
-    run_main(&r2);
-    kiln_vm_destroy(r2.vm);
-    close(out);
-    char *after = slurp(path("mmio-after.out"));
-    ck_assert_msg(r2.exit.reason == KILN_EXIT_STATUS && r2.exit.status == 0,
-                  "restored guest: reason %d status %d: %s", (int)r2.exit.reason,
-                  (int)r2.exit.status, after);
-    char *all = malloc(strlen(before) + strlen(after) + 1);
-    strcpy(all, before);
-    strcat(all, after);
+    char *after = restore_and_run(&r, &cfg, out, out_path);
+    ck_assert_msg(r.exit.reason == KILN_EXIT_STATUS && r.exit.status == 0,
+                  "restored guest: reason %d status %d: %s", (int)r.exit.reason, (int)r.exit.status,
+                  after);
+    char *all = joined(before, after);
     ck_assert_msg(rounds_in_order(all) == ROUNDS, "rounds before %d, all %d", seen,
                   rounds_in_order(all));
     ck_assert_ptr_nonnull(strstr(after, "vmmio: ok, interrupts 12000 "));
@@ -278,41 +300,33 @@ START_TEST(test_firmware_restore)
     int fd = open(path("fw.img"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_eq(ftruncate(fd, 1 << 20), 0);
     close(fd);
-    int out = open(path("fw-before.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char out_path[600], snap[600], err[KILN_ERRMSG_MAX];
+    snprintf(out_path, sizeof(out_path), "%s", path("fw-before.out"));
+    snprintf(snap, sizeof(snap), "%s", path("fwsnap"));
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     struct kiln_config cfg;
     fw_config(&cfg, out, NULL);
-    char err[KILN_ERRMSG_MAX];
-    struct runner r = {0};
-    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "create: %s", err);
-    pthread_create(&r.thread, NULL, run_main, &r);
-    for (int i = 0; i < 2000 && file_size(path("fw-before.out")) < 1000; i++)
-        sleep_ms(5);
-    ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
-    settle(path("fw-before.out"));
-    ck_assert_msg(kiln_vm_snapshot(r.vm, path("fwsnap"), err) == 0, "snapshot: %s", err);
-    kiln_vm_stop(r.vm);
-    pthread_join(r.thread, NULL);
-    kiln_vm_destroy(r.vm);
-    close(out);
-    char *before = slurp(path("fw-before.out"));
+    struct runner r;
+    start_and_pause(&r, &cfg, out_path, 1000);
+    ck_assert_msg(kiln_vm_snapshot(r.vm, snap, err) == 0, "snapshot: %s", err);
+    char *before = stop_vm(&r, out, out_path);
     ck_assert_msg(strlen(before) >= 1000 && !strstr(before, "fwsnap:"), "%s", before);
 
-    out = open(path("fw-after.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    fw_config(&cfg, out, path("fwsnap"));
-    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "restore: %s", err);
-    ck_assert_str_eq(kiln_vm_config(r.vm)->firmware_path, KILN_GUEST_DIR "/fwsnap.bin");
-    run_main(&r);
-    kiln_vm_destroy(r.vm);
-    close(out);
-    char *after = slurp(path("fw-after.out"));
+    snprintf(out_path, sizeof(out_path), "%s", path("fw-after.out"));
+    out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    fw_config(&cfg, out, snap);
+    /* The restored VM names its BIOS as a firmware machine does (checked before it runs). */
+    struct kiln_vm *check = NULL;
+    ck_assert_msg(kiln_vm_create(&cfg, &check, err) == 0, "restore: %s", err);
+    ck_assert_str_eq(kiln_vm_config(check)->firmware_path, KILN_GUEST_DIR "/fwsnap.bin");
+    kiln_vm_destroy(check);
+    char *after = restore_and_run(&r, &cfg, out, out_path);
     ck_assert_msg(strstr(after, "tick 0fff\nfwsnap: ok\n"), "after the restore: %.200s",
                   after + (strlen(after) > 200 ? strlen(after) - 200 : 0));
     ck_assert_int_eq(r.exit.reason, KILN_EXIT_STATUS);
     ck_assert_int_eq(r.exit.status, 0);
     /* Every tick once, in order: it went on from the byte it had reached, not from the reset. */
-    char *all = malloc(strlen(before) + strlen(after) + 1);
-    strcpy(all, before);
-    strcat(all, after);
+    char *all = joined(before, after);
     char *want = malloc(0x1000 * 10 + 16);
     size_t n = 0;
     for (unsigned i = 0; i < 0x1000; i++)
@@ -380,16 +394,13 @@ END_TEST
 /* kiln_vm_snapshot_fds: into two files the caller opened, refused for files that cannot be. */
 START_TEST(test_snapshot_fds)
 {
-    int out = open(path("fds.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    char out_path[600], err[KILN_ERRMSG_MAX];
+    snprintf(out_path, sizeof(out_path), "%s", path("fds.out"));
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     struct kiln_config cfg;
     config(&cfg, out, NULL);
-    char err[KILN_ERRMSG_MAX];
-    struct runner r = {0};
-    ck_assert_msg(kiln_vm_create(&cfg, &r.vm, err) == 0, "create: %s", err);
-    pthread_create(&r.thread, NULL, run_main, &r);
-    for (int i = 0; i < 2000 && file_size(path("fds.out")) < 10000; i++)
-        sleep_ms(5);
-    ck_assert_int_eq(kiln_vm_pause(r.vm), 0);
+    struct runner r;
+    start_and_pause(&r, &cfg, out_path, 10000);
     mkdir(path("fds"), 0700);
     int st = open(path("fds/state"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int mem = open(path("fds/memory"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -411,18 +422,12 @@ START_TEST(test_snapshot_fds)
     ck_assert_int_ge(fcntl(st, F_GETFD), 0); /* still the caller's */
     for (int fd = 0; fd < 5; fd++)
         close((int[]){st, mem, ro, app, dir}[fd]);
-    kiln_vm_stop(r.vm);
-    pthread_join(r.thread, NULL);
-    kiln_vm_destroy(r.vm);
-    close(out);
+    free(stop_vm(&r, out, out_path));
     /* What they hold is a snapshot a restore takes: the guest finishes its lines. */
     config(&cfg, -1, path("fds"));
-    struct runner r2 = {0};
-    ck_assert_msg(kiln_vm_create(&cfg, &r2.vm, err) == 0, "restore: %s", err);
-    run_main(&r2);
-    kiln_vm_destroy(r2.vm);
-    ck_assert_int_eq(r2.exit.reason, KILN_EXIT_STATUS);
-    ck_assert_int_eq(r2.exit.status, 0);
+    restore_and_run(&r, &cfg, -1, NULL);
+    ck_assert_int_eq(r.exit.reason, KILN_EXIT_STATUS);
+    ck_assert_int_eq(r.exit.status, 0);
 }
 END_TEST
 
