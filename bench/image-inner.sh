@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # image-inner.sh BUILD_DIR IMAGE: one boot of bench/image where KVM is real: KILN_BENCH_VMM
 # (kiln or qemu) boots a fresh overlay on IMAGE; one line "vmm run to_marker_ms total_ms
-# uptime_s cpu_s rss_kib status" is appended to $KILN_E2E_OUT/runs (see bench/image).
+# uptime_s cpu_s rss_kib status disk_ms grub_ms" is appended to $KILN_E2E_OUT/runs (see
+# bench/image); disk_ms and grub_ms are when the firmware's "Booting from Hard Disk" and GRUB's
+# "Booting `...'" lines passed on the console (0 if they did not).
 set -euo pipefail
 build=$1 base=$2
 vmm=${KILN_BENCH_VMM:?} n=${KILN_BENCH_RUN:-1}
@@ -34,23 +36,26 @@ start=$(now_ms)
     /usr/bin/time -f '%e %U %S %M' -o "$tmp/time" "${cmd[@]}" </dev/null 2>"$out/$vmm-$n.stderr" &&
         echo 0 >"$tmp/rc" || echo $? >"$tmp/rc"
 } | perl -MTime::HiRes=time -e '
-    my ($start, $marker, $file) = @ARGV;
+    my ($start, $dir, @marks) = @ARGV;
     $| = 1;
-    my $seen = 0;
+    my %seen;
     while (my $line = <STDIN>) {
         print $line;
-        next if $seen || index($line, $marker) < 0;
-        $seen = 1;
-        open(my $f, ">", $file) or die "$file: $!";
-        printf $f "%d\n", time * 1000 - $start;
-        close $f;
-    }' "$start" "$marker" "$tmp/marker" >"$con"
+        for my $i (0 .. $#marks) {
+            next if $seen{$i} || index($line, $marks[$i]) < 0;
+            $seen{$i} = 1;
+            open(my $f, ">", "$dir/mark$i") or die "$dir/mark$i: $!";
+            printf $f "%d\n", time * 1000 - $start;
+            close $f;
+        }
+    }' "$start" "$tmp" "$marker" 'Booting from Hard Disk' 'Booting `' >"$con"
 status=$(cat "$tmp/rc")
-marker_ms=$(cat "$tmp/marker" 2>/dev/null || echo 0)
+mark() { cat "$tmp/mark$1" 2>/dev/null || echo 0; }
+marker_ms=$(mark 0)
 total=$(($(now_ms) - start))
 up=$(tr -d '\r' <"$con" | sed -n "s/.*$marker after \([0-9.]*\)s uptime.*/\1/p" | head -n 1)
 read -r _ u s rss <"$tmp/time"
 cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 [[ $marker_ms -ne 0 ]] || status=${status/#0/1}
-echo "$vmm $n $marker_ms $total ${up:-0} $cpu $rss $status" | tee -a "$out/runs"
+echo "$vmm $n $marker_ms $total ${up:-0} $cpu $rss $status $(mark 1) $(mark 2)" | tee -a "$out/runs"
 [[ $status -eq 0 ]]
