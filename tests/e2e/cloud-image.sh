@@ -112,20 +112,12 @@ line=$(grep -m 1 -E 'Cloud-init v\. .* finished at' "$OUT" || true)
 [[ $line =~ Up\ ([0-9.]+)\ seconds ]] && echo "cloud: cloud-init finished at ${BASH_REMATCH[1]} s guest uptime"
 boot_checks_end cloud
 
-# The overlay the guest wrote is consistent.
-if qemu-img check -q "$disk" >"$E2E_TMP/check.out" 2>&1; then
-    ok "qemu-img check: the overlay is clean"
-else
-    fail "qemu-img check: $(tr '\n' ' ' <"$E2E_TMP/check.out")"
-fi
-# The disk as raw bytes (sparse); e2fsprogs reach the partition at its offset with ?offset=.
-raw=$E2E_TMP/disk.raw
-qemu-img convert -f qcow2 -O raw "$disk" "$raw"
-part="$raw?offset=1048576"
+# The overlay the guest wrote is consistent; then its partition 1 as PART, for e2fsprogs.
+overlay_check "$disk"
 
 # growpart: partition 1 now ends at the disk's end (MBR: the last sector, or within the last
 # MiB if growpart aligned it).
-read -r p_start p_size < <(sfdisk -J "$raw" | python3 -c '
+read -r p_start p_size < <(sfdisk -J "$RAW" | python3 -c '
 import json, sys
 p = json.load(sys.stdin)["partitiontable"]["partitions"][0]
 print(p["start"], p["size"])')
@@ -138,7 +130,7 @@ else
 fi
 # resizefs: the file system fills the partition (resize2fs may leave off a last block group too
 # small to be worth its metadata: a few MiB at most).
-stats=$(dumpe2fs -h "$part" 2>/dev/null || true)
+stats=$(dumpe2fs -h "$PART" 2>/dev/null || true)
 blocks=$(sed -n 's/^Block count: *//p' <<<"$stats")
 bsize=$(sed -n 's/^Block size: *//p' <<<"$stats")
 fs_bytes=$((${blocks:-0} * ${bsize:-0}))
@@ -149,7 +141,7 @@ else
 fi
 
 # The runcmd's file: this seed's hostname and instance-id, and a root of the grown size.
-got=$(debugfs -R 'cat /var/lib/kiln-cloud-test' "$part" 2>/dev/null || true)
+got=$(debugfs -R 'cat /var/lib/kiln-cloud-test' "$PART" 2>/dev/null || true)
 awk '{ print "  | " $0 }' <<<"$got"
 if grep -qx "hostname: $host" <<<"$got" && grep -qx "instance-id: $iid" <<<"$got"; then
     ok "the runcmd's file is on the disk with hostname $host and instance-id $iid"
@@ -163,21 +155,16 @@ else
     fail "df / in the guest: '${df_size}' bytes, not more than the image's $base_bytes"
 fi
 # users-groups and ssh: the user has the test's key, and the instance its own host keys.
-keys=$(debugfs -R 'cat /home/kiln/.ssh/authorized_keys' "$part" 2>/dev/null || true)
+keys=$(debugfs -R 'cat /home/kiln/.ssh/authorized_keys' "$PART" 2>/dev/null || true)
 if grep -qxF "$pubkey" <<<"$keys"; then
     ok "user kiln has the seed's SSH key"
 else
     fail "user kiln's authorized_keys lacks the seed's key: '$keys'"
 fi
-if debugfs -R 'stat /etc/ssh/ssh_host_ed25519_key.pub' "$part" 2>/dev/null | grep -q '^Inode:'; then
+if debugfs -R 'stat /etc/ssh/ssh_host_ed25519_key.pub' "$PART" 2>/dev/null | grep -q '^Inode:'; then
     ok "cloud-init made the instance's SSH host keys"
 else
     fail "no /etc/ssh/ssh_host_ed25519_key.pub on the disk"
 fi
-if e2fsck -fn "$part" >"$E2E_TMP/fsck.out" 2>&1; then
-    ok "e2fsck -fn: the guest's file system is clean"
-else
-    fail "e2fsck -fn: $(tail -n 3 "$E2E_TMP/fsck.out" | tr '\n' ' ')"
-fi
-rm -f "$raw"
+fsck_clean "$PART"
 e2e_finish

@@ -86,25 +86,12 @@ refute_console restored 'Kernel panic|BUG:|Oops' "no kernel trouble"
 boot_checks_end restored
 
 # The overlay the guest wrote is consistent, and the file is on the disk.
-if qemu-img check -q "$disk" >"$E2E_TMP/check.out" 2>&1; then
-    ok "qemu-img check: the overlay is clean"
-else
-    fail "qemu-img check: $(tr '\n' ' ' <"$E2E_TMP/check.out")"
-fi
-# The disk as raw bytes (sparse); e2fsprogs reach the partition at its offset with ?offset=.
-raw=$E2E_TMP/disk.raw
-qemu-img convert -f qcow2 -O raw "$disk" "$raw"
-part="$raw?offset=1048576"
-got=$(debugfs -R 'cat /root/kiln-was-here' "$part" 2>/dev/null || true)
+overlay_check "$disk"
+got=$(debugfs -R 'cat /root/kiln-was-here' "$PART" 2>/dev/null || true)
 if [[ $got == "written by kiln-e2e at uptime "* ]]; then
     ok "the guest's file is on the disk: '$got'"
 else
     fail "the guest's file is not on the disk (debugfs read '$got')"
 fi
-if e2fsck -fn "$part" >"$E2E_TMP/fsck.out" 2>&1; then
-    ok "e2fsck -fn: the guest's file system is clean"
-else
-    fail "e2fsck -fn: $(tail -n 3 "$E2E_TMP/fsck.out" | tr '\n' ' ')"
-fi
-rm -f "$raw"
+fsck_clean "$PART"
 e2e_finish

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # lib.sh: helpers for the e2e scripts that boot Linux guests under kiln where /dev/kvm is real.
-# Sourced by boot.sh, lifecycle.sh and console.sh (they run in L1 when nested, so nothing here
-# writes outside mktemp's /tmp and $KILN_E2E_OUT). Each boot leaves these globals behind:
+# Sourced by the e2e scripts (they run in L1 when nested, so nothing here writes outside
+# mktemp's /tmp and $KILN_E2E_OUT). Each boot leaves these globals behind:
 #   RC (kiln's exit status), MS (wall time in ms), OUT (console file, CR stripped), ERR (stderr).
 
 E2E_FAILURES=0
@@ -185,6 +185,52 @@ wait_for_console() {
         sleep 0.1
     done
     return 1
+}
+
+# last_count: the last "COUNT n" line of the console OUT, for guests that count aloud.
+last_count() { tr -d '\r' <"$OUT" | grep -a '^COUNT [0-9]*$' | tail -n 1 | cut -d' ' -f2; }
+
+# restored_from NAME AT LOW: after `kiln run --restore` of a counting guest (AT: its last count
+# before the snapshotted VM was killed): the first count (left in FIRST) comes within 60 s and
+# lies between LOW and AT + 1, i.e. the guest went on from the snapshot instead of booting again.
+restored_from() {
+    local name=$1 at=$2 low=$3
+    FIRST=
+    if wait_for_console "$OUT" '^COUNT [0-9]+' 60 "$KILN_PID"; then
+        # Still running: the console has its CRs.
+        FIRST=$(tr -d '\r' <"$OUT" | grep -a -m1 '^COUNT [0-9]*$' | cut -d' ' -f2 || true)
+        ok "$name: counting again $(($(now_ms) - KILN_START_MS)) ms after kiln run --restore, from $FIRST"
+    else
+        fail "$name: no COUNT on the console after the restore"
+    fi
+    if [[ -n $FIRST && $FIRST -ge $low && $FIRST -le $((at + 1)) ]]; then
+        ok "$name: it went on from the snapshot (count $FIRST; $low <= first <= $((at + 1)))"
+    else
+        fail "$name: first count '$FIRST' is not where the snapshot was (between $low and $((at + 1)))"
+    fi
+}
+
+# overlay_check DISK: after a guest wrote to the qcow2 overlay DISK: `qemu-img check` (an ok: or
+# FAIL: line), then the disk as sparse raw bytes in the file RAW; PART names its partition 1
+# (from 1 MiB, as make-debian-image lays it out) for e2fsprogs (debugfs, e2fsck, dumpe2fs).
+overlay_check() {
+    if qemu-img check -q "$1" >"$E2E_TMP/check.out" 2>&1; then
+        ok "qemu-img check: the overlay is clean"
+    else
+        fail "qemu-img check: $(tr '\n' ' ' <"$E2E_TMP/check.out")"
+    fi
+    RAW=$E2E_TMP/disk.raw
+    qemu-img convert -f qcow2 -O raw "$1" "$RAW"
+    PART="$RAW?offset=1048576"
+}
+
+# fsck_clean FS: e2fsck -fn on FS (a path, or PART), an ok: or FAIL: line.
+fsck_clean() {
+    if e2fsck -fn "$1" >"$E2E_TMP/fsck.out" 2>&1; then
+        ok "e2fsck -fn: the guest's file system is clean"
+    else
+        fail "e2fsck -fn: $(tail -n 3 "$E2E_TMP/fsck.out" | tr '\n' ' ')"
+    fi
 }
 
 # e2e_finish: the summary line and the exit status (0 only when every check passed).
