@@ -54,7 +54,6 @@ listener=$!
 for _ in $(seq 100); do [[ -S $echo_sock ]] && break; sleep 0.1; done
 machine=(--memory 256M --disk "path=$disk" --port "log,path=$log" --port "echo,socket=$echo_sock")
 disk_count() { head -c 14 "$disk" | sed -n 's/^COUNT 0*\([0-9][0-9]*\)$/\1/p'; }
-last_count() { tr -d '\r' <"$OUT" | grep -a '^COUNT [0-9]*$' | tail -n 1 | cut -d' ' -f2; }
 
 name=cold
 kiln_start $name /dev/null --kernel "$kernel" --initrd "$initrd" "${machine[@]}" \
@@ -81,18 +80,8 @@ boot_checks_end $name
 name=restored
 kiln_start $name /dev/null --restore "$snap" "${machine[@]}" --api-socket "$sock" --timeout 300
 boot_checks_begin
-first=
-if wait_for_console "$OUT" '^COUNT [0-9]+' 60 "$KILN_PID"; then
-    first=$(tr -d '\r' <"$OUT" | grep -a -m1 '^COUNT [0-9]*$' | cut -d' ' -f2 || true)
-    ok "$name: counting again, from $first"
-else
-    fail "$name: no COUNT on the console after the restore"
-fi
-if [[ -n $first && $first -ge 19 && $first -le $((at + 1)) ]]; then
-    ok "$name: it went on from the snapshot (count $first; snapshot <= $at at the kill)"
-else
-    fail "$name: first count '$first' is not where the snapshot was (between 19 and $((at + 1)))"
-fi
+restored_from $name "$at" 19
+first=$FIRST
 target=$((${first:-0} + 10))
 if wait_for_console "$OUT" "^ECHO $target: PONG $target"$'\r'"?\$" 90 "$KILN_PID"; then
     ok "$name: the echo port answers count $target, over the new connection"

@@ -56,8 +56,6 @@ http_counts() { sed -n 's|^/count/\([0-9]*\)$|\1|p' "$http_log"; }
 vecho() { echo "$1" | "$tool" host "$vsk" 1234 30 2>&1 || true; }
 # disk_count: the counter the guest last wrote to the disk's first sector.
 disk_count() { head -c 14 "$disk" | sed -n 's/^COUNT 0*\([0-9][0-9]*\)$/\1/p'; }
-# last_count: the last COUNT line on the console so far.
-last_count() { tr -d '\r' <"$OUT" | grep -a '^COUNT [0-9]*$' | tail -n 1 | cut -d' ' -f2; }
 
 name=cold
 kiln_start $name /dev/null --kernel "$kernel" --initrd "$initrd" "${machine[@]}" \
@@ -104,19 +102,8 @@ boot_checks_end $name
 name=restored
 kiln_start $name /dev/null --restore "$snap" "${machine[@]}" --api-socket "$sock" --timeout 300
 boot_checks_begin
-first=
-if wait_for_console "$OUT" '^COUNT [0-9]+' 60 "$KILN_PID"; then
-    # Still running: the console has its CRs.
-    first=$(tr -d '\r' <"$OUT" | grep -a -m1 '^COUNT [0-9]*$' | cut -d' ' -f2 || true)
-    ok "$name: counting again $(($(now_ms) - KILN_START_MS)) ms after kiln run --restore, from $first"
-else
-    fail "$name: no COUNT on the console after the restore"
-fi
-if [[ -n $first && $first -ge 20 && $first -le $((at + 1)) ]]; then
-    ok "$name: it went on from the snapshot (count $first; 25 <= snapshot <= $at at the kill)"
-else
-    fail "$name: first count '$first' is not where the snapshot was (between 20 and $((at + 1)))"
-fi
+restored_from $name "$at" 20
+first=$FIRST
 target=$((${first:-0} + 15))
 if wait_for_console "$OUT" "^COUNT $target"$'\r'"?\$" 60 "$KILN_PID"; then
     ok "$name: 15 more counts after the restore"
