@@ -30,8 +30,8 @@
 #define TABLE_GPA 0x4000u /* indirect tables, TABLE_SLOT apart */
 #define TABLE_SLOT 0x1000u
 #define TABLE_COUNT 12u
-#define DATA_GPA 0x10000u /* buffers, handed out in turn (wrapping) */
-#define MAX_PIECES 8u     /* buffers per part (readable, writable) of a request */
+#define DATA_GPA 0x10000u         /* buffers, handed out in turn (wrapping) */
+#define MAX_PIECES FZD_MAX_PIECES /* buffers per part (readable, writable) of a request */
 #define MAX_PAYLOAD 4096u
 
 struct fb {
@@ -43,8 +43,7 @@ struct fb {
     uint64_t features;
     bool event_idx;
     uint16_t qsize;
-    uint64_t next_gpa;
-    unsigned next_table;
+    struct fzd_bufs bufs;
     uint8_t stream[VIRTIO_BLK_HDR_LEN + MAX_PAYLOAD];
 };
 
@@ -64,36 +63,6 @@ static void drive_up(struct fb *t)
 {
     vqb_init(&t->b, &ram.gm, t->qsize, DESC_GPA, AVAIL_GPA, USED_GPA);
     vfx_drive_up(t->vd, (struct vqb *[]){&t->b}, 1, t->features, t->event_idx);
-}
-
-/* len bytes of guest RAM for a buffer, in turn through the data area. */
-static uint64_t alloc_gpa(struct fb *t, uint32_t len)
-{
-    if (t->next_gpa + len >= RAM_SIZE) /* a buffer, even an empty one, starts in RAM */
-        t->next_gpa = DATA_GPA;
-    uint64_t gpa = t->next_gpa;
-    t->next_gpa += len;
-    return gpa;
-}
-
-/* Split [0, len) at up to n - 1 cut points from the input into n buffers (some may be empty). */
-static unsigned split(struct fb *t, struct fz *f, uint32_t len, unsigned n, bool write,
-                      struct vqb_seg *segs)
-{
-    uint32_t cut[MAX_PIECES + 1] = {0};
-    for (unsigned i = 1; i < n; i++) {
-        uint32_t c = fz_u16(f) % (len + 1);
-        unsigned j = i;
-        for (; j > 1 && cut[j - 1] > c; j--)
-            cut[j] = cut[j - 1];
-        cut[j] = c;
-    }
-    cut[n] = len;
-    for (unsigned i = 0; i < n; i++) {
-        uint32_t l = cut[i + 1] - cut[i];
-        segs[i] = (struct vqb_seg){alloc_gpa(t, l), l, write};
-    }
-    return n;
 }
 
 /* The header and payload a request carries (its readable stream). */
@@ -133,7 +102,7 @@ static void fill_readable(const struct vqb_seg *segs, unsigned n, const uint8_t 
 /*
  * One request: u8 layout (bit 0 indirect, bit 1 a 64-bit sector, bit 2 a short header, bit 3
  * no status byte), the stream (build_stream), u16 writable payload bytes, u8 buffer counts,
- * cut points. Offered, not yet published.
+ * cut points (u16 each). Offered, not yet published.
  */
 static void op_request(struct fb *t, struct fz *f)
 {
@@ -144,18 +113,10 @@ static void op_request(struct fb *t, struct fz *f)
     unsigned nrd = 1 + (counts & 7), nwr = counts >> 4 & 7;
     nwr += nwr == 0 && wr_len > 0;
     struct vqb_seg segs[2 * MAX_PIECES];
-    split(t, f, rd_len, nrd, false, segs);
-    split(t, f, wr_len, nwr, true, segs + nrd);
+    fzd_split(&t->bufs, f, rd_len, nrd, false, false, segs);
+    fzd_split(&t->bufs, f, wr_len, nwr, true, false, segs + nrd);
     fill_readable(segs, nrd, t->stream);
-    unsigned n = nrd + nwr;
-    uint16_t head;
-    if ((layout & 1) || n > t->qsize) {
-        uint64_t table = TABLE_GPA + TABLE_SLOT * (t->next_table++ % TABLE_COUNT);
-        head = vqb_chain_ind(&t->b, NULL, 0, table, segs, n);
-    } else {
-        head = vqb_chain(&t->b, segs, n);
-    }
-    vqb_offer(&t->b, head);
+    fzd_offer(&t->bufs, &t->b, segs, nrd + nwr, layout & 1);
 }
 
 /* A hand-made descriptor: any address, length, flags and next, then offered as a head. */
@@ -243,7 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t flags = fz_u8(&f);
     uint32_t features = fz_u32(&f);
     t.qsize = (uint16_t)(1u << fz_u8(&f) % 9);
-    t.next_gpa = DATA_GPA;
+    fzd_bufs_init(&t.bufs, &ram.gm, RAM_SIZE, DATA_GPA, TABLE_GPA, TABLE_SLOT, TABLE_COUNT);
     FZ_CHECK(uv_loop_init(&t.loop) == 0);
     fzd_create(&t.dev, FZD_BLK, flags, &t.loop, &ram.gm);
     t.vd = t.dev.vd;

@@ -29,9 +29,8 @@
 #define RAM_SIZE (1u << 20)
 #define MAX_PORTS 3
 #define NQ (VIRTIO_CONSOLE_TXQ(MAX_PORTS) + 1)
-#define RING_GPA(q) (0x4000u * (q)) /* desc, avail +0x1000, used +0x2000 */
-#define TABLE_GPA 0x40000u          /* indirect tables, 0x1000 apart */
-#define DATA_GPA 0x50000u           /* buffers, handed out in turn (wrapping) */
+#define TABLE_GPA 0x40000u /* indirect tables, 0x1000 apart (rings below: FZD_RING_GPA) */
+#define DATA_GPA 0x50000u  /* buffers, handed out in turn (wrapping) */
 #define MAX_SEGS 8u
 
 struct fc {
@@ -44,8 +43,7 @@ struct fc {
     int host[MAX_PORTS];
     uint64_t features;
     uint16_t qsize;
-    uint64_t next_gpa;
-    unsigned next_table;
+    struct fzd_bufs bufs;
 };
 
 static struct fz_ram ram;
@@ -60,22 +58,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void drive_up(struct fc *t)
 {
-    struct vqb *rings[NQ];
-    for (unsigned i = 0; i < t->nq; i++) {
-        vqb_init(&t->q[i], &ram.gm, t->qsize, RING_GPA(i), RING_GPA(i) + 0x1000,
-                 RING_GPA(i) + 0x2000);
-        rings[i] = &t->q[i];
-    }
-    vfx_drive_up(t->vd, rings, t->nq, t->features, t->features & VIRTIO_F_EVENT_IDX);
-}
-
-static uint64_t alloc_gpa(struct fc *t, uint32_t len)
-{
-    if (t->next_gpa + len >= RAM_SIZE)
-        t->next_gpa = DATA_GPA;
-    uint64_t gpa = t->next_gpa;
-    t->next_gpa += len;
-    return gpa;
+    fzd_drive_up(t->vd, t->q, t->nq, &ram.gm, t->qsize, t->features);
 }
 
 static void spin(struct fc *t)
@@ -92,14 +75,8 @@ static void kick(struct fc *t, unsigned q)
 /* Offer a chain of n segments on queue q (indirect if asked or if it would not fit). */
 static void offer(struct fc *t, unsigned q, const struct vqb_seg *segs, unsigned n, bool ind)
 {
-    struct vqb *b = &t->q[q];
-    uint16_t head;
-    if (ind || n > t->qsize)
-        head = vqb_chain_ind(b, NULL, 0, TABLE_GPA + 0x1000u * (t->next_table++ % 8), segs, n);
-    else
-        head = vqb_chain(b, segs, n);
-    vqb_offer(b, head);
-    vqb_publish(b);
+    fzd_offer(&t->bufs, &t->q[q], segs, n, ind);
+    vqb_publish(&t->q[q]);
 }
 
 /* A control message from the driver: u32 id, u16 event, u16 value, u8 length (mod 16). */
@@ -108,7 +85,7 @@ static void op_ctrl(struct fc *t, struct fz *f)
     uint8_t msg[16] = {0};
     fz_take(f, msg, 8);
     uint32_t len = fz_u8(f) % 16;
-    uint64_t gpa = alloc_gpa(t, 16);
+    uint64_t gpa = fzd_alloc(&t->bufs, 16);
     FZ_CHECK(guest_write(&ram.gm, gpa, msg, sizeof(msg)) == 0);
     struct vqb_seg s = {gpa, len, false};
     offer(t, VIRTIO_CONSOLE_CTRL_TXQ, &s, 1, false);
@@ -125,27 +102,22 @@ static void op_buffers(struct fc *t, struct fz *f)
     struct vqb_seg segs[MAX_SEGS];
     for (unsigned i = 0; i < n; i++) {
         uint32_t len = fz_u16(f) % 512u;
-        segs[i] = (struct vqb_seg){alloc_gpa(t, len), len, layout & 1};
+        segs[i] = (struct vqb_seg){fzd_alloc(&t->bufs, len), len, layout & 1};
     }
     offer(t, q, segs, n, layout & 2);
 }
 
-/* Guest data on a port: u8 port, u16 length (mod 4096) of input bytes, u8 segments. */
+/*
+ * Guest data on a port: u8 port, u16 length (mod 4096), u8 segments, then each segment's first
+ * 64 bytes (fzd_spread; the rest 0x5a).
+ */
 static void op_guest_data(struct fc *t, struct fz *f)
 {
     unsigned p = fz_u8(f) % t->nports;
     uint32_t len = fz_u16(f) % 4096u;
     unsigned n = 1 + fz_u8(f) % MAX_SEGS;
     struct vqb_seg segs[MAX_SEGS];
-    for (unsigned i = 0; i < n; i++) {
-        uint32_t l = i + 1 == n ? len : len / n;
-        len -= l;
-        segs[i] = (struct vqb_seg){alloc_gpa(t, l), l, false};
-        uint8_t tmp[4096];
-        size_t k = fz_take(f, tmp, l < 64 ? l : 64);
-        memset(tmp + k, 0x5a, l - k);
-        FZ_CHECK(guest_write(&ram.gm, segs[i].gpa, tmp, l) == 0);
-    }
+    fzd_spread(&t->bufs, f, len, n, 64, 0x5a, segs);
     offer(t, VIRTIO_CONSOLE_TXQ(p + 1), segs, n, false);
     kick(t, VIRTIO_CONSOLE_TXQ(p + 1));
 }
@@ -158,16 +130,9 @@ static void op_host(struct fc *t, struct fz *f)
     if (t->host[p] < 0)
         return;
     if ((op & 3) == 0) {
-        static uint8_t buf[8192];
-        size_t len = fz_u16(f) % sizeof(buf);
-        memset(buf, 0xa5, len);
-        fz_take(f, buf, len < 64 ? len : 64);
-        ssize_t w = write(t->host[p], buf, len);
-        (void)w; /* a full socket takes less: that is the point */
+        fzd_host_write(f, t->host[p], 8192, 64);
     } else if ((op & 3) == 1) {
-        static uint8_t sink[65536];
-        while (read(t->host[p], sink, sizeof(sink)) > 0)
-            ;
+        fzd_host_drain(t->host[p]);
     } else if ((op & 3) == 2) {
         close(t->host[p]);
         t->host[p] = -1;
@@ -233,7 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     t.nq = VIRTIO_CONSOLE_TXQ(t.nports) + 1;
     uint32_t features = fz_u32(&f);
     t.qsize = (uint16_t)(1u << fz_u8(&f) % 8);
-    t.next_gpa = DATA_GPA;
+    fzd_bufs_init(&t.bufs, &ram.gm, RAM_SIZE, DATA_GPA, TABLE_GPA, 0x1000, 8);
     FZ_CHECK(uv_loop_init(&t.loop) == 0);
     struct virtio_console_port_spec specs[MAX_PORTS];
     static const char *const names[MAX_PORTS] = {"results", "echo", "org.fuzz.c"};

@@ -1,4 +1,4 @@
-/* fuzz_virtio_dev.h: the virtio device behind a fuzzed transport: a fake, virtio-net or -blk. */
+/* fuzz_virtio_dev.h: the virtio device behind a fuzzed transport, and the fake driver's helpers. */
 #ifndef KILN_FUZZ_VIRTIO_DEV_H
 #define KILN_FUZZ_VIRTIO_DEV_H
 
@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "bus.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
 #include "fuzz_common.h"
@@ -216,6 +217,177 @@ static inline void fzd_raw_desc(struct fz *f, uint8_t sel, struct vqb *b, uint16
         vqb_offer(b, slot);
         vqb_publish(b);
     }
+}
+
+/* ---- The fake driver's buffers (the device targets): guest RAM handed out, chains offered. */
+
+/*
+ * Where a target's driver puts its buffers and indirect tables: buffers one after another from
+ * data_gpa (again from data_gpa when one would reach ram_size), tables in table_count slots
+ * table_slot bytes apart from table_gpa, taken in turn.
+ */
+struct fzd_bufs {
+    const struct guest_mem *gm;
+    uint64_t ram_size, data_gpa, next_gpa;
+    uint64_t table_gpa, table_slot;
+    unsigned table_count, next_table;
+};
+
+/* Fresh for each input: the first buffer at data_gpa, the first table in slot 0. */
+static inline void fzd_bufs_init(struct fzd_bufs *a, const struct guest_mem *gm, uint64_t ram_size,
+                                 uint64_t data_gpa, uint64_t table_gpa, uint64_t table_slot,
+                                 unsigned table_count)
+{
+    *a = (struct fzd_bufs){gm, ram_size, data_gpa, data_gpa, table_gpa, table_slot, table_count, 0};
+}
+
+/* len bytes of guest RAM for a buffer, in turn through the data area. */
+static inline uint64_t fzd_alloc(struct fzd_bufs *a, uint32_t len)
+{
+    if (a->next_gpa + len >= a->ram_size) /* a buffer, even an empty one, starts in RAM */
+        a->next_gpa = a->data_gpa;
+    uint64_t gpa = a->next_gpa;
+    a->next_gpa += len;
+    return gpa;
+}
+
+#define FZD_MAX_PIECES 8u /* buffers fzd_split makes at the most */
+
+/*
+ * Split [0, len) at n - 1 cut points from the input (each a u16, or a u32 with wide_cuts, taken
+ * modulo len + 1) into n buffers (some may be empty), n at most FZD_MAX_PIECES.
+ */
+static inline void fzd_split(struct fzd_bufs *a, struct fz *f, uint32_t len, unsigned n, bool write,
+                             bool wide_cuts, struct vqb_seg *segs)
+{
+    uint32_t cut[FZD_MAX_PIECES + 1] = {0};
+    if (n > FZD_MAX_PIECES)
+        abort(); /* the target's own mistake, not kiln's */
+    for (unsigned i = 1; i < n; i++) {
+        uint32_t c = (wide_cuts ? fz_u32(f) : fz_u16(f)) % (len + 1);
+        unsigned j = i;
+        for (; j > 1 && cut[j - 1] > c; j--)
+            cut[j] = cut[j - 1];
+        cut[j] = c;
+    }
+    cut[n] = len;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t l = cut[i + 1] - cut[i];
+        segs[i] = (struct vqb_seg){fzd_alloc(a, l), l, write};
+    }
+}
+
+#define FZD_DATA_MAX 4096u /* bytes fzd_spread writes at the most */
+
+/*
+ * len bytes of guest data in n readable buffers: each len / n of what is left, the last the
+ * rest. Each starts with up to prefix bytes from the input; fill makes up the rest.
+ */
+static inline void fzd_spread(struct fzd_bufs *a, struct fz *f, uint32_t len, unsigned n,
+                              size_t prefix, uint8_t fill, struct vqb_seg *segs)
+{
+    uint8_t tmp[FZD_DATA_MAX];
+    if (len > sizeof(tmp))
+        abort(); /* the target's own mistake, not kiln's */
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t l = i + 1 == n ? len : len / n;
+        len -= l;
+        segs[i] = (struct vqb_seg){fzd_alloc(a, l), l, false};
+        size_t k = fz_take(f, tmp, l < prefix ? l : prefix);
+        memset(tmp + k, fill, l - k);
+        FZ_CHECK(guest_write(a->gm, segs[i].gpa, tmp, l) == 0);
+    }
+}
+
+/* Offer a chain of n buffers on b: direct, or indirect if asked or if it would not fit. */
+static inline void fzd_offer(struct fzd_bufs *a, struct vqb *b, const struct vqb_seg *segs,
+                             unsigned n, bool ind)
+{
+    uint16_t head;
+    if (ind || n > b->size) {
+        uint64_t table = a->table_gpa + a->table_slot * (a->next_table++ % a->table_count);
+        head = vqb_chain_ind(b, NULL, 0, table, segs, n);
+    } else {
+        head = vqb_chain(b, segs, n);
+    }
+    vqb_offer(b, head);
+}
+
+#define FZD_RING_GPA(q)                                                                            \
+    (0x4000u * (q)) /* fzd_drive_up's rings: desc, avail +0x1000, used +0x2000 */
+#define FZD_MAX_RINGS 16u
+
+/* The fake driver lays out nq fresh rings of qsize at FZD_RING_GPA and brings the device up. */
+static inline void fzd_drive_up(struct virtio_device *vd, struct vqb *q, unsigned nq,
+                                const struct guest_mem *gm, uint16_t qsize, uint64_t features)
+{
+    struct vqb *rings[FZD_MAX_RINGS];
+    if (nq > FZD_MAX_RINGS)
+        abort(); /* the target's own mistake, not kiln's */
+    for (unsigned i = 0; i < nq; i++) {
+        vqb_init(&q[i], gm, qsize, FZD_RING_GPA(i), FZD_RING_GPA(i) + 0x1000,
+                 FZD_RING_GPA(i) + 0x2000);
+        rings[i] = &q[i];
+    }
+    vfx_drive_up(vd, rings, nq, features, features & VIRTIO_F_EVENT_IDX);
+}
+
+/* ---- A host program's end of a socket (the console's ports, vsock's connections). */
+
+/* Write u16 bytes (mod max, at most 16 KiB): the first prefix from the input, the rest 0xa5. */
+static inline void fzd_host_write(struct fz *f, int fd, size_t max, size_t prefix)
+{
+    static uint8_t buf[16384];
+    if (max > sizeof(buf))
+        abort(); /* the target's own mistake, not kiln's */
+    size_t len = fz_u16(f) % max;
+    memset(buf, 0xa5, len);
+    fz_take(f, buf, len < prefix ? len : prefix);
+    ssize_t w = write(fd, buf, len);
+    (void)w; /* a full socket takes less: that is the point */
+}
+
+/* Read all there is (a non-blocking socket). */
+static inline void fzd_host_drain(int fd)
+{
+    static uint8_t sink[65536];
+    while (read(fd, sink, sizeof(sink)) > 0)
+        ;
+}
+
+/* ---- The VM's side of a transport target (virtio-mmio, virtio-pci): a fake KVM and buses. */
+
+/* One guest access on bus at addr; a write's value comes from the input. */
+static inline void fzd_access(const struct bus *bus, uint64_t addr, uint32_t len, bool is_write,
+                              struct fz *f)
+{
+    uint8_t data[8];
+    if (is_write)
+        fz_take(f, data, len);
+    int ret = bus_access(bus, addr, data, len, is_write);
+    FZ_CHECK(ret == 0 || ret == -ENOENT);
+}
+
+/* What KVM does at the guest's EOI of a level line: lower it and signal the resamplefd. */
+static inline void fzd_eoi(struct fzd *d, const struct vfx_kvm *kvm, uv_loop_t *loop)
+{
+    for (unsigned i = 0; i < kvm->nirqfd; i++) {
+        const struct vfx_irqfd *q = &kvm->irqfd[i];
+        bool level = q->flags & KVM_IRQFD_FLAG_RESAMPLE; /* MSI irqfds have no resampler */
+        if (vfx_fired(q->fd) && level)
+            vfx_poke(q->resample_fd);
+    }
+    fzd_settle(d, loop);
+}
+
+/* The guest notifies queue u8 (one past the last too) and KVM's ioeventfd catches it. */
+static inline void fzd_ioevent_kick(struct fzd *d, const struct vfx_kvm *kvm, uv_loop_t *loop,
+                                    struct fz *f)
+{
+    int fd = vfx_ioevent_fd(kvm, fz_u8(f) % (d->vd->num_queues + 1));
+    if (fd >= 0)
+        vfx_poke(fd);
+    fzd_settle(d, loop);
 }
 
 #endif

@@ -52,42 +52,11 @@ static uint32_t mmio_len(uint8_t op, struct fz *f)
     return op & 0x80 ? 1 + fz_u8(f) % 8 : sizes[(op >> 5) & 3];
 }
 
-/* One guest access at window offset off; a write's value comes from the input. */
-static void guest_access(struct fv *v, uint64_t off, uint32_t len, bool is_write, struct fz *f)
-{
-    uint8_t data[8];
-    if (is_write)
-        fz_take(f, data, len);
-    int ret = bus_access(&v->mmio, v->base + off, data, len, is_write);
-    FZ_CHECK(ret == 0 || ret == -ENOENT);
-}
-
-/* What KVM does at the guest's EOI of the level line: lower it and signal the resamplefd. */
-static void eoi(struct fv *v)
-{
-    for (unsigned i = 0; i < v->kvm.nirqfd; i++) {
-        const struct vfx_irqfd *q = &v->kvm.irqfd[i];
-        bool level = q->flags & KVM_IRQFD_FLAG_RESAMPLE; /* MSI irqfds have no resampler */
-        if (vfx_fired(q->fd) && level)
-            vfx_poke(q->resample_fd);
-    }
-    fzd_settle(&v->dev, &v->loop);
-}
-
-/* The guest writes queue q's index to QueueNotify and KVM's ioeventfd catches it. */
-static void ioevent_kick(struct fv *v, struct fz *f)
-{
-    int fd = vfx_ioevent_fd(&v->kvm, fz_u8(f) % (v->dev.vd->num_queues + 1));
-    if (fd >= 0)
-        vfx_poke(fd);
-    fzd_settle(&v->dev, &v->loop);
-}
-
 /* An access at window offset off: its size, then (for a write) its value, in that order. */
 static void window_access(struct fv *v, uint64_t off, uint8_t op, struct fz *f)
 {
     uint32_t len = mmio_len(op, f);
-    guest_access(v, off, len, op & 0x10, f);
+    fzd_access(&v->mmio, v->base + off, len, op & 0x10, f);
 }
 
 static void run_op(struct fv *v, struct fz *f)
@@ -107,11 +76,11 @@ static void run_op(struct fv *v, struct fz *f)
         off = fz_u16(f) % 0x1000;
         window_access(v, off, op, f);
         break;
-    case 3:
-        eoi(v);
+    case 3: /* EOI of the level line */
+        fzd_eoi(&v->dev, &v->kvm, &v->loop);
         break;
-    case 4:
-        ioevent_kick(v, f);
+    case 4: /* a kick on QueueNotify that KVM's ioeventfd catches */
+        fzd_ioevent_kick(&v->dev, &v->kvm, &v->loop, f);
         break;
     case 5:
         fzd_backend(&v->dev, f);

@@ -36,7 +36,7 @@
 #define TABLE_SLOT 0x1000u
 #define TABLE_COUNT 8u
 #define DATA_GPA 0x10000u /* buffers, handed out in turn (wrapping) */
-#define MAX_PIECES 8u
+#define MAX_PIECES FZD_MAX_PIECES
 #define RXQ VIRTIO_NET_RXQ
 #define TXQ VIRTIO_NET_TXQ
 
@@ -49,8 +49,7 @@ struct fn {
     uint64_t features;
     bool event_idx;
     uint16_t qsize;
-    uint64_t next_gpa;
-    unsigned next_table;
+    struct fzd_bufs bufs;
     uint8_t frame[NET_HDR_LEN + NET_FRAME_MAX + 64];
 };
 
@@ -73,47 +72,6 @@ static void drive_up(struct fn *t)
                  t->event_idx);
 }
 
-static uint64_t alloc_gpa(struct fn *t, uint32_t len)
-{
-    if (t->next_gpa + len >= RAM_SIZE) /* a buffer, even an empty one, starts in RAM */
-        t->next_gpa = DATA_GPA;
-    uint64_t gpa = t->next_gpa;
-    t->next_gpa += len;
-    return gpa;
-}
-
-/* Split [0, len) at up to n - 1 cut points from the input into n buffers (some may be empty). */
-static void split(struct fn *t, struct fz *f, uint32_t len, unsigned n, bool write,
-                  struct vqb_seg *segs)
-{
-    uint32_t cut[MAX_PIECES + 1] = {0};
-    for (unsigned i = 1; i < n; i++) {
-        uint32_t c = fz_u32(f) % (len + 1);
-        unsigned j = i;
-        for (; j > 1 && cut[j - 1] > c; j--)
-            cut[j] = cut[j - 1];
-        cut[j] = c;
-    }
-    cut[n] = len;
-    for (unsigned i = 0; i < n; i++) {
-        uint32_t l = cut[i + 1] - cut[i];
-        segs[i] = (struct vqb_seg){alloc_gpa(t, l), l, write};
-    }
-}
-
-/* Offer one chain of n buffers on b: direct, or indirect if asked or if it would not fit. */
-static void offer(struct fn *t, struct vqb *b, const struct vqb_seg *segs, unsigned n, bool ind)
-{
-    uint16_t head;
-    if (ind || n > t->qsize) {
-        uint64_t table = TABLE_GPA + TABLE_SLOT * (t->next_table++ % TABLE_COUNT);
-        head = vqb_chain_ind(b, NULL, 0, table, segs, n);
-    } else {
-        head = vqb_chain(b, segs, n);
-    }
-    vqb_offer(b, head);
-}
-
 /* Frame length: mostly Ethernet-sized, sometimes up to the 64 KiB GSO limit and beyond. */
 static uint32_t frame_len(struct fz *f)
 {
@@ -131,7 +89,8 @@ static void frame_bytes(struct fz *f, uint8_t *p, uint32_t len)
 
 /*
  * A TX frame: u8 layout (bit 0 indirect, bit 1 a device-writable buffer too, bits 4-6 buffer
- * count), the 12-byte virtio-net header as the input has it, frame length and bytes, cuts.
+ * count), the 12-byte virtio-net header as the input has it, frame length and bytes, cuts (u32
+ * each).
  */
 static void op_tx(struct fn *t, struct fz *f)
 {
@@ -141,20 +100,20 @@ static void op_tx(struct fn *t, struct fz *f)
     frame_bytes(f, t->frame + NET_HDR_LEN, len - NET_HDR_LEN);
     unsigned n = 1 + (layout >> 4 & 7);
     struct vqb_seg segs[MAX_PIECES + 1];
-    split(t, f, len, n, false, segs);
+    fzd_split(&t->bufs, f, len, n, false, true, segs);
     uint32_t off = 0;
     for (unsigned i = 0; i < n; i++) {
         FZ_CHECK(guest_write(&ram.gm, segs[i].gpa, t->frame + off, segs[i].len) == 0);
         off += segs[i].len;
     }
     if (layout & 2)
-        segs[n++] = (struct vqb_seg){alloc_gpa(t, 64), 64, true};
-    offer(t, &t->tx, segs, n, layout & 1);
+        segs[n++] = (struct vqb_seg){fzd_alloc(&t->bufs, 64), 64, true};
+    fzd_offer(&t->bufs, &t->tx, segs, n, layout & 1);
 }
 
 /*
  * RX buffers: u8 count, then per chain u8 layout (bit 0 indirect, bit 1 device-readable, which
- * the device must refuse, bits 4-6 buffer count), u16 size, cuts.
+ * the device must refuse, bits 4-6 buffer count), u16 size, cuts (u32 each).
  */
 static void op_rx_buffers(struct fn *t, struct fz *f)
 {
@@ -164,8 +123,8 @@ static void op_rx_buffers(struct fn *t, struct fz *f)
         uint32_t len = fz_u16(f) % 4096u;
         unsigned n = 1 + (layout >> 4 & 7);
         struct vqb_seg segs[MAX_PIECES];
-        split(t, f, len, n, !(layout & 2), segs);
-        offer(t, &t->rx, segs, n, layout & 1);
+        fzd_split(&t->bufs, f, len, n, !(layout & 2), true, segs);
+        fzd_offer(&t->bufs, &t->rx, segs, n, layout & 1);
     }
     vqb_publish(&t->rx);
 }
@@ -272,7 +231,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t port = fz_u8(&f);
     uint32_t features = fz_u32(&f);
     t.qsize = (uint16_t)(1u << fz_u8(&f) % 9);
-    t.next_gpa = DATA_GPA;
+    fzd_bufs_init(&t.bufs, &ram.gm, RAM_SIZE, DATA_GPA, TABLE_GPA, TABLE_SLOT, TABLE_COUNT);
     FZ_CHECK(uv_loop_init(&t.loop) == 0);
     fzd_create(&t.dev, FZD_NET, port & 3, &t.loop, &ram.gm);
     t.vd = t.dev.vd;

@@ -60,22 +60,11 @@ static uint32_t pio_len(uint8_t op)
     return sizes[(op >> 5) & 3];
 }
 
-/* One guest access; a write's value comes from the input. */
-static void guest_access(const struct bus *bus, uint64_t addr, uint32_t len, bool is_write,
-                         struct fz *f)
-{
-    uint8_t data[8];
-    if (is_write)
-        fz_take(f, data, len);
-    int ret = bus_access(bus, addr, data, len, is_write);
-    FZ_CHECK(ret == 0 || ret == -ENOENT);
-}
-
 /* An MMIO access at addr: its size, then (for a write) its value, from the input in that order. */
 static void mmio_access(struct fv *v, uint64_t addr, uint8_t op, struct fz *f)
 {
     uint32_t len = mmio_len(op, f);
-    guest_access(&v->mmio, addr, len, op & 0x10, f);
+    fzd_access(&v->mmio, addr, len, op & 0x10, f);
 }
 
 /* A config space access through mechanism #1: the latch (addr), then the data port. */
@@ -84,7 +73,7 @@ static void conf1(struct fv *v, uint32_t latch, uint8_t op, struct fz *f)
     uint8_t a[4];
     le_put(a, 4, latch);
     bus_access(&v->pio, PCI_CONF1_ADDR_PORT, a, 4, true);
-    guest_access(&v->pio, PCI_CONF1_DATA_PORT + (latch & 3), pio_len(op), op & 0x10, f);
+    fzd_access(&v->pio, PCI_CONF1_DATA_PORT + (latch & 3), pio_len(op), op & 0x10, f);
 }
 
 /* Where BAR bar of the function decodes now (or was programmed, if it does not). */
@@ -102,27 +91,6 @@ static uint64_t bar0_addr(struct fv *v, struct fz *f)
                                      VIRTIO_PCI_DEVICE_OFF, VIRTIO_PCI_NOTIFY_OFF};
     uint8_t sel = fz_u8(f);
     return bar_base(v, VIRTIO_PCI_CAPS_BAR) + part[sel >> 6] + (sel & 0x3f);
-}
-
-/* What KVM does at the guest's EOI of the INTx line: lower it and signal the resamplefd. */
-static void eoi(struct fv *v)
-{
-    for (unsigned i = 0; i < v->kvm.nirqfd; i++) {
-        const struct vfx_irqfd *q = &v->kvm.irqfd[i];
-        bool level = q->flags & KVM_IRQFD_FLAG_RESAMPLE; /* MSI irqfds have no resampler */
-        if (vfx_fired(q->fd) && level)
-            vfx_poke(q->resample_fd);
-    }
-    fzd_settle(&v->dev, &v->loop);
-}
-
-/* The guest writes queue q's index at the notify address and KVM's ioeventfd catches it. */
-static void ioevent_kick(struct fv *v, struct fz *f)
-{
-    int fd = vfx_ioevent_fd(&v->kvm, fz_u8(f) % (v->dev.vd->num_queues + 1));
-    if (fd >= 0)
-        vfx_poke(fd);
-    fzd_settle(&v->dev, &v->loop);
 }
 
 static void run_op(struct fv *v, struct fz *f)
@@ -151,13 +119,13 @@ static void run_op(struct fv *v, struct fz *f)
         break;
     case 5: /* the conf1 ports themselves, any width and offset */
         addr = PCI_CONF1_ADDR_PORT + fz_u8(f) % 8;
-        guest_access(&v->pio, addr, pio_len(op), op & 0x10, f);
+        fzd_access(&v->pio, addr, pio_len(op), op & 0x10, f);
         break;
-    case 6:
-        eoi(v);
+    case 6: /* EOI of the INTx line */
+        fzd_eoi(&v->dev, &v->kvm, &v->loop);
         break;
-    case 7:
-        ioevent_kick(v, f);
+    case 7: /* a kick at the notify address that KVM's ioeventfd catches */
+        fzd_ioevent_kick(&v->dev, &v->kvm, &v->loop, f);
         break;
     case 8:
         fzd_backend(&v->dev, f);

@@ -34,10 +34,9 @@
 
 #define RAM_SIZE (1u << 20)
 #define CID 3
-#define RING_GPA(q) (0x4000u * (q)) /* desc, avail +0x1000, used +0x2000 */
-#define TABLE_GPA 0x40000u          /* indirect tables, 0x1000 apart */
-#define DATA_GPA 0x50000u           /* buffers, handed out in turn (wrapping) */
-#define MAX_HOST 8                  /* host program sockets at once (clients and accepted) */
+#define TABLE_GPA 0x40000u /* indirect tables, 0x1000 apart (rings below: FZD_RING_GPA) */
+#define DATA_GPA 0x50000u  /* buffers, handed out in turn (wrapping) */
+#define MAX_HOST 8         /* host program sockets at once (clients and accepted) */
 
 struct fv {
     struct virtio_vsock *vs;
@@ -47,8 +46,7 @@ struct fv {
     struct vqb q[VSOCK_NQ];
     uint64_t features;
     uint16_t qsize;
-    uint64_t next_gpa;
-    unsigned next_table;
+    struct fzd_bufs bufs;
     int host[MAX_HOST]; /* host program ends: clients of PATH, or accepted from PATH_5000 */
 };
 
@@ -88,22 +86,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void drive_up(struct fv *t)
 {
-    struct vqb *rings[VSOCK_NQ];
-    for (unsigned i = 0; i < VSOCK_NQ; i++) {
-        vqb_init(&t->q[i], &ram.gm, t->qsize, RING_GPA(i), RING_GPA(i) + 0x1000,
-                 RING_GPA(i) + 0x2000);
-        rings[i] = &t->q[i];
-    }
-    vfx_drive_up(t->vd, rings, VSOCK_NQ, t->features, t->features & VIRTIO_F_EVENT_IDX);
-}
-
-static uint64_t alloc_gpa(struct fv *t, uint32_t len)
-{
-    if (t->next_gpa + len >= RAM_SIZE)
-        t->next_gpa = DATA_GPA;
-    uint64_t gpa = t->next_gpa;
-    t->next_gpa += len;
-    return gpa;
+    fzd_drive_up(t->vd, t->q, VSOCK_NQ, &ram.gm, t->qsize, t->features);
 }
 
 static void spin(struct fv *t)
@@ -119,14 +102,8 @@ static void kick(struct fv *t, unsigned q)
 
 static void offer(struct fv *t, unsigned q, const struct vqb_seg *segs, unsigned n, bool ind)
 {
-    struct vqb *b = &t->q[q];
-    uint16_t head;
-    if (ind || n > t->qsize)
-        head = vqb_chain_ind(b, NULL, 0, TABLE_GPA + 0x1000u * (t->next_table++ % 8), segs, n);
-    else
-        head = vqb_chain(b, segs, n);
-    vqb_offer(b, head);
-    vqb_publish(b);
+    fzd_offer(&t->bufs, &t->q[q], segs, n, ind);
+    vqb_publish(&t->q[q]);
 }
 
 /* A port the guest names: sel 0-3 the first host ports kiln hands out, 4-5 ports 5000 and 5001
@@ -169,19 +146,10 @@ static void op_packet(struct fv *t, struct fz *f)
     vsock_hdr_encode(&h, raw);
     uint32_t hlen = mut & 8 ? fz_u8(f) % VSOCK_HDR_LEN : VSOCK_HDR_LEN;
     struct vqb_seg segs[5];
-    segs[0] = (struct vqb_seg){alloc_gpa(t, VSOCK_HDR_LEN), hlen, false};
+    segs[0] = (struct vqb_seg){fzd_alloc(&t->bufs, VSOCK_HDR_LEN), hlen, false};
     FZ_CHECK(guest_write(&ram.gm, segs[0].gpa, raw, sizeof(raw)) == 0);
     unsigned n = 1 + (plen ? 1 + (mut >> 6) : 0);
-    uint32_t left = plen;
-    for (unsigned i = 1; i < n; i++) {
-        uint32_t l = i + 1 == n ? left : left / (n - 1);
-        left -= l;
-        segs[i] = (struct vqb_seg){alloc_gpa(t, l), l, false};
-        uint8_t tmp[2048];
-        size_t k = fz_take(f, tmp, l < 32 ? l : 32);
-        memset(tmp + k, 0x3c, l - k);
-        FZ_CHECK(guest_write(&ram.gm, segs[i].gpa, tmp, l) == 0);
-    }
+    fzd_spread(&t->bufs, f, plen, n - 1, 32, 0x3c, segs + 1);
     offer(t, VSOCK_TXQ, segs, n, mut & 0x20);
     kick(t, VSOCK_TXQ);
 }
@@ -193,7 +161,7 @@ static void op_rx_buffers(struct fv *t, struct fz *f)
     uint32_t len = fz_u16(f) % 8192u;
     bool ro = fz_u8(f) & 1;
     for (unsigned i = 0; i < n; i++) {
-        struct vqb_seg s = {alloc_gpa(t, len), len, !ro};
+        struct vqb_seg s = {fzd_alloc(&t->bufs, len), len, !ro};
         offer(t, VSOCK_RXQ, &s, 1, false);
     }
     kick(t, VSOCK_RXQ);
@@ -257,16 +225,9 @@ static void op_host(struct fv *t, struct fz *f)
     if (t->host[i] < 0)
         return;
     if ((op & 3) == 0) {
-        static uint8_t buf[16384];
-        size_t len = fz_u16(f) % sizeof(buf);
-        memset(buf, 0xa5, len);
-        fz_take(f, buf, len < 32 ? len : 32);
-        ssize_t w = write(t->host[i], buf, len);
-        (void)w; /* a full socket takes less: that is the point */
+        fzd_host_write(f, t->host[i], 16384, 32);
     } else if ((op & 3) == 1) {
-        static uint8_t sink[65536];
-        while (read(t->host[i], sink, sizeof(sink)) > 0)
-            ;
+        fzd_host_drain(t->host[i]);
     } else if ((op & 3) == 2) {
         shutdown(t->host[i], SHUT_WR);
     } else {
@@ -332,7 +293,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_ram_clear(&ram);
     uint32_t features = fz_u32(&f);
     t.qsize = (uint16_t)(1u << fz_u8(&f) % 8);
-    t.next_gpa = DATA_GPA;
+    fzd_bufs_init(&t.bufs, &ram.gm, RAM_SIZE, DATA_GPA, TABLE_GPA, 0x1000, 8);
     FZ_CHECK(uv_loop_init(&t.loop) == 0);
     char err[KILN_ERRMSG_MAX];
     int lfd;
