@@ -159,6 +159,25 @@ static size_t reply_qid(struct p9_out *o, uint8_t type, uint16_t tag, int dfd, c
     return p9_finish(o);
 }
 
+/* Rlerror err, or with err 0 the reply type with no fields. */
+static size_t reply_empty(struct p9_out *o, uint8_t type, uint16_t tag, int err)
+{
+    if (err)
+        return p9_lerror(o, tag, err);
+    p9_begin(o, type, tag);
+    return p9_finish(o);
+}
+
+/* Close fd1 and fd2 (each -1 if the request opened none), then reply as reply_empty does. */
+static size_t close_reply(struct p9_out *o, uint8_t type, uint16_t tag, int err, int fd1, int fd2)
+{
+    if (fd1 >= 0)
+        close(fd1);
+    if (fd2 >= 0)
+        close(fd2);
+    return reply_empty(o, type, tag, err);
+}
+
 /* ---- Fids after a rename or a removal: their paths follow what the guest did. */
 
 /* path is prefix itself or below it. */
@@ -257,11 +276,7 @@ static size_t t_lcreate(struct p9_server *s, struct p9_in *in, uint16_t tag, str
         close(dfd);
     if (err) {
         free(path);
-        if (fd >= 0)
-            close(fd);
-        if (pfd >= 0)
-            close(pfd);
-        return p9_lerror(o, tag, err);
+        return close_reply(o, P9_TLCREATE + 1, tag, err, fd, pfd);
     }
     close(f->fd);
     free(f->path);
@@ -285,11 +300,8 @@ static size_t t_mkdir(struct p9_server *s, struct p9_in *in, uint16_t tag, struc
     int dfd, err = at_dir(s, in, f, name, &dfd);
     if (err)
         return p9_lerror(o, tag, err);
-    if (mkdirat(dfd, name, mode) < 0) {
-        err = errno;
-        close(dfd);
-        return p9_lerror(o, tag, err);
-    }
+    if (mkdirat(dfd, name, mode) < 0)
+        return close_reply(o, P9_TMKDIR + 1, tag, errno, dfd, -1);
     new_entry_attrs(s, dfd, name, mode, gid);
     return reply_qid(o, P9_TMKDIR + 1, tag, dfd, name);
 }
@@ -305,11 +317,8 @@ static size_t t_symlink(struct p9_server *s, struct p9_in *in, uint16_t tag, str
     int dfd, err = at_dir(s, in, f, name, &dfd);
     if (err)
         return p9_lerror(o, tag, err);
-    if (!target[0] || symlinkat(target, dfd, name) < 0) {
-        err = target[0] ? errno : ENOENT;
-        close(dfd);
-        return p9_lerror(o, tag, err);
-    }
+    if (!target[0] || symlinkat(target, dfd, name) < 0)
+        return close_reply(o, P9_TSYMLINK + 1, tag, target[0] ? errno : ENOENT, dfd, -1);
     if (s->root && gid != (uint32_t)-1)
         (void)fchownat(dfd, name, (uid_t)-1, (gid_t)gid, AT_SYMLINK_NOFOLLOW);
     return reply_qid(o, P9_TSYMLINK + 1, tag, dfd, name);
@@ -337,11 +346,8 @@ static size_t t_mknod(struct p9_server *s, struct p9_in *in, uint16_t tag, struc
         err = EINVAL;
     if (!err && mknodat(dfd, name, (type ? type : S_IFREG) | mode, 0) < 0)
         err = errno;
-    if (err) {
-        if (dfd >= 0)
-            close(dfd);
-        return p9_lerror(o, tag, err);
-    }
+    if (err)
+        return close_reply(o, P9_TMKNOD + 1, tag, err, dfd, -1);
     new_entry_attrs(s, dfd, name, mode, gid);
     return reply_qid(o, P9_TMKNOD + 1, tag, dfd, name);
 }
@@ -362,14 +368,7 @@ static size_t t_link(struct p9_server *s, struct p9_in *in, uint16_t tag, struct
         err = EPERM;                                 /* the share's root, a directory */
     if (!err && linkat(sfd, base, dfd, name, 0) < 0) /* 0: a symlink is linked, not followed */
         err = errno;
-    if (dfd >= 0)
-        close(dfd);
-    if (sfd >= 0)
-        close(sfd);
-    if (err)
-        return p9_lerror(o, tag, err);
-    p9_begin(o, P9_TLINK + 1, tag);
-    return p9_finish(o);
+    return close_reply(o, P9_TLINK + 1, tag, err, dfd, sfd);
 }
 
 /* ---- Removing and renaming. */
@@ -387,14 +386,11 @@ static size_t t_unlinkat(struct p9_server *s, struct p9_in *in, uint16_t tag, st
         err = errno;
     if (dfd >= 0)
         close(dfd);
-    if (err)
-        return p9_lerror(o, tag, err);
-    char *path = p9_path_join(f->path, name);
+    char *path = err ? NULL : p9_path_join(f->path, name);
     if (path)
         fids_forget(s, path);
     free(path);
-    p9_begin(o, P9_TUNLINKAT + 1, tag);
-    return p9_finish(o);
+    return reply_empty(o, P9_TUNLINKAT + 1, tag, err);
 }
 
 static size_t t_renameat(struct p9_server *s, struct p9_in *in, uint16_t tag, struct p9_out *o)
@@ -411,14 +407,7 @@ static size_t t_renameat(struct p9_server *s, struct p9_in *in, uint16_t tag, st
         err = at_dir(s, in, nd, nname, &ndfd);
     if (!err)
         err = rename_in(s, odfd, od->path, oname, ndfd, nd->path, nname);
-    if (odfd >= 0)
-        close(odfd);
-    if (ndfd >= 0)
-        close(ndfd);
-    if (err)
-        return p9_lerror(o, tag, err);
-    p9_begin(o, P9_TRENAMEAT + 1, tag);
-    return p9_finish(o);
+    return close_reply(o, P9_TRENAMEAT + 1, tag, err, odfd, ndfd);
 }
 
 /* Trename (the older form): the file of fid gets the name name in the directory dfid. */
@@ -440,14 +429,7 @@ static size_t t_rename(struct p9_server *s, struct p9_in *in, uint16_t tag, stru
     if (!err)
         err = rename_in(s, odfd, odir, base, ndfd, d->path, name);
     free(odir);
-    if (odfd >= 0)
-        close(odfd);
-    if (ndfd >= 0)
-        close(ndfd);
-    if (err)
-        return p9_lerror(o, tag, err);
-    p9_begin(o, P9_TRENAME + 1, tag);
-    return p9_finish(o);
+    return close_reply(o, P9_TRENAME + 1, tag, err, odfd, ndfd);
 }
 
 /* Tremove: unlink the file of fid, and clunk fid whether that worked or not (as 9P says). */
@@ -476,10 +458,7 @@ static size_t t_remove(struct p9_server *s, struct p9_in *in, uint16_t tag, stru
         free(path);
     }
     p9_fid_drop(s, f);
-    if (err)
-        return p9_lerror(o, tag, err);
-    p9_begin(o, P9_TREMOVE + 1, tag);
-    return p9_finish(o);
+    return reply_empty(o, P9_TREMOVE + 1, tag, err);
 }
 
 /* ---- Writing and attributes. */
@@ -605,10 +584,7 @@ static size_t t_setattr(struct p9_server *s, struct p9_in *in, uint16_t tag, str
         if (ret == 0 && utimensat(f->fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
             ret = -errno;
     }
-    if (ret < 0)
-        return p9_lerror(o, tag, -ret);
-    p9_begin(o, P9_TSETATTR + 1, tag);
-    return p9_finish(o);
+    return reply_empty(o, P9_TSETATTR + 1, tag, -ret);
 }
 
 /* ---- Syncs and locks (served on read-only shares too). */
@@ -621,10 +597,7 @@ static size_t t_fsync(struct p9_server *s, struct p9_in *in, uint16_t tag, struc
     int err = p9_fid_error(in, f);
     if (!err && f->open_fd >= 0 && (datasync ? fdatasync(f->open_fd) : fsync(f->open_fd)) < 0)
         err = errno;
-    if (err)
-        return p9_lerror(o, tag, err);
-    p9_begin(o, P9_TFSYNC + 1, tag);
-    return p9_finish(o);
+    return reply_empty(o, P9_TFSYNC + 1, tag, err);
 }
 
 /*
