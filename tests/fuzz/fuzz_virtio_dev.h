@@ -390,4 +390,36 @@ static inline void fzd_ioevent_kick(struct fzd *d, const struct vfx_kvm *kvm, uv
     fzd_settle(d, loop);
 }
 
+/*
+ * A transport target's input: u8 device kind (mod FZD_KINDS), u8 device flags, u16 length of
+ * the operation program, the program (returned), then guest RAM's contents (loaded into ram).
+ */
+static inline struct fz fzd_transport_input(struct fz *f, struct fz_ram *ram, enum fzd_kind *kind,
+                                            uint8_t *flags)
+{
+    *kind = fz_u8(f) % FZD_KINDS;
+    *flags = fz_u8(f);
+    uint16_t prog_len = fz_u16(f);
+    struct fz prog = fz_sub(f, prog_len);
+    fz_ram_clear(ram);
+    fz_ram_load(ram, f);
+    return prog;
+}
+
+/*
+ * Stop and destroy transport tr (and a real device with it) as the VM does, checking what is
+ * left: its stats reach the device's, no doorbell stays up, nothing stays on the loop.
+ */
+static inline void fzd_transport_end(struct fzd *d, struct device *tr, const struct vfx_kvm *kvm,
+                                     uv_loop_t *loop)
+{
+    fzd_check_stats(d, tr);
+    tr->ops->stop(tr);
+    uv_run(loop, UV_RUN_DEFAULT);               /* close callbacks, requests still on the pool */
+    tr->ops->destroy(tr);                       /* the transport, and a real device with it */
+    FZ_CHECK(vfx_active_ioevents(kvm, 0) == 0); /* destroy took every doorbell down */
+    fzd_destroy(d, true);
+    FZ_CHECK(uv_loop_close(loop) == 0); /* nothing of the device's left on the loop */
+}
+
 #endif

@@ -113,14 +113,7 @@ static void setup(struct fv *v, enum fzd_kind kind, uint8_t flags)
 
 static void teardown(struct fv *v)
 {
-    struct device *tr = virtio_mmio_device(v->vm);
-    fzd_check_stats(&v->dev, tr);
-    tr->ops->stop(tr);
-    uv_run(&v->loop, UV_RUN_DEFAULT); /* close callbacks, requests still on the pool */
-    tr->ops->destroy(tr);             /* the transport, and a real device with it */
-    FZ_CHECK(vfx_active_ioevents(&v->kvm, 0) == 0); /* destroy took every doorbell down */
-    fzd_destroy(&v->dev, true);
-    FZ_CHECK(uv_loop_close(&v->loop) == 0); /* nothing of the device's left on the loop */
+    fzd_transport_end(&v->dev, virtio_mmio_device(v->vm), &v->kvm, &v->loop);
     irq_routing_destroy(v->irqs);
     bus_free(&v->mmio);
     pthread_mutex_destroy(&v->kvm.lock);
@@ -130,12 +123,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct fv v;
     struct fz f = {data, size};
-    enum fzd_kind kind = fz_u8(&f) % FZD_KINDS;
-    uint8_t flags = fz_u8(&f);
-    uint16_t prog_len = fz_u16(&f);
-    struct fz prog = fz_sub(&f, prog_len);
-    fz_ram_clear(&ram);
-    fz_ram_load(&ram, &f);
+    enum fzd_kind kind;
+    uint8_t flags;
+    struct fz prog = fzd_transport_input(&f, &ram, &kind, &flags);
     setup(&v, kind, flags);
     while (fz_more(&prog))
         run_op(&v, &prog);
